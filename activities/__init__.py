@@ -1,0 +1,1 @@
+"""Temporal activities: Notion fetches and destination writes."""

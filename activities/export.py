@@ -1,0 +1,57 @@
+"""Export activities: layout, batches of pages, tables."""
+
+from __future__ import annotations
+
+from temporalio import activity
+
+from activities.errors import temporal_errors
+from notion_sync.exporter.context import open_step
+from notion_sync.exporter.layout import assign_paths
+from notion_sync.exporter.pages import export_batch
+from notion_sync.exporter.tables import write_tables
+from notion_sync.models import (
+    BatchInput,
+    BatchResult,
+    LayoutResult,
+    StagingRef,
+    TablesInput,
+    TablesResult,
+)
+from notion_sync.settings import Settings
+from notion_sync.storage.index import ExportIndex
+from notion_sync.storage.local import LocalDestination
+
+
+class ExportActivities:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    @activity.defn(name="assign_paths")
+    def assign_paths(self, staging: StagingRef) -> LayoutResult:
+        destination = LocalDestination(staging.destination)
+        with ExportIndex(destination.index_path(staging.staging_id)) as index:
+            placed = assign_paths(index)
+            return LayoutResult(placed=placed, max_seq=index.max_seq(), stubs=len(index.stubs(1)))
+
+    @activity.defn
+    async def export_batch(self, request: BatchInput) -> BatchResult:
+        with temporal_errors():
+            async with open_step(self._settings, request.staging, activity.heartbeat) as ctx:
+                counters = await export_batch(
+                    ctx,
+                    request.seq_from,
+                    request.seq_to,
+                    request.include_comments,
+                    self._settings.page_concurrency,
+                    activity.heartbeat,
+                )
+                counters.api_requests = ctx.gateway.requests
+                return BatchResult(counters=counters)
+
+    @activity.defn(name="write_tables")
+    def write_tables(self, request: TablesInput) -> TablesResult:
+        destination = LocalDestination(request.staging.destination)
+        with ExportIndex(destination.index_path(request.staging.staging_id)) as index:
+            return write_tables(
+                index, destination, request.staging.staging_id, request.seq_from, request.limit
+            )

@@ -1,0 +1,1 @@
+"""Notion Sync: durable Notion workspace exports on Temporal."""

@@ -1,0 +1,261 @@
+"""The `notion-sync` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import SecretStr
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.service import RPCError
+
+from notion_sync.control import (
+    ExportAlreadyRunning,
+    export_handle,
+    is_running,
+    normalise_destination,
+    query_progress,
+    start_export,
+)
+from notion_sync.devserver import DevServer, DevServerError, start_dev_server
+from notion_sync.emulator.cli import emulator
+from notion_sync.emulator.testing import EmulatorProcess
+from notion_sync.models import ExportInput, ExportOptions, ExportProgress, ExportReport
+from notion_sync.settings import Settings
+from notion_sync.storage.local import check_destination
+from workflows.export import ExportWorkflow
+
+app = typer.Typer(
+    help="Durable exports and backups of Notion workspaces, on Temporal.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.command(help="Run the Notion API emulator (a local server speaking Notion's API).")(emulator)
+console = Console(stderr=True)
+
+OutOption = Annotated[Path, typer.Option("--out", "-o", help="Destination folder of the export.")]
+DEMO_PAGES = 200
+
+
+@dataclass
+class Session:
+    """A Temporal client, plus the dev server and worker this process runs when embedded."""
+
+    client: Client
+    settings: Settings
+    server: DevServer | None
+    worker: asyncio.Task[None] | None
+
+
+@app.command()
+def export(
+    out: OutOption,
+    wait: Annotated[
+        bool, typer.Option("--wait/--no-wait", help="Wait for the export, with progress.")
+    ] = True,
+    batch_size: Annotated[int, typer.Option(help="Pages per export activity.")] = 100,
+    parallel: Annotated[int, typer.Option(help="Export activities run at once.")] = 4,
+    comments: Annotated[bool, typer.Option("--comments/--no-comments", help="Export comments.")] = True,
+) -> None:
+    """Export a workspace to OUT. With no NOTION_TOKEN, exports the bundled demo workspace."""
+    problem = check_destination(out.expanduser().resolve())
+    if problem:
+        _fail(problem, code=2)
+    options = ExportOptions(batch_size=batch_size, max_parallel_batches=parallel, include_comments=comments)
+    sys.exit(_run(_export(out, options, wait)))
+
+
+@app.command()
+def status(out: OutOption) -> None:
+    """Show the live progress of the export to OUT."""
+    sys.exit(_run(_status(out)))
+
+
+@app.command()
+def pause(out: OutOption) -> None:
+    """Pause the export to OUT: no Notion request is made until `resume`."""
+    sys.exit(_run(_signal(out, "pause")))
+
+
+@app.command()
+def resume(out: OutOption) -> None:
+    """Resume a paused export to OUT."""
+    sys.exit(_run(_signal(out, "resume")))
+
+
+@app.command()
+def cancel(out: OutOption) -> None:
+    """Cancel the export to OUT: staging is removed, the last complete export stays."""
+    sys.exit(_run(_signal(out, "cancel")))
+
+
+@app.command()
+def worker() -> None:
+    """Run a worker against TEMPORAL_ADDRESS (settings from the environment)."""
+    from worker import run_worker
+
+    settings = Settings()
+    if settings.notion_token is None:
+        _fail("NOTION_TOKEN is not set: a worker needs the integration token.", code=2)
+    sys.exit(_run(run_worker(settings)) or 0)
+
+
+def _run(coro: object) -> int:
+    try:
+        return asyncio.run(coro) or 0  # type: ignore[arg-type]
+    except KeyboardInterrupt:
+        console.print("Detached. The export goes on where Temporal runs; run the same command to attach.")
+        return 130
+    except (DevServerError, ExportAlreadyRunning) as error:
+        _fail(str(error))
+    except RPCError as error:
+        _fail(f"Temporal refused the request: {error}")
+    except RuntimeError as error:
+        _fail(str(error))
+    return 1
+
+
+def _fail(message: str, code: int = 1) -> None:
+    console.print(f"[red]error:[/red] {message}")
+    raise SystemExit(code)
+
+
+async def _export(out: Path, options: ExportOptions, wait: bool) -> int:
+    settings = Settings()
+    async with _session(settings, embedded_worker=True) as session:
+        handle = export_handle(session.client, out)
+        if await is_running(handle):
+            if session.worker is None and not wait:
+                raise ExportAlreadyRunning(handle.id, normalise_destination(out))
+            console.print(f"An export to {normalise_destination(out)} is already running; attaching to it.")
+        else:
+            handle = await start_export(
+                session.client, session.settings, ExportInput(destination=str(out), options=options)
+            )
+            console.print(f"Started export [bold]{handle.id}[/bold] to {normalise_destination(out)}")
+        if session.server is not None and session.server.ui_url:
+            console.print(
+                f"Temporal Web UI: {session.server.ui_url}/namespaces/default/workflows/{handle.id}"
+            )
+        if not wait:
+            return 0
+        return await _watch(handle)
+
+
+async def _status(out: Path) -> int:
+    async with _session(Settings(), embedded_worker=False) as session:
+        handle = export_handle(session.client, out)
+        if not await is_running(handle):
+            console.print(f"No export to {normalise_destination(out)} is running.")
+            return 1
+        return await _watch(handle)
+
+
+async def _signal(out: Path, what: str) -> int:
+    async with _session(Settings(), embedded_worker=False) as session:
+        handle = export_handle(session.client, out)
+        if not await is_running(handle):
+            console.print(f"No export to {normalise_destination(out)} is running.")
+            return 1
+        if what == "cancel":
+            await handle.cancel()
+        else:
+            await handle.signal(what)
+        console.print(f"{what} sent to {handle.id}")
+        return 0
+
+
+async def _watch(handle: WorkflowHandle[ExportWorkflow, ExportReport]) -> int:
+    """A live progress bar until the export ends; 0 if it completed."""
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.completed}/{task.total} objects, {task.fields[rate]} req/s"),
+        TimeElapsedColumn(),
+    )
+    result: asyncio.Task[ExportReport] = asyncio.create_task(handle.result())
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task("starting", total=None, rate=0.0)
+        while not result.done():
+            with contextlib.suppress(RPCError):
+                _show(bar, task, await query_progress(handle))
+            await asyncio.wait([result], timeout=0.5)
+    try:
+        report = result.result()
+    except WorkflowFailureError as error:
+        cause = error.cause
+        console.print(f"[red]Export failed:[/red] {getattr(cause, 'message', None) or cause}")
+        return 1
+    counters = report.counters
+    console.print(
+        f"[green]Export complete:[/green] {counters.exported} exported, {counters.skipped} skipped, "
+        f"{counters.failed} failed, {counters.api_requests} Notion requests -> {report.snapshot}"
+    )
+    return 0 if counters.failed == 0 else 1
+
+
+def _show(bar: Progress, task: TaskID, progress: ExportProgress) -> None:
+    done = progress.exported + progress.skipped + progress.failed
+    label = f"{progress.phase.value}{' (paused)' if progress.paused else ''}"
+    bar.update(
+        task,
+        description=label,
+        total=progress.discovered or None,
+        completed=done,
+        rate=progress.requests_per_second,
+    )
+
+
+@contextlib.asynccontextmanager
+async def _session(settings: Settings, embedded_worker: bool) -> AsyncIterator[Session]:
+    """Connects to TEMPORAL_ADDRESS, or runs the embedded dev server (and a worker) when unset."""
+    from worker import connect, run_worker
+
+    server: DevServer | None = None
+    demo: EmulatorProcess | None = None
+    worker_task: asyncio.Task[None] | None = None
+    try:
+        if settings.temporal_address is None:
+            server = start_dev_server(settings.state_dir)
+            client = await connect(settings, server.address)
+        else:
+            client = await connect(settings)
+        if embedded_worker and settings.temporal_address is None:
+            if settings.notion_token is None:
+                demo, settings = _start_demo(settings)
+            worker_task = asyncio.create_task(run_worker(settings, client))
+        yield Session(client=client, settings=settings, server=server, worker=worker_task)
+    finally:
+        if worker_task is not None:
+            worker_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await worker_task
+        if demo is not None:
+            demo.stop()
+        if server is not None:
+            server.stop()
+
+
+def _start_demo(settings: Settings) -> tuple[EmulatorProcess, Settings]:
+    """No token: serve the bundled demo workspace from the emulator, on loopback."""
+    token = secrets.token_urlsafe(24)
+    process = EmulatorProcess(pages=DEMO_PAGES, seed=7, token=token, track_ids=False)
+    process.start()
+    console.print(
+        f"No NOTION_TOKEN set: exporting the demo workspace ({DEMO_PAGES} pages) from the emulator."
+    )
+    changes: dict[str, object] = {"notion_token": SecretStr(token), "notion_base_url": process.base_url}
+    if "NOTION_SYNC_RATE" not in os.environ:
+        changes["requests_per_second"] = 0.0
+    return process, settings.model_copy(update=changes)

@@ -1,0 +1,1 @@
+"""Pure conversion of Notion API JSON to Markdown, CSV and file names."""

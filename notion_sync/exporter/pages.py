@@ -1,0 +1,175 @@
+"""Exporting pages: block trees fetched recursively, raw JSON and Markdown written to staging."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Any
+
+from notion_sync.convert.links import encode_path
+from notion_sync.convert.markdown import page_to_markdown
+from notion_sync.exporter.context import StepContext
+from notion_sync.exporter.links import IndexLinks
+from notion_sync.models import Counters
+from notion_sync.notion.errors import ObjectUnavailable
+from notion_sync.storage.index import IndexedObject
+
+JSON = dict[str, Any]
+# Notion returns at most 25 items of these in a page object; the rest needs the property endpoint.
+_CAPPED_PROPERTIES = {"relation", "people", "title", "rich_text"}
+_PROPERTY_CAP = 25
+# Child pages and databases are objects of their own, exported separately.
+_SEPARATE_OBJECTS = {"child_page": "page", "child_database": "database"}
+
+
+async def export_batch(
+    ctx: StepContext,
+    seq_from: int,
+    seq_to: int,
+    include_comments: bool,
+    concurrency: int,
+    heartbeat: Callable[[], None],
+) -> Counters:
+    """Exports every pending object in `[seq_from, seq_to]`; done objects are skipped on retry."""
+    counters = Counters()
+    limit = asyncio.Semaphore(concurrency)
+
+    async def one(obj: IndexedObject) -> None:
+        async with limit:
+            try:
+                await _export_object(ctx, obj, include_comments)
+                counters.exported += 1
+            except ObjectUnavailable as error:
+                ctx.index.skip(obj.id, f"{error.status} {error.code}")
+                counters.skipped += 1
+            heartbeat()
+
+    await asyncio.gather(*(one(obj) for obj in ctx.index.batch(seq_from, seq_to)))
+    return counters
+
+
+async def _export_object(ctx: StepContext, obj: IndexedObject, include_comments: bool) -> None:
+    assert obj.raw is not None and obj.path is not None
+    if obj.kind == "page":
+        await _export_page(ctx, obj, include_comments)
+    elif obj.kind == "database":
+        _export_database(ctx, obj)
+    else:
+        written = _write_json(ctx, f"json/data_sources/{obj.id}.json", obj.raw)
+        ctx.index.finish(obj.id, [written])
+
+
+async def _export_page(ctx: StepContext, obj: IndexedObject, include_comments: bool) -> None:
+    assert obj.raw is not None and obj.path is not None
+    page = obj.raw
+    blocks = await fetch_tree(ctx, obj.id)
+    property_items = await _complete_properties(ctx, page)
+    comments = await ctx.gateway.comments(obj.id) if include_comments else []
+    complete = _with_items(page, property_items)
+    if property_items:
+        ctx.index.add_complete(obj.id, complete)
+    raw = {"page": page, "blocks": blocks, "comments": comments, "property_items": property_items}
+    markdown = page_to_markdown(complete, blocks, IndexLinks(ctx.index, obj.path), comments)
+    files = [
+        _write_json(ctx, f"json/pages/{obj.id}.json", raw),
+        ctx.destination.write(ctx.staging_id, obj.path, markdown.encode()),
+    ]
+    ctx.index.finish(obj.id, files)
+
+
+def _export_database(ctx: StepContext, obj: IndexedObject) -> None:
+    assert obj.raw is not None and obj.path is not None
+    links = IndexLinks(ctx.index, obj.path)
+    lines = [f"# {_escape_heading(obj.title or 'Untitled')}", ""]
+    for ref in obj.raw.get("data_sources", []):
+        target = links.page_link(ref["id"])
+        name = ref.get("name") or "Untitled"
+        line = f"- [{_escape_link_text(name)}](<{encode_path(target)}>)" if target else f"- {name}"
+        lines.append(line)
+    files = [
+        _write_json(ctx, f"json/databases/{obj.id}.json", obj.raw),
+        ctx.destination.write(ctx.staging_id, obj.path, ("\n".join(lines) + "\n").encode()),
+    ]
+    ctx.index.finish(obj.id, files)
+
+
+async def fetch_tree(ctx: StepContext, block_id: str) -> list[JSON]:
+    """The children of a page or block, recursively, each with an added `children` list."""
+    blocks: list[JSON] = []
+    async for block in ctx.gateway.children(block_id):
+        kind = block.get("type", "")
+        if kind in _SEPARATE_OBJECTS:
+            _note_reference(ctx, block, _SEPARATE_OBJECTS[kind], parent_id=_page_of(block, block_id))
+        elif kind == "synced_block" and (block.get("synced_block") or {}).get("synced_from"):
+            original = block["synced_block"]["synced_from"].get("block_id")
+            if original:
+                block["children"] = await _synced_children(ctx, original)
+        elif block.get("has_children"):
+            block["children"] = await fetch_tree(ctx, block["id"])
+        blocks.append(block)
+    return blocks
+
+
+async def _synced_children(ctx: StepContext, original_id: str) -> list[JSON]:
+    """A synced block's content, read from its original once per export."""
+    cached = ctx.index.synced_children(original_id)
+    if cached is not None:
+        return cached
+    try:
+        children = await fetch_tree(ctx, original_id)
+    except ObjectUnavailable:
+        children = []
+    ctx.index.remember_synced(original_id, children)
+    return children
+
+
+def _note_reference(ctx: StepContext, block: JSON, kind: str, parent_id: str) -> None:
+    if not ctx.index.contains(block["id"]):
+        title = (block.get(block["type"]) or {}).get("title", "")
+        ctx.index.add(block["id"], kind, parent_id, title, None)
+
+
+def _page_of(block: JSON, fallback: str) -> str:
+    parent = block.get("parent", {})
+    return str(parent.get("page_id") or fallback)
+
+
+async def _complete_properties(ctx: StepContext, page: JSON) -> dict[str, list[JSON]]:
+    """Items of capped properties past the first 25, read through the property endpoint."""
+    items: dict[str, list[JSON]] = {}
+    for prop in page.get("properties", {}).values():
+        kind = prop.get("type")
+        values = prop.get(kind)
+        if kind not in _CAPPED_PROPERTIES or not isinstance(values, list):
+            continue
+        if prop.get("has_more") or len(values) >= _PROPERTY_CAP:
+            items[prop["id"]] = await ctx.gateway.property_items(page["id"], prop["id"])
+    return items
+
+
+def _with_items(page: JSON, property_items: dict[str, list[JSON]]) -> JSON:
+    """The page with capped properties replaced by their complete item lists."""
+    if not property_items:
+        return page
+    complete: JSON = json.loads(json.dumps(page))
+    for prop in complete.get("properties", {}).values():
+        items = property_items.get(prop.get("id"))
+        if items is not None:
+            kind = prop["type"]
+            prop[kind] = [item.get(kind) for item in items if item.get(kind) is not None]
+            prop["has_more"] = False
+    return complete
+
+
+def _write_json(ctx: StepContext, relpath: str, data: object) -> Any:
+    encoded = json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True).encode()
+    return ctx.destination.write(ctx.staging_id, relpath, encoded)
+
+
+def _escape_heading(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("#", "\\#").replace("\n", " ")
+
+
+def _escape_link_text(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]").replace("\n", " ")

@@ -1,0 +1,59 @@
+"""Publishing: manifest and report written into staging, then staging promoted whole."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from notion_sync.models import ExportReport, ManifestFile, ManifestHeader, ManifestObject, Problem
+from notion_sync.storage.index import ExportIndex
+from notion_sync.storage.local import LocalDestination
+
+MANIFEST = "manifest.jsonl"
+REPORT = "report.json"
+PROBLEMS = "problems.jsonl"
+
+
+def write_manifest(index: ExportIndex, destination: LocalDestination, staging_id: str) -> tuple[int, int]:
+    """manifest.jsonl: a header line, then one line per object sorted by id, streamed.
+
+    Problems (skipped or failed objects, with the reason) go to problems.jsonl beside it.
+    Returns (objects, files).
+    """
+    objects = index.count()
+    files = 0
+    with (
+        destination.open_stream(staging_id, MANIFEST) as manifest,
+        destination.open_stream(staging_id, PROBLEMS) as problems,
+    ):
+        manifest.write(ManifestHeader(objects=objects).model_dump_json().encode() + b"\n")
+        for object_id, kind, title, edited, path, status, reason, encoded in index.manifest_rows():
+            if status == "pending":
+                status, reason = "failed", "not exported"
+            entry = ManifestObject(
+                id=object_id,
+                type=kind,
+                title=title,
+                last_edited_time=edited,
+                path=path,
+                status=status,
+                reason=reason,
+                files=[ManifestFile(**f) for f in json.loads(encoded)],
+            )
+            files += len(entry.files)
+            manifest.write(entry.model_dump_json().encode() + b"\n")
+            if status != "exported":
+                problem = Problem(object_id=object_id, kind=kind, reason=reason or status)
+                problems.write(problem.model_dump_json().encode() + b"\n")
+    return objects, files
+
+
+def write_report(destination: LocalDestination, staging_id: str, report: ExportReport, staged: bool) -> None:
+    """The run report: inside the snapshot when it succeeded, and always under .notion-sync/reports."""
+    data = report.model_dump_json(indent=2).encode()
+    if staged:
+        destination.write(staging_id, REPORT, data)
+    reports = destination.reports()
+    reports.mkdir(parents=True, exist_ok=True)
+    stamp = (report.started_at or datetime.now()).strftime("%Y%m%dT%H%M%SZ")
+    (reports / f"{stamp}-{report.status}.json").write_bytes(data)

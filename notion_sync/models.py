@@ -1,0 +1,191 @@
+"""Pydantic models that cross the Temporal boundary: inputs, results, progress, reports, manifest.
+
+None of them ever carries page content or the Notion token: history is visible in the Web UI.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class Phase(StrEnum):
+    STARTING = "starting"
+    DISCOVERING = "discovering"
+    LAYOUT = "layout"
+    EXPORTING = "exporting"
+    TABLES = "tables"
+    PUBLISHING = "publishing"
+    COMPENSATING = "compensating"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class ExportOptions(BaseModel):
+    """Knobs of one export; all have defaults so `{"destination": "/path"}` is a complete input."""
+
+    batch_size: int = Field(default=100, ge=1, le=1000)
+    max_parallel_batches: int = Field(default=4, ge=1, le=100)
+    include_comments: bool = True
+    # Forces continue-as-new after this many batches (tests use it); None lets Temporal suggest it.
+    batches_per_run: int | None = Field(default=None, ge=1)
+
+
+class Counters(BaseModel):
+    discovered: int = 0
+    exported: int = 0
+    skipped: int = 0
+    failed: int = 0
+    api_requests: int = 0
+    followups: int = 0
+
+    def add(self, other: Counters) -> None:
+        for name in type(self).model_fields:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+class ExportState(BaseModel):
+    """What a run hands to its continuation: a cursor and counters, never a list of pages."""
+
+    phase: Phase = Phase.STARTING
+    staging_id: str = ""
+    started_at: datetime | None = None
+    search_cursor: str | None = None
+    search_done: bool = False
+    data_source_cursor: str | None = None
+    data_sources_done: bool = False
+    max_seq: int = 0
+    next_seq: int = 1
+    # Batches cancelled by a pause, to run again: at most max_parallel_batches pairs.
+    retry_ranges: list[tuple[int, int]] = Field(default_factory=list)
+    tables_cursor: int | None = 0
+    counters: Counters = Field(default_factory=Counters)
+    runs: int = 1
+
+
+class ExportInput(BaseModel):
+    destination: str
+    options: ExportOptions = Field(default_factory=ExportOptions)
+    state: ExportState | None = None
+
+
+class StagingRef(BaseModel):
+    destination: str
+    staging_id: str
+
+
+class DiscoverInput(BaseModel):
+    staging: StagingRef
+    cursor: str | None = None
+    max_requests: int = 10
+
+
+class DiscoverResult(BaseModel):
+    next_cursor: str | None
+    discovered: int
+    api_requests: int
+    remaining: int = 0
+
+
+class BatchInput(BaseModel):
+    staging: StagingRef
+    seq_from: int
+    seq_to: int
+    include_comments: bool = True
+
+
+class BatchResult(BaseModel):
+    counters: Counters
+
+
+class LayoutResult(BaseModel):
+    placed: int
+    max_seq: int
+    stubs: int
+
+
+class TablesInput(BaseModel):
+    staging: StagingRef
+    seq_from: int
+    limit: int
+
+
+class TablesResult(BaseModel):
+    written: int
+    next_seq: int | None
+
+
+class PublishInput(BaseModel):
+    staging: StagingRef
+    snapshot: str
+    report: ExportReport
+
+
+class PublishResult(BaseModel):
+    snapshot_path: str
+    objects: int
+    files: int
+
+
+class ExportProgress(BaseModel):
+    phase: Phase
+    discovered: int
+    exported: int
+    skipped: int
+    failed: int
+    api_requests: int
+    requests_per_second: float
+    eta_seconds: float | None
+    paused: bool
+    runs: int
+
+
+class Problem(BaseModel):
+    object_id: str
+    kind: str
+    reason: str
+
+
+ReportStatus = Literal["completed", "failed", "cancelled"]
+
+
+class ExportReport(BaseModel):
+    status: ReportStatus
+    destination: str
+    snapshot: str | None = None
+    counters: Counters
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: str | None = None
+    problems_file: str | None = None
+
+
+class ManifestFile(BaseModel):
+    path: str
+    sha256: str
+    size: int
+
+
+class ManifestObject(BaseModel):
+    id: str
+    type: Literal["page", "database", "data_source", "users"]
+    title: str
+    last_edited_time: str | None
+    path: str | None
+    status: Literal["exported", "skipped", "failed"]
+    reason: str | None = None
+    files: list[ManifestFile] = Field(default_factory=list)
+
+
+class ManifestHeader(BaseModel):
+    format: Literal["notion-sync-manifest"] = "notion-sync-manifest"
+    version: int = 1
+    objects: int
+    notion_version: str = "2025-09-03"
+
+
+PublishInput.model_rebuild()

@@ -1,0 +1,1 @@
+"""Access to the Notion API: client, request budget, error classification."""

@@ -1,0 +1,40 @@
+"""Settings read from flags and the environment (never from workflow inputs)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+NOTION_API_URL = "https://api.notion.com"
+DEFAULT_TASK_QUEUE = "notion-sync"
+
+
+class Settings(BaseSettings):
+    """Everything a worker or the CLI needs to know about its environment."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", populate_by_name=True)
+
+    notion_token: SecretStr | None = Field(default=None, alias="NOTION_TOKEN")
+    notion_base_url: str = Field(default=NOTION_API_URL, alias="NOTION_BASE_URL")
+    temporal_address: str | None = Field(default=None, alias="TEMPORAL_ADDRESS")
+    temporal_namespace: str = Field(default="default", alias="TEMPORAL_NAMESPACE")
+    task_queue: str = Field(default=DEFAULT_TASK_QUEUE, alias="NOTION_SYNC_TASK_QUEUE")
+    state_dir: Path = Field(default=Path.home() / ".notion-sync", alias="NOTION_SYNC_STATE_DIR")
+    # Notion allows an average of 3 requests/s per integration; 0 disables the budget.
+    requests_per_second: float = Field(default=3.0, alias="NOTION_SYNC_RATE", ge=0)
+    burst: int = Field(default=6, alias="NOTION_SYNC_BURST", ge=1)
+    request_timeout_s: float = Field(default=30.0, alias="NOTION_SYNC_REQUEST_TIMEOUT", gt=0)
+    page_concurrency: int = Field(default=8, alias="NOTION_SYNC_PAGE_CONCURRENCY", ge=1)
+
+    def token(self) -> str:
+        if self.notion_token is None:
+            raise RuntimeError("NOTION_TOKEN is not set")
+        return self.notion_token.get_secret_value()
+
+    def budget_path(self) -> Path:
+        """One budget file per token: every worker on this host using the token shares it."""
+        digest = hashlib.sha256(self.token().encode()).hexdigest()[:16]
+        return self.state_dir / "budgets" / f"{digest}.bucket"

@@ -1,0 +1,1 @@
+"""Export destinations: staging, atomic publish, manifest."""

@@ -1,0 +1,253 @@
+"""The export index: one SQLite file per export run, beside its staging folder.
+
+It holds what a run has discovered (ids, parents, titles, the object JSON as received), where each
+object goes (layout) and whether it is done. Memory stays flat at any workspace size, and a retried
+or resumed activity skips what is already done. Temporal keeps only cursors and counters.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from notion_sync.models import ManifestFile
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS objects (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT UNIQUE NOT NULL,
+    kind TEXT NOT NULL,
+    parent_id TEXT,
+    title TEXT NOT NULL DEFAULT '',
+    created_time TEXT,
+    last_edited_time TEXT,
+    raw TEXT,
+    complete TEXT,
+    path TEXT,
+    dir TEXT,
+    status TEXT NOT NULL DEFAULT 'pending',
+    reason TEXT,
+    files TEXT
+);
+CREATE INDEX IF NOT EXISTS objects_parent ON objects(parent_id);
+CREATE TABLE IF NOT EXISTS names (dir TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (dir, name));
+CREATE TABLE IF NOT EXISTS synced (original_id TEXT PRIMARY KEY, children TEXT NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class IndexedObject:
+    seq: int
+    id: str
+    kind: str
+    parent_id: str | None
+    title: str
+    last_edited_time: str | None
+    raw: dict[str, Any] | None
+    path: str | None
+    dir: str | None
+    status: str
+
+
+class ExportIndex:
+    """A thin typed layer over the SQLite file; every method is one short transaction."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, timeout=60, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> ExportIndex:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def add(
+        self,
+        object_id: str,
+        kind: str,
+        parent_id: str | None,
+        title: str,
+        raw: dict[str, Any] | None,
+    ) -> bool:
+        """Records a discovered object once; a later sighting with content fills in a stub."""
+        created = raw.get("created_time") if raw else None
+        edited = raw.get("last_edited_time") if raw else None
+        encoded = json.dumps(raw, ensure_ascii=False, sort_keys=True) if raw is not None else None
+        cur = self._db.execute(
+            "INSERT INTO objects (id, kind, parent_id, title, created_time, last_edited_time, raw) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+            "parent_id = excluded.parent_id, title = excluded.title, "
+            "created_time = excluded.created_time, last_edited_time = excluded.last_edited_time, "
+            "raw = excluded.raw WHERE objects.raw IS NULL AND excluded.raw IS NOT NULL",
+            (object_id, kind, parent_id, title, created, edited, encoded),
+        )
+        return cur.rowcount > 0
+
+    def contains(self, object_id: str) -> bool:
+        row = self._db.execute("SELECT 1 FROM objects WHERE id = ?", (object_id,)).fetchone()
+        return row is not None
+
+    def get(self, object_id: str) -> IndexedObject | None:
+        row = self._db.execute(f"SELECT {_COLUMNS} FROM objects WHERE id = ?", (object_id,)).fetchone()
+        return _to_object(row) if row else None
+
+    def stubs(self, limit: int) -> list[tuple[str, str, str | None]]:
+        """Objects known only by reference (a child_page block, say) and not yet fetched."""
+        rows = self._db.execute(
+            "SELECT id, kind, parent_id FROM objects WHERE raw IS NULL AND status = 'pending' "
+            "ORDER BY seq LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    def batch(self, seq_from: int, seq_to: int) -> list[IndexedObject]:
+        rows = self._db.execute(
+            f"SELECT {_COLUMNS} FROM objects WHERE seq >= ? AND seq <= ? AND status = 'pending' "
+            "AND path IS NOT NULL ORDER BY seq",
+            (seq_from, seq_to),
+        ).fetchall()
+        return [_to_object(r) for r in rows]
+
+    def by_kind(self, kind: str, seq_from: int, limit: int) -> list[IndexedObject]:
+        rows = self._db.execute(
+            f"SELECT {_COLUMNS} FROM objects WHERE kind = ? AND seq >= ? ORDER BY seq LIMIT ?",
+            (kind, seq_from, limit),
+        ).fetchall()
+        return [_to_object(r) for r in rows]
+
+    def children(self, parent_id: str, kind: str | None = None) -> Iterator[IndexedObject]:
+        query = f"SELECT {_COLUMNS} FROM objects WHERE parent_id = ?"
+        args: tuple[str, ...] = (parent_id,)
+        if kind:
+            query += " AND kind = ?"
+            args = (parent_id, kind)
+        for row in self._db.execute(query + " ORDER BY created_time, id", args):
+            yield _to_object(row)
+
+    def max_seq(self) -> int:
+        row = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM objects").fetchone()
+        return int(row[0])
+
+    def count(self, where: str = "1") -> int:
+        return int(self._db.execute(f"SELECT COUNT(*) FROM objects WHERE {where}").fetchone()[0])
+
+    def unplaced(self, limit: int) -> list[tuple[int, str, str, str, str | None, str | None]]:
+        """Objects ready for layout: content known, parent placed, skipped or outside the export."""
+        rows = self._db.execute(
+            "SELECT c.seq, c.id, c.kind, c.title, p.dir, p.status FROM objects c "
+            "LEFT JOIN objects p ON p.id = c.parent_id "
+            "WHERE c.path IS NULL AND c.raw IS NOT NULL AND c.status = 'pending' "
+            "AND (p.id IS NULL OR p.dir IS NOT NULL OR p.status != 'pending') "
+            "ORDER BY c.created_time, c.id LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
+
+    def name_free(self, directory: str, name: str) -> bool:
+        row = self._db.execute("SELECT 1 FROM names WHERE dir = ? AND name = ?", (directory, name)).fetchone()
+        return row is None
+
+    def claim_name(self, directory: str, name: str) -> bool:
+        cur = self._db.execute("INSERT OR IGNORE INTO names (dir, name) VALUES (?, ?)", (directory, name))
+        return cur.rowcount > 0
+
+    def place(self, object_id: str, path: str, directory: str) -> None:
+        self._db.execute("UPDATE objects SET path = ?, dir = ? WHERE id = ?", (path, directory, object_id))
+
+    def finish(self, object_id: str, files: list[ManifestFile]) -> None:
+        encoded = json.dumps([f.model_dump() for f in files])
+        self._db.execute(
+            "UPDATE objects SET status = 'exported', files = ? WHERE id = ?", (encoded, object_id)
+        )
+
+    def add_file(self, object_id: str, file: ManifestFile) -> None:
+        """Adds a file to an exported object's list, replacing an earlier one at the same path."""
+        row = self._db.execute(
+            "SELECT COALESCE(files, '[]') FROM objects WHERE id = ?", (object_id,)
+        ).fetchone()
+        files = [f for f in json.loads(row[0]) if f["path"] != file.path] + [file.model_dump()]
+        self._db.execute("UPDATE objects SET files = ? WHERE id = ?", (json.dumps(files), object_id))
+
+    def skip(self, object_id: str, reason: str, status: str = "skipped") -> None:
+        self._db.execute(
+            "UPDATE objects SET status = ?, reason = ? WHERE id = ?", (status, reason, object_id)
+        )
+
+    def synced_children(self, original_id: str) -> list[dict[str, Any]] | None:
+        row = self._db.execute("SELECT children FROM synced WHERE original_id = ?", (original_id,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def remember_synced(self, original_id: str, children: list[dict[str, Any]]) -> None:
+        self._db.execute(
+            "INSERT OR IGNORE INTO synced (original_id, children) VALUES (?, ?)",
+            (original_id, json.dumps(children, ensure_ascii=False)),
+        )
+
+    def add_complete(self, object_id: str, complete: dict[str, Any]) -> None:
+        """Keeps a page with its capped properties filled in, for the tables written later."""
+        self._db.execute(
+            "UPDATE objects SET complete = ? WHERE id = ?",
+            (json.dumps(complete, ensure_ascii=False), object_id),
+        )
+
+    def rows(self, data_source_id: str) -> Iterator[dict[str, Any]]:
+        """The complete row pages of a data source, in a stable order, streamed."""
+        for (encoded,) in self._db.execute(
+            "SELECT COALESCE(complete, raw) FROM objects WHERE parent_id = ? AND kind = 'page' "
+            "AND raw IS NOT NULL AND status != 'skipped' ORDER BY created_time, id",
+            (data_source_id,),
+        ):
+            yield json.loads(encoded)
+
+    def paths(self, ids: list[str]) -> dict[str, str]:
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self._db.execute(
+            f"SELECT id, path FROM objects WHERE id IN ({marks}) AND path IS NOT NULL "
+            "AND status IN ('pending', 'exported')",
+            ids,
+        ).fetchall()
+        return {r[0]: r[1] for r in rows}
+
+    def titles(self, ids: list[str]) -> dict[str, str]:
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self._db.execute(f"SELECT id, title FROM objects WHERE id IN ({marks})", ids).fetchall()
+        return {r[0]: r[1] for r in rows}
+
+    def manifest_rows(self) -> Iterator[tuple[str, str, str, str | None, str | None, str, str | None, str]]:
+        yield from self._db.execute(
+            "SELECT id, kind, title, last_edited_time, path, status, reason, COALESCE(files, '[]') "
+            "FROM objects ORDER BY id"
+        )
+
+
+_COLUMNS = "seq, id, kind, parent_id, title, last_edited_time, raw, path, dir, status"
+
+
+def _to_object(row: tuple[Any, ...]) -> IndexedObject:
+    return IndexedObject(
+        seq=row[0],
+        id=row[1],
+        kind=row[2],
+        parent_id=row[3],
+        title=row[4],
+        last_edited_time=row[5],
+        raw=json.loads(row[6]) if row[6] else None,
+        path=row[7],
+        dir=row[8],
+        status=row[9],
+    )

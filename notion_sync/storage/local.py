@@ -1,0 +1,131 @@
+"""A local folder as export destination.
+
+Layout of a destination folder:
+
+    DEST/current -> snapshots/<snapshot>      the latest complete export (a symlink, swapped atomically)
+    DEST/snapshots/<snapshot>/                 complete exports, each with manifest.jsonl and report.json
+    DEST/.notion-sync/staging/<staging id>/    an export in progress (never read by users)
+    DEST/.notion-sync/state/<staging id>.sqlite  its export index
+    DEST/.notion-sync/reports/                 the report of every run, failed ones included
+
+A reader of `DEST/current` sees the previous export or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+from notion_sync.models import ManifestFile
+
+CURRENT = "current"
+SNAPSHOTS = "snapshots"
+INTERNAL = ".notion-sync"
+
+
+class UnsafePath(ValueError):
+    """A relative path that would leave the staging folder."""
+
+
+class LocalDestination:
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).expanduser().resolve()
+
+    @property
+    def internal(self) -> Path:
+        return self.root / INTERNAL
+
+    def staging(self, staging_id: str) -> Path:
+        return self.internal / "staging" / staging_id
+
+    def index_path(self, staging_id: str) -> Path:
+        return self.internal / "state" / f"{staging_id}.sqlite"
+
+    def reports(self) -> Path:
+        return self.internal / "reports"
+
+    def current(self) -> Path | None:
+        link = self.root / CURRENT
+        return link.resolve() if link.is_symlink() and link.resolve().is_dir() else None
+
+    def prepare(self, staging_id: str) -> None:
+        self.staging(staging_id).mkdir(parents=True, exist_ok=True)
+        self.index_path(staging_id).parent.mkdir(parents=True, exist_ok=True)
+
+    def write(self, staging_id: str, relpath: str, data: bytes) -> ManifestFile:
+        """Writes one file into staging via rename, so a crash never leaves half a file."""
+        target = self._target(staging_id, relpath)
+        tmp = target.with_name(f".{target.name}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+        return ManifestFile(path=relpath, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+
+    @contextmanager
+    def open_stream(self, staging_id: str, relpath: str) -> Iterator[BinaryIO]:
+        """A file in staging written piece by piece, appearing whole (by rename) when closed."""
+        target = self._target(staging_id, relpath)
+        tmp = target.with_name(f".{target.name}.tmp")
+        with tmp.open("wb") as stream:
+            yield stream
+        os.replace(tmp, target)
+
+    def publish(self, staging_id: str, snapshot: str) -> Path:
+        """Promotes staging whole to a snapshot and points `current` at it. Safe to repeat."""
+        staged = self.staging(staging_id)
+        final = self.root / SNAPSHOTS / snapshot
+        if staged.exists():
+            final.parent.mkdir(parents=True, exist_ok=True)
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(staged, final)
+        elif not final.exists():
+            raise FileNotFoundError(f"neither staging {staged} nor snapshot {final} exists")
+        link = self.root / CURRENT
+        tmp_link = self.root / f".{CURRENT}.{staging_id}"
+        if tmp_link.is_symlink() or tmp_link.exists():
+            tmp_link.unlink()
+        tmp_link.symlink_to(Path(SNAPSHOTS) / snapshot)
+        os.replace(tmp_link, link)
+        self.index_path(staging_id).unlink(missing_ok=True)
+        for suffix in ("-wal", "-shm"):
+            Path(f"{self.index_path(staging_id)}{suffix}").unlink(missing_ok=True)
+        return final
+
+    def _target(self, staging_id: str, relpath: str) -> Path:
+        base = self.staging(staging_id).resolve()
+        target = (base / relpath).resolve()
+        if not target.is_relative_to(base) or target == base:
+            raise UnsafePath(relpath)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return target
+
+    def discard(self, staging_id: str) -> None:
+        """Compensation: removes everything this run staged; published snapshots are untouched."""
+        shutil.rmtree(self.staging(staging_id), ignore_errors=True)
+        index = self.index_path(staging_id)
+        for path in (index, Path(f"{index}-wal"), Path(f"{index}-shm")):
+            path.unlink(missing_ok=True)
+        tmp_link = self.root / f".{CURRENT}.{staging_id}"
+        if tmp_link.is_symlink():
+            tmp_link.unlink()
+
+
+def check_destination(root: Path) -> str | None:
+    """Why `root` cannot hold an export, or None if it can."""
+    if root.exists() and not root.is_dir():
+        return f"{root} exists and is not a folder"
+    current = root / CURRENT
+    if current.exists() and not current.is_symlink():
+        return f"{current} exists and was not made by notion-sync; choose another destination"
+    snapshots = root / SNAPSHOTS
+    if snapshots.exists() and not (root / INTERNAL).is_dir():
+        return f"{snapshots} exists and was not made by notion-sync; choose another destination"
+    probe = root if root.exists() else next((p for p in root.parents if p.exists()), None)
+    if probe is None or not os.access(probe, os.W_OK):
+        return f"{root} is not writable"
+    return None

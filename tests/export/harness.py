@@ -1,0 +1,102 @@
+"""Helpers for end-to-end export tests: real emulator, real Temporal, workers in or out of process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+from temporalio.client import Client, WorkflowHandle
+
+from notion_sync.control import query_progress
+from notion_sync.emulator.testing import EmulatorProcess
+from notion_sync.models import ExportProgress, ExportReport
+from notion_sync.settings import Settings
+from worker import build_worker
+from workflows.export import ExportWorkflow
+
+REPO = Path(__file__).resolve().parents[2]
+# Signed file URLs and their expiry change on every read, as in Notion; everything else must not.
+_SIGNED = re.compile(rb"(expires=\d+&sig=[0-9a-f]+|\"expiry_time\": \"[^\"]+\")")
+
+
+def worker_settings(emulator: EmulatorProcess, state_dir: Path, **changes: Any) -> Settings:
+    fields: dict[str, Any] = {
+        "notion_token": SecretStr(emulator.token),
+        "notion_base_url": emulator.base_url,
+        "state_dir": state_dir,
+        "task_queue": f"test-{uuid.uuid4().hex[:8]}",
+        "requests_per_second": 0.0,
+    }
+    fields.update(changes)
+    return Settings.model_construct(**{**Settings().model_dump(), **fields})
+
+
+@contextlib.asynccontextmanager
+async def running_worker(client: Client, settings: Settings) -> AsyncIterator[None]:
+    with ThreadPoolExecutor(max_workers=16) as executor:
+        worker = build_worker(client, settings, executor)
+        async with worker:
+            yield
+
+
+def worker_env(settings: Settings, temporal_address: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        NOTION_TOKEN=settings.token(),
+        NOTION_BASE_URL=settings.notion_base_url,
+        TEMPORAL_ADDRESS=temporal_address,
+        NOTION_SYNC_TASK_QUEUE=settings.task_queue,
+        NOTION_SYNC_STATE_DIR=str(settings.state_dir),
+        NOTION_SYNC_RATE=str(settings.requests_per_second),
+    )
+    return env
+
+
+@contextlib.contextmanager
+def worker_process(settings: Settings, temporal_address: str) -> Iterator[subprocess.Popen[bytes]]:
+    """A worker in its own process (`python worker.py`), killed on exit."""
+    process = subprocess.Popen(
+        [sys.executable, str(REPO / "worker.py")],
+        env=worker_env(settings, temporal_address),
+        cwd=REPO,
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+
+
+async def wait_for(
+    handle: WorkflowHandle[ExportWorkflow, ExportReport],
+    condition: Callable[[ExportProgress], bool],
+    timeout: float = 120,
+) -> ExportProgress:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        progress = await query_progress(handle)
+        if condition(progress):
+            return progress
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"condition not met; last progress {progress}")
+        await asyncio.sleep(0.1)
+
+
+def snapshot_files(snapshot: Path) -> dict[str, bytes]:
+    """Every file of a snapshot but the run report, signed URLs masked."""
+    files = {}
+    for path in sorted(snapshot.rglob("*")):
+        if path.is_file() and path.name != "report.json":
+            files[str(path.relative_to(snapshot))] = _SIGNED.sub(b"<signed>", path.read_bytes())
+    return files

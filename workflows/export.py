@@ -1,0 +1,363 @@
+"""The export workflow: a saga that turns a Notion workspace into a published snapshot.
+
+discover -> layout -> export batches (-> follow references, layout, export) -> tables -> publish.
+On failure or cancellation it compensates: in-flight work is cancelled and awaited, staging is
+removed, the previous snapshot stays as it was, and a report says what went wrong.
+
+Its state is a handful of cursors and counters (`ExportState`); page lists live in the run's
+index on disk. It continues as new when Temporal suggests it, after draining in-flight batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+
+with workflow.unsafe.imports_passed_through():
+    from activities import staging as staging_activities
+    from activities.discovery import DiscoveryActivities
+    from activities.errors import NON_RETRYABLE
+    from activities.export import ExportActivities
+    from notion_sync.models import (
+        BatchInput,
+        Counters,
+        DiscoverInput,
+        DiscoverResult,
+        ExportInput,
+        ExportOptions,
+        ExportProgress,
+        ExportReport,
+        ExportState,
+        Phase,
+        PublishInput,
+        ReportStatus,
+        StagingRef,
+        TablesInput,
+    )
+
+NOTION_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=60),
+    maximum_attempts=20,
+    non_retryable_error_types=NON_RETRYABLE,
+)
+DISK_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=10)
+HEARTBEAT = timedelta(seconds=30)
+TABLES_PER_ACTIVITY = 50
+
+
+@workflow.defn
+class ExportWorkflow:
+    def __init__(self) -> None:
+        self._state = ExportState()
+        self._options = ExportOptions()
+        self._destination = ""
+        self._paused = False
+        self._in_flight: dict[Any, tuple[int, int]] = {}
+        self._batches_this_run = 0
+
+    @workflow.signal
+    def pause(self) -> None:
+        """Stops all Notion traffic: in-flight activities are cancelled and run again on resume."""
+        self._paused = True
+        for handle in self._in_flight:
+            handle.cancel()
+        self._show()
+
+    @workflow.signal
+    def resume(self) -> None:
+        self._paused = False
+        self._show()
+
+    @workflow.query
+    def progress(self) -> ExportProgress:
+        state = self._state
+        counters = state.counters
+        elapsed = (workflow.now() - state.started_at).total_seconds() if state.started_at else 0.0
+        rate = counters.api_requests / elapsed if elapsed > 0 else 0.0
+        done = counters.exported + counters.skipped + counters.failed
+        left = max(0, counters.discovered - done)
+        eta = None
+        if done and elapsed > 0 and state.phase == Phase.EXPORTING:
+            eta = round(left / (done / elapsed), 1)
+        return ExportProgress(
+            phase=state.phase,
+            discovered=counters.discovered,
+            exported=counters.exported,
+            skipped=counters.skipped,
+            failed=counters.failed,
+            api_requests=counters.api_requests,
+            requests_per_second=round(rate, 2),
+            eta_seconds=eta,
+            paused=self._paused,
+            runs=state.runs,
+        )
+
+    @workflow.run
+    async def run(self, request: ExportInput) -> ExportReport:
+        self._destination = request.destination
+        self._options = request.options
+        info = workflow.info()
+        self._state = request.state or ExportState(
+            staging_id=info.first_execution_run_id, started_at=workflow.now()
+        )
+        staging = StagingRef(destination=request.destination, staging_id=self._state.staging_id)
+        self._show()
+        try:
+            return await self._run_phases(staging)
+        except asyncio.CancelledError:
+            await self._compensate(staging, "cancelled", "the export was cancelled")
+            raise
+        except ActivityError as error:
+            # An activity cancelled while not paused means the workflow itself is being cancelled.
+            if isinstance(error.cause, CancelledError):
+                await self._compensate(staging, "cancelled", "the export was cancelled")
+                raise asyncio.CancelledError() from None
+            reason = _describe(error)
+            await self._compensate(staging, "failed", reason)
+            raise ApplicationError(
+                f"Export failed: {reason}", type="ExportFailed", non_retryable=True
+            ) from error
+
+    async def _run_phases(self, staging: StagingRef) -> ExportReport:
+        state = self._state
+        if state.phase == Phase.STARTING:
+            await workflow.execute_activity(
+                staging_activities.prepare_staging,
+                staging,
+                start_to_close_timeout=timedelta(minutes=1),
+                retry_policy=DISK_RETRY,
+            )
+            state.phase = Phase.DISCOVERING
+        if state.phase == Phase.DISCOVERING:
+            await self._discover(staging)
+            state.phase = Phase.LAYOUT
+        while state.phase in (Phase.LAYOUT, Phase.EXPORTING):
+            if state.phase == Phase.LAYOUT:
+                layout = await workflow.execute_activity_method(
+                    ExportActivities.assign_paths,
+                    staging,
+                    start_to_close_timeout=timedelta(minutes=30),
+                    retry_policy=DISK_RETRY,
+                )
+                state.max_seq = layout.max_seq
+                state.phase = Phase.EXPORTING
+            await self._export_batches(staging)
+            state.phase = Phase.TABLES if not await self._follow_references(staging) else Phase.LAYOUT
+        if state.phase == Phase.TABLES:
+            await self._write_tables(staging)
+            state.phase = Phase.PUBLISHING
+        report = self._report("completed", None)
+        published = await workflow.execute_activity(
+            staging_activities.publish_snapshot,
+            PublishInput(staging=staging, snapshot=self._snapshot_name(), report=report),
+            start_to_close_timeout=timedelta(minutes=30),
+            retry_policy=DISK_RETRY,
+        )
+        state.phase = Phase.DONE
+        self._show()
+        return report.model_copy(update={"snapshot": published.snapshot_path})
+
+    async def _discover(self, staging: StagingRef) -> None:
+        state = self._state
+        while not state.search_done:
+            found = await self._notion(
+                DiscoveryActivities.discover_pages, DiscoverInput(staging=staging, cursor=state.search_cursor)
+            )
+            state.search_cursor = found.next_cursor
+            state.search_done = found.next_cursor is None
+            await self._continue_as_new_if_due()
+        while not state.data_sources_done:
+            found = await self._notion(
+                DiscoveryActivities.discover_data_sources,
+                DiscoverInput(staging=staging, cursor=state.data_source_cursor),
+            )
+            state.data_source_cursor = found.next_cursor
+            state.data_sources_done = found.next_cursor is None
+            await self._continue_as_new_if_due()
+        await self._notion(DiscoveryActivities.export_users, staging)
+
+    async def _follow_references(self, staging: StagingRef) -> bool:
+        """Fetches child pages and databases that search missed; True if any were found."""
+        found_any = False
+        while True:
+            found = await self._notion(DiscoveryActivities.resolve_references, DiscoverInput(staging=staging))
+            found_any = found_any or found.discovered > 0
+            if found.remaining == 0:
+                return found_any
+
+    async def _export_batches(self, staging: StagingRef) -> None:
+        """Runs batches of `batch_size` objects, `max_parallel_batches` at a time."""
+        state = self._state
+        options = self._options
+        while state.next_seq <= state.max_seq or state.retry_ranges or self._in_flight:
+            while (
+                not self._paused
+                and not self._continue_as_new_due()
+                and len(self._in_flight) < options.max_parallel_batches
+                and (state.retry_ranges or state.next_seq <= state.max_seq)
+            ):
+                self._start_batch(staging)
+            if not self._in_flight:
+                if self._paused:
+                    await workflow.wait_condition(lambda: not self._paused)
+                    continue
+                await self._continue_as_new_if_due()
+                continue
+            done, _ = await workflow.wait(list(self._in_flight), return_when=asyncio.FIRST_COMPLETED)
+            for handle in done:
+                batch = self._in_flight.pop(handle)
+                try:
+                    result = handle.result()
+                except ActivityError as error:
+                    if isinstance(error.cause, CancelledError) and self._paused:
+                        state.retry_ranges.append(batch)
+                        continue
+                    raise
+                state.counters.add(result.counters)
+            self._show()
+
+    def _start_batch(self, staging: StagingRef) -> None:
+        state = self._state
+        if state.retry_ranges:
+            seq_from, seq_to = state.retry_ranges.pop()
+        else:
+            seq_from = state.next_seq
+            seq_to = min(state.max_seq, seq_from + self._options.batch_size - 1)
+            state.next_seq = seq_to + 1
+        handle = workflow.start_activity_method(
+            ExportActivities.export_batch,
+            BatchInput(
+                staging=staging,
+                seq_from=seq_from,
+                seq_to=seq_to,
+                include_comments=self._options.include_comments,
+            ),
+            start_to_close_timeout=timedelta(hours=2),
+            heartbeat_timeout=HEARTBEAT,
+            retry_policy=NOTION_RETRY,
+            cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            summary=f"objects {seq_from}-{seq_to}",
+        )
+        self._in_flight[handle] = (seq_from, seq_to)
+        self._batches_this_run += 1
+
+    async def _write_tables(self, staging: StagingRef) -> None:
+        state = self._state
+        while state.tables_cursor is not None:
+            result = await workflow.execute_activity_method(
+                ExportActivities.write_tables,
+                TablesInput(staging=staging, seq_from=state.tables_cursor, limit=TABLES_PER_ACTIVITY),
+                start_to_close_timeout=timedelta(minutes=30),
+                retry_policy=DISK_RETRY,
+            )
+            state.tables_cursor = result.next_seq
+            await self._continue_as_new_if_due()
+
+    async def _notion(self, activity: Any, arg: Any) -> Any:
+        """Runs one Notion activity to completion, holding it back (and redoing it) across pauses."""
+        while True:
+            await workflow.wait_condition(lambda: not self._paused)
+            handle = workflow.start_activity_method(
+                activity,
+                arg,
+                start_to_close_timeout=timedelta(hours=1),
+                heartbeat_timeout=HEARTBEAT,
+                retry_policy=NOTION_RETRY,
+                cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            )
+            self._in_flight[handle] = (0, 0)
+            try:
+                result = await handle
+            except ActivityError as error:
+                if isinstance(error.cause, CancelledError) and self._paused:
+                    continue
+                raise
+            finally:
+                self._in_flight.pop(handle, None)
+            if isinstance(result, DiscoverResult):
+                self._state.counters.discovered += result.discovered
+                self._state.counters.api_requests += result.api_requests
+            self._show()
+            return result
+
+    def _continue_as_new_due(self) -> bool:
+        limit = self._options.batches_per_run
+        forced = limit is not None and self._batches_this_run >= limit
+        return forced or workflow.info().is_continue_as_new_suggested()
+
+    async def _continue_as_new_if_due(self) -> None:
+        if not self._continue_as_new_due() or self._in_flight:
+            return
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        self._state.runs += 1
+        workflow.continue_as_new(
+            ExportInput(destination=self._destination, options=self._options, state=self._state)
+        )
+
+    async def _compensate(self, staging: StagingRef, status: ReportStatus, reason: str) -> None:
+        self._state.phase = Phase.COMPENSATING
+        self._show()
+        for handle in list(self._in_flight):
+            handle.cancel()
+        for handle in list(self._in_flight):
+            # Each in-flight activity just has to be over before staging is removed.
+            with contextlib.suppress(BaseException):
+                await handle
+        self._in_flight.clear()
+        await workflow.execute_activity(
+            staging_activities.discard_staging,
+            staging,
+            start_to_close_timeout=timedelta(minutes=10),
+            retry_policy=DISK_RETRY,
+        )
+        await workflow.execute_activity(
+            staging_activities.record_report,
+            PublishInput(staging=staging, snapshot="", report=self._report(status, reason)),
+            start_to_close_timeout=timedelta(minutes=1),
+            retry_policy=DISK_RETRY,
+        )
+        self._state.phase = Phase.CANCELLED if status == "cancelled" else Phase.FAILED
+        self._show()
+
+    def _report(self, status: ReportStatus, error: str | None) -> ExportReport:
+        return ExportReport(
+            status=status,
+            destination=self._destination,
+            counters=Counters(**self._state.counters.model_dump()),
+            started_at=self._state.started_at,
+            finished_at=workflow.now(),
+            error=error,
+        )
+
+    def _snapshot_name(self) -> str:
+        started = self._state.started_at or workflow.now()
+        return started.strftime("%Y-%m-%dT%H-%M-%SZ")
+
+    def _show(self) -> None:
+        """The readable summary in the Web UI's "current details"."""
+        p = self.progress()
+        paused = " (paused)" if p.paused else ""
+        eta = f", ETA {p.eta_seconds:.0f}s" if p.eta_seconds is not None else ""
+        workflow.set_current_details(
+            f"**{p.phase.value}**{paused}\n\n"
+            f"discovered {p.discovered}, exported {p.exported}, skipped {p.skipped}, failed {p.failed}\n\n"
+            f"{p.api_requests} Notion requests, {p.requests_per_second}/s{eta}, run {p.runs}"
+        )
+
+
+def _describe(error: BaseException) -> str:
+    """The innermost message of an activity failure: what actually went wrong."""
+    cause: BaseException | None = error
+    message = str(error)
+    while cause is not None:
+        if str(cause):
+            message = str(cause)
+        cause = cause.__cause__ or getattr(cause, "cause", None)
+    return message
