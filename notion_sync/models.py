@@ -141,6 +141,7 @@ class ExportProgress(BaseModel):
     requests_per_second: float
     eta_seconds: float | None
     paused: bool
+    in_flight: int
     runs: int
 
 

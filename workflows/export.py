@@ -96,6 +96,7 @@ class ExportWorkflow:
             requests_per_second=round(rate, 2),
             eta_seconds=eta,
             paused=self._paused,
+            in_flight=len(self._in_flight),
             runs=state.runs,
         )
 

@@ -76,6 +76,8 @@ class NotionGateway:
             self.requests += 1
             try:
                 result: JSON = await request()
+                # Per-response metadata, not part of the object: it would make every export differ.
+                result.pop("request_id", None)
                 return result
             except HTTPResponseError as error:
                 status = error.status

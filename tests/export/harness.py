@@ -27,6 +27,8 @@ from workflows.export import ExportWorkflow
 REPO = Path(__file__).resolve().parents[2]
 # Signed file URLs and their expiry change on every read, as in Notion; everything else must not.
 _SIGNED = re.compile(rb"(expires=\d+&sig=[0-9a-f]+|\"expiry_time\": \"[^\"]+\")")
+# Checksums cover those URLs too; the files themselves are compared, masked, one by one.
+_CHECKSUM = re.compile(rb"\"sha256\":\"[0-9a-f]+\",\"size\":\d+")
 
 
 def worker_settings(emulator: EmulatorProcess, state_dir: Path, **changes: Any) -> Settings:
@@ -98,5 +100,8 @@ def snapshot_files(snapshot: Path) -> dict[str, bytes]:
     files = {}
     for path in sorted(snapshot.rglob("*")):
         if path.is_file() and path.name != "report.json":
-            files[str(path.relative_to(snapshot))] = _SIGNED.sub(b"<signed>", path.read_bytes())
+            data = _SIGNED.sub(b"<signed>", path.read_bytes())
+            if path.name == "manifest.jsonl":
+                data = _CHECKSUM.sub(b"<checksum>", data)
+            files[str(path.relative_to(snapshot))] = data
     return files

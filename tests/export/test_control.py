@@ -1,0 +1,87 @@
+"""Steering a running export: pause and resume, cancel, a second start."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client, WorkflowFailureError
+
+from notion_sync.control import ExportAlreadyRunning, start_export
+from notion_sync.emulator.testing import EmulatorProcess
+from notion_sync.models import ExportInput, ExportOptions, Phase
+from tests.export.harness import running_worker, snapshot_files, wait_for, worker_settings
+from workflows.export import ExportWorkflow
+
+SMALL_BATCHES = ExportOptions(batch_size=5, max_parallel_batches=2)
+
+
+async def test_pause_stops_every_request_and_resume_finishes(
+    temporal_client: Client, destination: Path, tmp_path: Path
+) -> None:
+    with EmulatorProcess(pages=80, seed=3, latency_ms=20) as emulator:
+        settings = worker_settings(emulator, tmp_path / "state")
+        async with running_worker(temporal_client, settings):
+            handle = await start_export(
+                temporal_client, settings, ExportInput(destination=str(destination), options=SMALL_BATCHES)
+            )
+            await wait_for(handle, lambda p: p.exported >= 5)
+            await handle.signal(ExportWorkflow.pause)
+            # Paused and drained: no activity in flight means no request can be on its way.
+            await wait_for(handle, lambda p: p.paused and p.in_flight == 0, timeout=30)
+            emulator.reset()
+            await asyncio.sleep(3)
+            assert emulator.stats()["requests_total"] == 0
+            paused_at = await handle.query(ExportWorkflow.progress)
+            assert paused_at.phase != Phase.DONE
+            await handle.signal(ExportWorkflow.resume)
+            report = await handle.result()
+    assert report.status == "completed"
+    assert report.counters.failed == 0
+    assert (destination / "current" / "manifest.jsonl").exists()
+
+
+async def test_cancel_compensates_and_keeps_the_previous_export(
+    temporal_client: Client, destination: Path, tmp_path: Path
+) -> None:
+    with EmulatorProcess(pages=60, seed=4) as emulator:
+        settings = worker_settings(emulator, tmp_path / "state")
+        async with running_worker(temporal_client, settings):
+            first = await start_export(temporal_client, settings, ExportInput(destination=str(destination)))
+            await first.result()
+            previous = (destination / "current").resolve()
+            before = snapshot_files(previous)
+
+            emulator.configure(latency_ms=50)
+            second = await start_export(
+                temporal_client, settings, ExportInput(destination=str(destination), options=SMALL_BATCHES)
+            )
+            await wait_for(second, lambda p: p.exported >= 3)
+            await second.cancel()
+            with pytest.raises(WorkflowFailureError):
+                await second.result()
+    assert (destination / "current").resolve() == previous
+    assert snapshot_files(previous) == before
+    staging = destination / ".notion-sync" / "staging"
+    assert not staging.exists() or not any(staging.iterdir())
+    state = destination / ".notion-sync" / "state"
+    assert not state.exists() or not any(state.iterdir())
+    reports = sorted((destination / ".notion-sync" / "reports").glob("*-cancelled.json"))
+    assert reports, "a cancelled run leaves a report saying so"
+
+
+async def test_second_start_for_the_same_destination_is_refused(
+    temporal_client: Client, destination: Path, tmp_path: Path
+) -> None:
+    with EmulatorProcess(pages=40, seed=5, latency_ms=30) as emulator:
+        settings = worker_settings(emulator, tmp_path / "state")
+        async with running_worker(temporal_client, settings):
+            handle = await start_export(
+                temporal_client, settings, ExportInput(destination=str(destination), options=SMALL_BATCHES)
+            )
+            with pytest.raises(ExportAlreadyRunning, match="already running") as refused:
+                await start_export(temporal_client, settings, ExportInput(destination=str(destination)))
+            assert "notion-sync status --out" in str(refused.value)
+            assert refused.value.workflow_id == handle.id
+            await handle.result()
