@@ -41,7 +41,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command(help="Run the Notion API emulator (a local server speaking Notion's API).")(emulator)
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 OutOption = Annotated[Path, typer.Option("--out", "-o", help="Destination folder of the export.")]
 DEMO_PAGES = 200
@@ -191,6 +191,8 @@ async def _watch(handle: WorkflowHandle[ExportWorkflow, ExportReport]) -> int:
             with contextlib.suppress(RPCError):
                 _show(bar, task, await query_progress(handle))
             await asyncio.wait([result], timeout=0.5)
+        with contextlib.suppress(RPCError):
+            _show(bar, task, await query_progress(handle))
     try:
         report = result.result()
     except WorkflowFailureError as error:
@@ -200,7 +202,8 @@ async def _watch(handle: WorkflowHandle[ExportWorkflow, ExportReport]) -> int:
     counters = report.counters
     console.print(
         f"[green]Export complete:[/green] {counters.exported} exported, {counters.skipped} skipped, "
-        f"{counters.failed} failed, {counters.api_requests} Notion requests -> {report.snapshot}"
+        f"{counters.failed} failed, {counters.api_requests} Notion requests.\n"
+        f"Open {Path(report.destination) / 'current'} (snapshot {report.snapshot})"
     )
     return 0 if counters.failed == 0 else 1
 
@@ -227,7 +230,9 @@ async def _session(settings: Settings, embedded_worker: bool) -> AsyncIterator[S
     worker_task: asyncio.Task[None] | None = None
     try:
         if settings.temporal_address is None:
-            server = start_dev_server(settings.state_dir)
+            server = start_dev_server(
+                settings.state_dir, port=settings.dev_server_port, ui_port=settings.dev_server_ui_port
+            )
             client = await connect(settings, server.address)
         else:
             client = await connect(settings)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import ctypes
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+
+_PR_SET_PDEATHSIG = 1
 
 
 class DevServerError(RuntimeError):
@@ -29,6 +34,13 @@ class DevServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+def die_with_parent() -> None:
+    """Runs in a child before exec: Linux ends it when the process that started it dies, even by kill -9."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def temporal_binary() -> str:
@@ -71,7 +83,9 @@ def start_dev_server(
     args += ["--ui-port", str(ui_port)] if ui_port else ["--headless"]
     args += extra_args or []
     log = (state_dir / "temporal-server.log").open("ab")
-    process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent
+    )
     deadline = time.monotonic() + 60
     while not port_open("127.0.0.1", port):
         if process.poll() is not None:

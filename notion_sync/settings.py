@@ -22,6 +22,8 @@ class Settings(BaseSettings):
     temporal_address: str | None = Field(default=None, alias="TEMPORAL_ADDRESS")
     temporal_namespace: str = Field(default="default", alias="TEMPORAL_NAMESPACE")
     task_queue: str = Field(default=DEFAULT_TASK_QUEUE, alias="NOTION_SYNC_TASK_QUEUE")
+    dev_server_port: int = Field(default=7233, alias="NOTION_SYNC_DEV_SERVER_PORT")
+    dev_server_ui_port: int = Field(default=8233, alias="NOTION_SYNC_DEV_SERVER_UI_PORT")
     state_dir: Path = Field(default=Path.home() / ".notion-sync", alias="NOTION_SYNC_STATE_DIR")
     # Notion allows an average of 3 requests/s per integration; 0 disables the budget.
     requests_per_second: float = Field(default=3.0, alias="NOTION_SYNC_RATE", ge=0)

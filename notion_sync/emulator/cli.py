@@ -93,5 +93,8 @@ def emulator(
     server = build_server(
         pages=pages, seed=seed, token=token, shape=shape, replay=replay, track_ids=track_ids
     )
-    server.configure(config)
+    try:
+        server.configure(config)
+    except ValueError as exc:  # e.g. fault probabilities summing past 1
+        raise typer.BadParameter(str(exc)) from None
     asyncio.run(serve(server, port))

@@ -64,11 +64,13 @@ def tree_pages(searched_pages: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def emulator(emulator_process: EmulatorProcess) -> EmulatorProcess:
-    """The session emulator with default knobs and zeroed counters."""
+def emulator(emulator_process: EmulatorProcess) -> Iterator[EmulatorProcess]:
+    """The session emulator with default knobs and zeroed counters; knobs restored afterwards, so
+    session fixtures computed later never run under a test's latency or faults."""
     emulator_process.configure(**DEFAULT_KNOBS)
     emulator_process.reset()
-    return emulator_process
+    yield emulator_process
+    emulator_process.configure(**DEFAULT_KNOBS)
 
 
 @pytest.fixture

@@ -182,8 +182,22 @@ def test_error_bodies_match_recordings(emulator: EmulatorProcess, sdk_cassettes:
     assert bad_json.status_code == 400 and bad_json.json()["code"] == "invalid_json"
 
 
-def test_private_page_is_not_found(client: Client, emulator: EmulatorProcess) -> None:
-    with pytest.raises(APIResponseError) as missing:
-        client.blocks.children.list(block_id="11111111-2222-4333-8444-555555555555")
-    assert missing.value.code == "object_not_found"
-    assert emulator.stats()["by_status"] == {"404": 1}
+def test_unshared_pages_are_not_found(
+    client: Client, tree_pages: list[JSON], emulator: EmulatorProcess
+) -> None:
+    """Shared pages link to private ones; reading those answers 404 as Notion does."""
+    linked = (
+        block["link_to_page"]["page_id"]
+        for page in tree_pages
+        for block in collect_paginated_api(client.blocks.children.list, block_id=page["id"])
+        if block["type"] == "link_to_page" and block["link_to_page"]["type"] == "page_id"
+    )
+    for page_id in linked:
+        emulator.reset()
+        try:
+            client.pages.retrieve(page_id=page_id)
+        except APIResponseError as missing:
+            assert missing.code == "object_not_found" and page_id in str(missing)
+            assert emulator.stats()["by_status"] == {"404": 1}
+            return
+    pytest.fail("no link to an unshared page")

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from pydantic import SecretStr
 from temporalio.client import Client, WorkflowHandle
@@ -65,12 +65,16 @@ def worker_env(settings: Settings, temporal_address: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def worker_process(settings: Settings, temporal_address: str) -> Iterator[subprocess.Popen[bytes]]:
+def worker_process(
+    settings: Settings, temporal_address: str, output: IO[bytes] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     """A worker in its own process (`python worker.py`), killed on exit."""
     process = subprocess.Popen(
         [sys.executable, str(REPO / "worker.py")],
         env=worker_env(settings, temporal_address),
         cwd=REPO,
+        stdout=output,
+        stderr=subprocess.STDOUT if output is not None else None,
     )
     try:
         yield process

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
 from pathlib import Path
 
 import pytest
 from temporalio.client import Client, WorkflowFailureError
 
-from notion_sync.control import ExportAlreadyRunning, start_export
+from notion_sync.control import ExportAlreadyRunning, export_workflow_id, start_export
+from notion_sync.devserver import DevServer, temporal_binary
 from notion_sync.emulator.testing import EmulatorProcess
 from notion_sync.models import ExportInput, ExportOptions, Phase
 from tests.export.harness import running_worker, snapshot_files, wait_for, worker_settings
@@ -85,3 +88,22 @@ async def test_second_start_for_the_same_destination_is_refused(
             assert "notion-sync status --out" in str(refused.value)
             assert refused.value.workflow_id == handle.id
             await handle.result()
+
+
+async def test_start_from_the_temporal_cli_with_documented_json(
+    temporal_client: Client, temporal_server: DevServer, destination: Path, tmp_path: Path
+) -> None:
+    with EmulatorProcess(pages=20, seed=8) as emulator:
+        settings = worker_settings(emulator, tmp_path / "state")
+        async with running_worker(temporal_client, settings):
+            workflow_id = export_workflow_id(destination)
+            document = json.dumps({"destination": str(destination), "options": {"batch_size": 50}})
+            subprocess.run(
+                [temporal_binary(), "workflow", "start", "--type", "ExportWorkflow", "--task-queue",
+                 settings.task_queue, "--workflow-id", workflow_id, "--input", document,
+                 "--address", temporal_server.address],
+                check=True, capture_output=True,
+            )
+            report = await temporal_client.get_workflow_handle(workflow_id).result()
+    assert report["status"] == "completed"
+    assert (destination / "current" / "manifest.jsonl").is_file()

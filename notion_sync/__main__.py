@@ -1,0 +1,3 @@
+from notion_sync.cli import app
+
+app()
