@@ -63,4 +63,7 @@ async def run_worker(settings: Settings, client: Client | None = None) -> None:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # One line per HTTP request would drown everything else at workspace scale.
+    for noisy in ("httpx", "notion_client"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     asyncio.run(run_worker(Settings()))

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import ctypes
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -12,8 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-
-_PR_SET_PDEATHSIG = 1
+from notion_sync.processes import die_with_parent
 
 
 class DevServerError(RuntimeError):
@@ -34,13 +31,6 @@ class DevServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-
-
-def die_with_parent() -> None:
-    """Runs in a child before exec: Linux ends it when the process that started it dies, even by kill -9."""
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def temporal_binary() -> str:

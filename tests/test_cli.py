@@ -42,7 +42,9 @@ def test_killed_export_resumes_on_the_next_invocation(tmp_path: Path) -> None:
     env = _env(tmp_path)
     first = subprocess.Popen(
         [*CLI, "export", "--out", str(out), "--batch-size", "5", "--parallel", "1"],
-        env=env, stderr=subprocess.PIPE, text=True,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     assert first.stderr is not None
     for line in first.stderr:
@@ -74,7 +76,10 @@ def test_bad_destination_is_a_clear_error_without_traceback(tmp_path: Path) -> N
 def test_status_of_nothing_running_says_so(tmp_path: Path) -> None:
     done = subprocess.run(
         [*CLI, "status", "--out", str(tmp_path / "nothing")],
-        env=_env(tmp_path), capture_output=True, text=True, timeout=120,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 1
     assert "No export to" in done.stderr

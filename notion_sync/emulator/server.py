@@ -268,7 +268,7 @@ class EmulatorServer:
         r.add_post("/_emulator/mutations", self._admin_mutate)
         r.add_post("/v1/search", self._search)
         r.add_get("/v1/pages/{id}", self._page)
-        r.add_get("/v1/pages/{id}/properties/{property_id}", self._property_item)
+        r.add_get("/v1/pages/{id}/properties/{property_id:[^/]+}", self._property_item)
         r.add_get("/v1/blocks/{id}", self._block)
         r.add_get("/v1/blocks/{id}/children", self._block_children)
         r.add_get("/v1/databases/{id}", self._database)

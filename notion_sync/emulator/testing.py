@@ -13,6 +13,7 @@ from typing import IO, Any, Self
 import httpx
 
 from notion_sync.emulator.server import DEFAULT_TOKEN
+from notion_sync.processes import die_with_parent
 
 BANNER = "Notion API emulator listening on "
 NOTION_VERSION = "2025-09-03"  # notion-client 3.1's default
@@ -85,7 +86,7 @@ class EmulatorProcess:
 
     def start(self) -> None:
         cmd = [sys.executable, "-m", "notion_sync.emulator", *self._argv]
-        self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+        self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, preexec_fn=die_with_parent)
         assert self._proc.stdout is not None
         line = _first_line(self._proc.stdout, self._startup_timeout)
         if not line.startswith(BANNER):

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from itertools import islice
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 import pytest
@@ -201,3 +202,16 @@ def test_unshared_pages_are_not_found(
             assert emulator.stats()["by_status"] == {"404": 1}
             return
     pytest.fail("no link to an unshared page")
+
+
+def test_property_ids_with_braces_and_brackets_resolve() -> None:
+    """Notion property ids are arbitrary short strings such as `U]{}`, sent URL-encoded in the path."""
+    seen = 0
+    with EmulatorProcess(pages=20, seed=8) as emulator:
+        client = Client(auth=emulator.token, base_url=emulator.base_url, retry=False)
+        pages = collect_paginated_api(client.search, filter={"property": "object", "value": "page"})
+        for page in pages:
+            for prop in page["properties"].values():
+                client.pages.properties.retrieve(page_id=page["id"], property_id=prop["id"])
+                seen += any(c in unquote(prop["id"]) for c in "{}")
+    assert seen > 0

@@ -60,6 +60,8 @@ def worker_env(settings: Settings, temporal_address: str) -> dict[str, str]:
         NOTION_SYNC_TASK_QUEUE=settings.task_queue,
         NOTION_SYNC_STATE_DIR=str(settings.state_dir),
         NOTION_SYNC_RATE=str(settings.requests_per_second),
+        NOTION_SYNC_BURST=str(settings.burst),
+        NOTION_SYNC_PAGE_CONCURRENCY=str(settings.page_concurrency),
     )
     return env
 

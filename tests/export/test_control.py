@@ -99,10 +99,23 @@ async def test_start_from_the_temporal_cli_with_documented_json(
             workflow_id = export_workflow_id(destination)
             document = json.dumps({"destination": str(destination), "options": {"batch_size": 50}})
             subprocess.run(
-                [temporal_binary(), "workflow", "start", "--type", "ExportWorkflow", "--task-queue",
-                 settings.task_queue, "--workflow-id", workflow_id, "--input", document,
-                 "--address", temporal_server.address],
-                check=True, capture_output=True,
+                [
+                    temporal_binary(),
+                    "workflow",
+                    "start",
+                    "--type",
+                    "ExportWorkflow",
+                    "--task-queue",
+                    settings.task_queue,
+                    "--workflow-id",
+                    workflow_id,
+                    "--input",
+                    document,
+                    "--address",
+                    temporal_server.address,
+                ],
+                check=True,
+                capture_output=True,
             )
             report = await temporal_client.get_workflow_handle(workflow_id).result()
     assert report["status"] == "completed"

@@ -27,9 +27,20 @@ async def test_token_never_reaches_history_or_logs(
             handle = await start_export(temporal_client, settings, ExportInput(destination=str(destination)))
             await handle.result()
     shown = subprocess.run(
-        [temporal_binary(), "workflow", "show", "--workflow-id", handle.id, "--address",
-         temporal_server.address, "--output", "json"],
-        capture_output=True, text=True, check=True,
+        [
+            temporal_binary(),
+            "workflow",
+            "show",
+            "--workflow-id",
+            handle.id,
+            "--address",
+            temporal_server.address,
+            "--output",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert handle.id in shown and "publish_snapshot" in shown
     assert SECRET not in shown
@@ -44,8 +55,9 @@ async def test_two_worker_processes_hold_one_budget(
     # The emulator enforces the same rate: any overspend by the workers would show up as 429s.
     with EmulatorProcess(pages=60, seed=32, rate=rate, burst=10) as emulator:
         settings = worker_settings(emulator, tmp_path / "state", requests_per_second=rate, burst=6)
-        with worker_process(settings, temporal_server.address), worker_process(
-            settings, temporal_server.address
+        with (
+            worker_process(settings, temporal_server.address),
+            worker_process(settings, temporal_server.address),
         ):
             options = ExportOptions(batch_size=4, max_parallel_batches=4)
             handle = await start_export(

@@ -1,0 +1,47 @@
+"""Recorded export histories replay against today's workflow code: nondeterminism fails here first.
+
+Re-record after a deliberate, versioned change to the workflow with
+`RECORD_HISTORIES=1 ./run-tests tests/export/test_replay.py`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client, WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from notion_sync.control import start_export
+from notion_sync.emulator.testing import EmulatorProcess
+from notion_sync.models import ExportInput, ExportOptions
+from tests.export.harness import running_worker, worker_settings
+from workflows.export import ExportWorkflow
+
+HISTORIES = Path(__file__).parent / "histories"
+
+
+@pytest.mark.skipif(not os.environ.get("RECORD_HISTORIES"), reason="records only when asked")
+async def test_record_histories(temporal_client: Client, tmp_path: Path) -> None:
+    with EmulatorProcess(pages=30, seed=41) as emulator:
+        settings = worker_settings(emulator, tmp_path / "state")
+        async with running_worker(temporal_client, settings):
+            options = ExportOptions(batch_size=5, max_parallel_batches=2, batches_per_run=3)
+            handle = await start_export(
+                temporal_client, settings, ExportInput(destination=str(tmp_path / "out"), options=options)
+            )
+            await handle.result()
+            first = temporal_client.get_workflow_handle(handle.id, run_id=handle.first_execution_run_id)
+            last = temporal_client.get_workflow_handle(handle.id)
+            HISTORIES.mkdir(exist_ok=True)
+            (HISTORIES / "first_run.json").write_text((await first.fetch_history()).to_json())
+            (HISTORIES / "last_run.json").write_text((await last.fetch_history()).to_json())
+
+
+@pytest.mark.parametrize("name", ["first_run.json", "last_run.json"])
+async def test_recorded_history_replays(name: str) -> None:
+    history = WorkflowHistory.from_json("recorded-export", (HISTORIES / name).read_text())
+    replayer = Replayer(workflows=[ExportWorkflow], data_converter=pydantic_data_converter)
+    await replayer.replay_workflow(history)
