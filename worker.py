@@ -6,6 +6,7 @@ import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from pathlib import Path
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -61,9 +62,21 @@ async def run_worker(settings: Settings, client: Client | None = None) -> None:
         await build_worker(client, settings, executor).run()
 
 
-if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def configure_logging(filename: Path | None = None) -> None:
+    """INFO and up to stderr, or to a file when a terminal belongs to a progress bar."""
+    if filename is not None:
+        filename.parent.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        filename=filename,
+        force=True,
+    )
     # One line per HTTP request would drown everything else at workspace scale.
     for noisy in ("httpx", "notion_client"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+if __name__ == "__main__":
+    configure_logging()
     asyncio.run(run_worker(Settings()))

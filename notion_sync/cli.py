@@ -223,7 +223,7 @@ def _show(bar: Progress, task: TaskID, progress: ExportProgress) -> None:
 @contextlib.asynccontextmanager
 async def _session(settings: Settings, embedded_worker: bool) -> AsyncIterator[Session]:
     """Connects to TEMPORAL_ADDRESS, or runs the embedded dev server (and a worker) when unset."""
-    from worker import connect, run_worker
+    from worker import configure_logging, connect, run_worker
 
     server: DevServer | None = None
     demo: EmulatorProcess | None = None
@@ -237,6 +237,7 @@ async def _session(settings: Settings, embedded_worker: bool) -> AsyncIterator[S
         else:
             client = await connect(settings)
         if embedded_worker and settings.temporal_address is None:
+            configure_logging(settings.state_dir / "worker.log")
             if settings.notion_token is None:
                 demo, settings = _start_demo(settings)
             worker_task = asyncio.create_task(run_worker(settings, client))

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from notion_sync.devserver import free_port
+from notion_sync.emulator.testing import EmulatorProcess
 
 CLI = [sys.executable, "-m", "notion_sync"]
 
@@ -84,3 +85,20 @@ def test_status_of_nothing_running_says_so(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "No export to" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_wrong_token_exits_non_zero_and_says_so(tmp_path: Path) -> None:
+    with EmulatorProcess(pages=10, seed=3) as emulator:
+        env = _env(tmp_path)
+        env.update(NOTION_TOKEN="ntn_wrong", NOTION_BASE_URL=emulator.base_url)
+        done = subprocess.run(
+            [*CLI, "export", "--out", str(tmp_path / "out")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    assert done.returncode == 1
+    assert "Export failed" in done.stderr and "token" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert "ntn_wrong" not in done.stderr

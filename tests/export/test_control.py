@@ -46,7 +46,7 @@ async def test_pause_stops_every_request_and_resume_finishes(
 
 
 async def test_cancel_compensates_and_keeps_the_previous_export(
-    temporal_client: Client, destination: Path, tmp_path: Path
+    temporal_client: Client, temporal_server: DevServer, destination: Path, tmp_path: Path
 ) -> None:
     with EmulatorProcess(pages=60, seed=4) as emulator:
         settings = worker_settings(emulator, tmp_path / "state")
@@ -61,7 +61,19 @@ async def test_cancel_compensates_and_keeps_the_previous_export(
                 temporal_client, settings, ExportInput(destination=str(destination), options=SMALL_BATCHES)
             )
             await wait_for(second, lambda p: p.exported >= 3)
-            await second.cancel()
+            subprocess.run(
+                [
+                    temporal_binary(),
+                    "workflow",
+                    "cancel",
+                    "--workflow-id",
+                    second.id,
+                    "--address",
+                    temporal_server.address,
+                ],
+                check=True,
+                capture_output=True,
+            )
             with pytest.raises(WorkflowFailureError):
                 await second.result()
     assert (destination / "current").resolve() == previous

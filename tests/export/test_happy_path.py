@@ -23,7 +23,13 @@ async def test_every_object_is_exported(temporal_client: Client, destination: Pa
                 ExportInput(destination=str(destination), options=ExportOptions(batch_size=10)),
             )
             report = await handle.result()
+            description = await handle.describe()
+            metadata = await handle.query("__temporal_workflow_metadata")
         summary = emulator.workspace_summary()
+    # What the Web UI shows: a static summary naming the destination, and readable current details.
+    assert str(destination) in (await description.static_summary() or "")
+    assert "**done**" in metadata.current_details
+    assert "exported" in metadata.current_details
     assert report.status == "completed"
     current = destination / "current"
     assert current.is_symlink()
