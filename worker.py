@@ -4,30 +4,44 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
 from temporalio.client import Client
+from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import Worker
+from temporalio.runtime import Runtime
+from temporalio.worker import Interceptor, Worker
 
 from activities import staging
 from activities.discovery import DiscoveryActivities
 from activities.export import ExportActivities
+from notion_sync import observability
 from notion_sync.settings import Settings
 from workflows.export import ExportWorkflow
 
 
-async def connect(settings: Settings, address: str | None = None) -> Client:
+async def connect(settings: Settings, address: str | None = None, runtime: Runtime | None = None) -> Client:
     target = address or settings.temporal_address or "127.0.0.1:7233"
     return await Client.connect(
-        target, namespace=settings.temporal_namespace, data_converter=pydantic_data_converter
+        target,
+        namespace=settings.temporal_namespace,
+        data_converter=pydantic_data_converter,
+        # Starting an export opens its trace; workers built on this client inherit the interceptor.
+        interceptors=[observability.tracing_interceptor()],
+        runtime=runtime,
     )
 
 
 def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecutor) -> Worker:
     """One worker serves the workflow and every activity; any number of them may share a queue."""
+    if settings.notion_token is not None:
+        observability.register_secret(settings.token())
+    interceptors: list[Interceptor] = [observability.MetricsInterceptor()]
+    if not any(isinstance(i, TracingInterceptor) for i in client.config()["interceptors"]):
+        interceptors.insert(0, observability.tracing_interceptor())
     discovery = DiscoveryActivities(settings)
     export = ExportActivities(settings)
     return Worker(
@@ -48,7 +62,11 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
             staging.record_report,
         ],
         activity_executor=executor,
+        interceptors=interceptors,
         max_concurrent_activities=16,
+        # Eager activities would all run on the worker that ran the workflow task, leaving the
+        # others idle, and would bypass any task-queue rate limit.
+        disable_eager_activity_execution=True,
         # Heartbeats carry cancellation (pause, cancel): send them often enough to stop within seconds.
         max_heartbeat_throttle_interval=timedelta(seconds=2),
         default_heartbeat_throttle_interval=timedelta(seconds=2),
@@ -57,26 +75,42 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
 
 async def run_worker(settings: Settings, client: Client | None = None) -> None:
     settings.token()
-    client = client or await connect(settings)
+    observability.configure_tracing(settings)
+    # The Prometheus runtime must exist before the client; a given client keeps its own runtime.
+    client = client or await connect(settings, runtime=observability.metrics_runtime(settings))
     with ThreadPoolExecutor(max_workers=16) as executor:
-        await build_worker(client, settings, executor).run()
+        worker = build_worker(client, settings, executor)
+        async with observability.health_server(settings.health_port, client, worker):
+            await worker.run()
 
 
 def configure_logging(filename: Path | None = None) -> None:
-    """INFO and up to stderr, or to a file when a terminal belongs to a progress bar."""
+    """INFO and up to stderr, or to a file when a terminal belongs to a progress bar.
+
+    NOTION_SYNC_LOG_FORMAT=json gives one JSON object per line with the Temporal and Notion ids.
+    """
     if filename is not None:
         filename.parent.mkdir(parents=True, exist_ok=True)
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        filename=filename,
-        force=True,
-    )
+    handler = logging.FileHandler(filename) if filename is not None else logging.StreamHandler()
+    handler.setFormatter(observability.log_formatter(Settings().log_format))
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
     # One line per HTTP request would drown everything else at workspace scale.
     for noisy in ("httpx", "notion_client"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+async def _main() -> None:
+    """`python worker.py`: SIGTERM (Kubernetes, docker stop) cancels the run; in-flight activities resume
+    elsewhere from their heartbeats, so no graceful drain is needed to lose nothing."""
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        await run_worker(Settings())
+    except asyncio.CancelledError:
+        logging.getLogger("worker").info("SIGTERM: worker stopped")
+
+
 if __name__ == "__main__":
     configure_logging()
-    asyncio.run(run_worker(Settings()))
+    asyncio.run(_main())

@@ -41,7 +41,7 @@ class ExportActivities:
                     ctx,
                     request.seq_from,
                     request.seq_to,
-                    request.include_comments,
+                    request.options,
                     self._settings.page_concurrency,
                     activity.heartbeat,
                 )

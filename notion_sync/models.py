@@ -31,6 +31,9 @@ class ExportOptions(BaseModel):
     batch_size: int = Field(default=100, ge=1, le=1000)
     max_parallel_batches: int = Field(default=4, ge=1, le=100)
     include_comments: bool = True
+    download_files: bool = True
+    download_external_files: bool = True
+    max_file_mb: float = Field(default=100, gt=0)
     # Forces continue-as-new after this many batches (tests use it); None lets Temporal suggest it.
     batches_per_run: int | None = Field(default=None, ge=1)
 
@@ -42,6 +45,8 @@ class Counters(BaseModel):
     failed: int = 0
     api_requests: int = 0
     followups: int = 0
+    files_downloaded: int = 0
+    files_failed: int = 0
 
     def add(self, other: Counters) -> None:
         for name in type(self).model_fields:
@@ -95,7 +100,7 @@ class BatchInput(BaseModel):
     staging: StagingRef
     seq_from: int
     seq_to: int
-    include_comments: bool = True
+    options: ExportOptions = Field(default_factory=ExportOptions)
 
 
 class BatchResult(BaseModel):

@@ -238,7 +238,7 @@ class ExportWorkflow:
                 staging=staging,
                 seq_from=seq_from,
                 seq_to=seq_to,
-                include_comments=self._options.include_comments,
+                options=self._options,
             ),
             start_to_close_timeout=timedelta(hours=2),
             heartbeat_timeout=HEARTBEAT,

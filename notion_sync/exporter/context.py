@@ -6,9 +6,11 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+import httpx
+
 from notion_sync.models import StagingRef
 from notion_sync.notion.budget import RequestBudget
-from notion_sync.notion.gateway import NotionGateway
+from notion_sync.notion.gateway import NotionGateway, tls_context
 from notion_sync.settings import Settings
 from notion_sync.storage.index import ExportIndex
 from notion_sync.storage.local import LocalDestination
@@ -21,6 +23,8 @@ class StepContext:
     destination: LocalDestination
     staging_id: str
     settings: Settings
+    # Downloads of files go to their storage hosts, not to the API: no budget, no token.
+    http: httpx.AsyncClient
 
 
 @asynccontextmanager
@@ -37,9 +41,11 @@ async def open_step(
         on_request=on_request,
     )
     index = ExportIndex(destination.index_path(staging.staging_id))
+    http = httpx.AsyncClient(timeout=settings.request_timeout_s, follow_redirects=True, verify=tls_context())
     try:
-        yield StepContext(gateway, index, destination, staging.staging_id, settings)
+        yield StepContext(gateway, index, destination, staging.staging_id, settings, http)
     finally:
+        await http.aclose()
         index.close()
         await gateway.aclose()
         budget.close()

@@ -20,7 +20,8 @@ class IndexLinks:
         return posixpath.relpath(path, self._from_dir) if path is not None else None
 
     def file_link(self, url: str) -> str | None:
-        return None
+        path = self._index.file_path(url)
+        return posixpath.relpath(path, self._from_dir) if path is not None else None
 
 
 def _dashed(object_id: str) -> str:

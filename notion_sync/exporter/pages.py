@@ -7,11 +7,14 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import orjson
+
 from notion_sync.convert.links import encode_path
 from notion_sync.convert.markdown import page_to_markdown
 from notion_sync.exporter.context import StepContext
+from notion_sync.exporter.files import DownloadPolicy, download_all, find_files
 from notion_sync.exporter.links import IndexLinks
-from notion_sync.models import Counters
+from notion_sync.models import Counters, ExportOptions
 from notion_sync.notion.errors import ObjectUnavailable
 from notion_sync.storage.index import IndexedObject
 
@@ -27,7 +30,7 @@ async def export_batch(
     ctx: StepContext,
     seq_from: int,
     seq_to: int,
-    include_comments: bool,
+    options: ExportOptions,
     concurrency: int,
     heartbeat: Callable[[], None],
 ) -> Counters:
@@ -38,7 +41,7 @@ async def export_batch(
     async def one(obj: IndexedObject) -> None:
         async with limit:
             try:
-                await _export_object(ctx, obj, include_comments)
+                await _export_object(ctx, obj, options, counters)
                 counters.exported += 1
             except ObjectUnavailable as error:
                 ctx.index.skip(obj.id, f"{error.status} {error.code}")
@@ -49,10 +52,12 @@ async def export_batch(
     return counters
 
 
-async def _export_object(ctx: StepContext, obj: IndexedObject, include_comments: bool) -> None:
+async def _export_object(
+    ctx: StepContext, obj: IndexedObject, options: ExportOptions, counters: Counters
+) -> None:
     assert obj.raw is not None and obj.path is not None
     if obj.kind == "page":
-        await _export_page(ctx, obj, include_comments)
+        await _export_page(ctx, obj, options, counters)
     elif obj.kind == "database":
         _export_database(ctx, obj)
     else:
@@ -60,20 +65,39 @@ async def _export_object(ctx: StepContext, obj: IndexedObject, include_comments:
         ctx.index.finish(obj.id, [written])
 
 
-async def _export_page(ctx: StepContext, obj: IndexedObject, include_comments: bool) -> None:
+async def _export_page(
+    ctx: StepContext, obj: IndexedObject, options: ExportOptions, counters: Counters
+) -> None:
     assert obj.raw is not None and obj.path is not None
     page = obj.raw
     blocks = await fetch_tree(ctx, obj.id)
     property_items = await _complete_properties(ctx, page)
-    comments = await ctx.gateway.comments(obj.id) if include_comments else []
+    comments = await ctx.gateway.comments(obj.id) if options.include_comments else []
     complete = _with_items(page, property_items)
     if property_items:
         ctx.index.add_complete(obj.id, complete)
-    raw = {"page": page, "blocks": blocks, "comments": comments, "property_items": property_items}
+    policy = DownloadPolicy(
+        enabled=options.download_files,
+        external=options.download_external_files,
+        max_bytes=int(options.max_file_mb * 1024 * 1024),
+    )
+    refs = find_files(complete, blocks)
+    downloads, failed = await download_all(ctx, ctx.http, refs, policy)
+    counters.files_downloaded += len(downloads)
+    counters.files_failed += failed
+    local_files = {ref.url: path for ref in refs if (path := ctx.index.file_path(ref.url))}
+    raw = {
+        "page": page,
+        "blocks": blocks,
+        "comments": comments,
+        "property_items": property_items,
+        "files": local_files,
+    }
     markdown = page_to_markdown(complete, blocks, IndexLinks(ctx.index, obj.path), comments)
     files = [
         _write_json(ctx, f"json/pages/{obj.id}.json", raw),
         ctx.destination.write(ctx.staging_id, obj.path, markdown.encode()),
+        *downloads,
     ]
     ctx.index.finish(obj.id, files)
 
@@ -163,7 +187,7 @@ def _with_items(page: JSON, property_items: dict[str, list[JSON]]) -> JSON:
 
 
 def _write_json(ctx: StepContext, relpath: str, data: object) -> Any:
-    encoded = json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True).encode()
+    encoded = orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
     return ctx.destination.write(ctx.staging_id, relpath, encoded)
 
 

@@ -45,6 +45,9 @@ def write_manifest(index: ExportIndex, destination: LocalDestination, staging_id
             if status != "exported":
                 problem = Problem(object_id=object_id, kind=kind, reason=reason or status)
                 problems.write(problem.model_dump_json().encode() + b"\n")
+        for object_id, kind, reason in index.problems():
+            problem = Problem(object_id=object_id, kind=kind, reason=reason)
+            problems.write(problem.model_dump_json().encode() + b"\n")
     return objects, files
 
 

@@ -8,7 +8,10 @@ never stack.
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
+import ssl
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 from typing import Any
@@ -18,6 +21,7 @@ from notion_client import AsyncClient
 from notion_client.client import ClientOptions
 from notion_client.errors import HTTPResponseError, RequestTimeoutError
 
+from notion_sync import observability
 from notion_sync.notion.budget import RequestBudget
 from notion_sync.notion.errors import (
     NotionRejected,
@@ -58,7 +62,7 @@ class NotionGateway:
             notion_version=NOTION_VERSION,
             retry=False,
         )
-        self._client = AsyncClient(options)
+        self._client = AsyncClient(options, client=httpx.AsyncClient(verify=tls_context()))
         self._budget = budget
         self._on_request = on_request or (lambda: None)
         self.requests = 0
@@ -68,19 +72,30 @@ class NotionGateway:
 
     async def call(self, object_id: str, request: Callable[[], Awaitable[Any]]) -> JSON:
         """Runs one API request under the budget, retrying what is worth retrying."""
+        # One span and the metrics of every attempt (observability.notion_request); behaviour unchanged.
+        with observability.notion_request(object_id) as seen:
+            return await self._call(object_id, request, seen)
+
+    async def _call(
+        self, object_id: str, request: Callable[[], Awaitable[Any]], seen: observability.NotionRequest
+    ) -> JSON:
         transient = 0
         rate_limited = 0
         while True:
+            waiting_since = time.monotonic()
             await self._budget.acquire(self._on_request)
+            seen.budget_waited(time.monotonic() - waiting_since)
             self._on_request()
             self.requests += 1
             try:
                 result: JSON = await request()
+                seen.answered(200)
                 # Per-response metadata, not part of the object: it would make every export differ.
                 result.pop("request_id", None)
                 return result
             except HTTPResponseError as error:
                 status = error.status
+                seen.answered(status)
                 if status == 401:
                     raise NotionUnauthorized(
                         "Notion rejected the integration token (401 unauthorized): check NOTION_TOKEN "
@@ -94,6 +109,7 @@ class NotionGateway:
                     self._budget.block_for(wait)
                     if rate_limited > _MAX_RATE_LIMIT_WAITS or wait > _MAX_IN_ACTIVITY_WAIT_S:
                         raise NotionUnavailable(f"rate limited ({status})", retry_after_s=wait) from None
+                    seen.retry_after(wait)
                     await asyncio.sleep(wait)
                     continue
                 if status in _TRANSIENT_STATUS or status >= 500:
@@ -104,6 +120,7 @@ class NotionGateway:
                     continue
                 raise NotionRejected(f"Notion rejected a request for {object_id}: {status} {error}") from None
             except (RequestTimeoutError, httpx.TransportError) as error:
+                seen.answered(type(error).__name__)
                 transient += 1
                 if transient >= _MAX_TRANSIENT_ATTEMPTS:
                     raise NotionUnavailable(f"network error: {type(error).__name__}") from None
@@ -215,6 +232,12 @@ class NotionGateway:
             cursor = page.get("next_cursor")
             if not page.get("has_more") or not cursor:
                 return results
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """Loading CA certificates costs milliseconds: do it once per process, not per activity."""
+    return ssl.create_default_context()
 
 
 def _retry_after(headers: httpx.Headers) -> float:

@@ -36,6 +36,10 @@ CREATE TABLE IF NOT EXISTS objects (
 CREATE INDEX IF NOT EXISTS objects_parent ON objects(parent_id);
 CREATE TABLE IF NOT EXISTS names (dir TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (dir, name));
 CREATE TABLE IF NOT EXISTS synced (original_id TEXT PRIMARY KEY, children TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS files (url TEXT PRIMARY KEY, path TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS downloads (path TEXT PRIMARY KEY, sha256 TEXT NOT NULL, size INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS problems (object_id TEXT NOT NULL, kind TEXT NOT NULL, reason TEXT NOT NULL,
+    PRIMARY KEY (object_id, kind));
 """
 
 
@@ -209,6 +213,33 @@ class ExportIndex:
             (data_source_id,),
         ):
             yield json.loads(encoded)
+
+    def remember_file(self, url: str, path: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO files (url, path) VALUES (?, ?)", (url, path))
+
+    def remember_download(self, file: ManifestFile) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO downloads (path, sha256, size) VALUES (?, ?, ?)",
+            (file.path, file.sha256, file.size),
+        )
+
+    def download(self, path: str) -> ManifestFile | None:
+        row = self._db.execute("SELECT path, sha256, size FROM downloads WHERE path = ?", (path,)).fetchone()
+        return ManifestFile(path=row[0], sha256=row[1], size=row[2]) if row else None
+
+    def file_path(self, url: str) -> str | None:
+        row = self._db.execute("SELECT path FROM files WHERE url = ?", (url,)).fetchone()
+        return str(row[0]) if row else None
+
+    def add_problem(self, object_id: str, kind: str, reason: str) -> None:
+        """A problem that is not an object's own status, such as a file that could not be downloaded."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO problems (object_id, kind, reason) VALUES (?, ?, ?)",
+            (object_id, kind, reason),
+        )
+
+    def problems(self) -> Iterator[tuple[str, str, str]]:
+        yield from self._db.execute("SELECT object_id, kind, reason FROM problems ORDER BY object_id, kind")
 
     def paths(self, ids: list[str]) -> dict[str, str]:
         if not ids:

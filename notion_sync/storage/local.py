@@ -70,8 +70,12 @@ class LocalDestination:
         """A file in staging written piece by piece, appearing whole (by rename) when closed."""
         target = self._target(staging_id, relpath)
         tmp = target.with_name(f".{target.name}.tmp")
-        with tmp.open("wb") as stream:
-            yield stream
+        try:
+            with tmp.open("wb") as stream:
+                yield stream
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         os.replace(tmp, target)
 
     def publish(self, staging_id: str, snapshot: str) -> Path:

@@ -1,0 +1,233 @@
+"""Downloading Notion-hosted and external files into the export, refreshing expired URLs.
+
+Notion-hosted file URLs are signed and expire after about an hour. When the storage host answers
+403, the block or page that holds the file is read again (one API request) for a fresh URL, and the
+download is tried once more. A file that still cannot be had keeps its original URL in the output
+and is listed in problems.jsonl.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import posixpath
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import httpx
+
+from notion_sync.convert.names import safe_name
+from notion_sync.exporter.context import StepContext
+from notion_sync.models import ManifestFile
+from notion_sync.notion.errors import ObjectUnavailable
+
+JSON = dict[str, Any]
+FILE_BLOCKS = ("image", "video", "pdf", "file", "audio")
+_CHUNK = 256 * 1024
+_PREPARING_RETRIES = 5
+
+
+@dataclass(frozen=True)
+class FileRef:
+    """One file object found in a page: where it sits, so its URL can be refreshed."""
+
+    url: str
+    hosted: bool
+    owner_id: str
+    slot: str  # "block", "icon", "cover" or "property:<id>:<n>"
+    name: str
+
+    @property
+    def path(self) -> str:
+        prefix = "" if self.slot == "block" else f"{safe_name(self.slot.replace(':', '-'), 40)}-"
+        return f"files/{self.owner_id}/{prefix}{safe_name(self.name, 100)}"
+
+
+@dataclass(frozen=True)
+class DownloadPolicy:
+    enabled: bool = True
+    external: bool = True
+    max_bytes: int = 100 * 1024 * 1024
+
+
+class DownloadFailed(Exception):
+    pass
+
+
+def find_files(page: JSON, blocks: list[JSON]) -> list[FileRef]:
+    """Every file object of a page: icon, cover, `files` properties, file blocks and callout icons."""
+    refs: list[FileRef] = []
+    page_id = page["id"]
+    for slot in ("icon", "cover"):
+        ref = _ref(page.get(slot), page_id, slot)
+        if ref:
+            refs.append(ref)
+    for prop in page.get("properties", {}).values():
+        if prop.get("type") == "files":
+            for n, item in enumerate(prop.get("files") or []):
+                ref = _ref(item, page_id, f"property:{prop.get('id', '')}:{n}", item.get("name"))
+                if ref:
+                    refs.append(ref)
+    stack = list(blocks)
+    while stack:
+        block = stack.pop()
+        kind = block.get("type", "")
+        body = block.get(kind) or {}
+        if kind in FILE_BLOCKS:
+            ref = _ref(body, block["id"], "block", body.get("name"))
+            if ref:
+                refs.append(ref)
+        elif kind == "callout":
+            ref = _ref(body.get("icon"), block["id"], "icon")
+            if ref:
+                refs.append(ref)
+        stack.extend(block.get("children", []))
+    return refs
+
+
+async def download_all(
+    ctx: StepContext, http: httpx.AsyncClient, refs: list[FileRef], policy: DownloadPolicy
+) -> tuple[list[ManifestFile], int]:
+    """Downloads what the policy allows; returns every file the page refers to, and the failures.
+
+    A file shared by several pages (through synced blocks) is downloaded once and listed by each.
+    """
+    written: list[ManifestFile] = []
+    failed = 0
+    for ref in refs:
+        if not policy.enabled or (not ref.hosted and not policy.external):
+            continue
+        known = ctx.index.download(ref.path)
+        if known is not None:
+            ctx.index.remember_file(ref.url, ref.path)
+            written.append(known)
+            continue
+        try:
+            written.append(await _download(ctx, http, ref, policy))
+        except DownloadFailed as error:
+            failed += 1
+            ctx.index.add_problem(ref.owner_id, f"file:{ref.slot}", f"{ref.name}: {error}")
+    return written, failed
+
+
+async def _download(
+    ctx: StepContext, http: httpx.AsyncClient, ref: FileRef, policy: DownloadPolicy
+) -> ManifestFile:
+    url = ref.url
+    for attempt in range(2):
+        try:
+            written = await _stream(ctx, http, url, ref.path, policy.max_bytes)
+        except _Expired:
+            if attempt or not ref.hosted:
+                raise DownloadFailed("the storage host refused the URL (403)") from None
+            url = await _fresh_url(ctx, ref)
+            continue
+        ctx.index.remember_download(written)
+        ctx.index.remember_file(ref.url, ref.path)
+        ctx.index.remember_file(url, ref.path)
+        return written
+    raise DownloadFailed("no fresh URL")
+
+
+class _Expired(Exception):
+    pass
+
+
+async def _stream(
+    ctx: StepContext, http: httpx.AsyncClient, url: str, relpath: str, max_bytes: int
+) -> ManifestFile:
+    for attempt in range(_PREPARING_RETRIES):
+        try:
+            async with http.stream("GET", url) as response:
+                if response.status_code == 403:
+                    raise _Expired()
+                if response.status_code == 202:
+                    # Notion is still preparing the file: wait and ask again.
+                    await asyncio.sleep(1.0 + attempt)
+                    continue
+                if response.status_code != 200:
+                    raise DownloadFailed(f"HTTP {response.status_code}")
+                declared = int(response.headers.get("content-length") or 0)
+                if declared > max_bytes:
+                    raise DownloadFailed(f"{declared} bytes, over the {max_bytes}-byte cap")
+                return await _save(ctx, response, relpath, max_bytes)
+        except httpx.TransportError as error:
+            if attempt == _PREPARING_RETRIES - 1:
+                raise DownloadFailed(f"network error: {type(error).__name__}") from None
+            await asyncio.sleep(0.5 * (attempt + 1))
+    raise DownloadFailed("the file was never ready (202)")
+
+
+async def _save(ctx: StepContext, response: httpx.Response, relpath: str, max_bytes: int) -> ManifestFile:
+    digest = hashlib.sha256()
+    size = 0
+    with ctx.destination.open_stream(ctx.staging_id, relpath) as sink:
+        async for chunk in response.aiter_bytes(_CHUNK):
+            size += len(chunk)
+            if size > max_bytes:
+                raise DownloadFailed(f"over the {max_bytes}-byte cap")
+            digest.update(chunk)
+            sink.write(chunk)
+    return ManifestFile(path=relpath, sha256=digest.hexdigest(), size=size)
+
+
+async def _fresh_url(ctx: StepContext, ref: FileRef) -> str:
+    """Reads the file's holder again: Notion signs a new URL on every read."""
+    try:
+        if ref.slot == "block":
+            block = await ctx.gateway.block(ref.owner_id)
+            obj = block.get(block.get("type", "")) or {}
+        elif ref.slot == "icon" and not _is_page(ctx, ref.owner_id):
+            block = await ctx.gateway.block(ref.owner_id)
+            obj = (block.get("callout") or {}).get("icon") or {}
+        else:
+            page = await ctx.gateway.page(ref.owner_id)
+            obj = _slot_of(page, ref.slot)
+    except ObjectUnavailable as error:
+        raise DownloadFailed(f"its holder is gone ({error.status})") from None
+    url = _url_of(obj)
+    if not url:
+        raise DownloadFailed("the file is no longer there")
+    return url
+
+
+def _is_page(ctx: StepContext, object_id: str) -> bool:
+    found = ctx.index.get(object_id)
+    return found is not None and found.kind == "page"
+
+
+def _slot_of(page: JSON, slot: str) -> JSON:
+    if slot in ("icon", "cover"):
+        return page.get(slot) or {}
+    _, prop_id, n = slot.split(":", 2)
+    for prop in page.get("properties", {}).values():
+        if prop.get("id") == prop_id:
+            items = prop.get("files") or []
+            return items[int(n)] if int(n) < len(items) else {}
+    return {}
+
+
+def _ref(obj: Any, owner_id: str, slot: str, name: str | None = None) -> FileRef | None:
+    if not isinstance(obj, dict) or obj.get("type") not in ("file", "external"):
+        return None
+    url = _url_of(obj)
+    if not url:
+        return None
+    return FileRef(
+        url=url,
+        hosted=obj["type"] == "file",
+        owner_id=owner_id,
+        slot=slot,
+        name=name or _name_from_url(url),
+    )
+
+
+def _url_of(obj: JSON) -> str | None:
+    inner = obj.get(obj.get("type", "")) or {}
+    url = inner.get("url") if isinstance(inner, dict) else None
+    return url if isinstance(url, str) and url else None
+
+
+def _name_from_url(url: str) -> str:
+    return unquote(posixpath.basename(urlsplit(url).path)) or "file"
