@@ -30,7 +30,7 @@ class ExportActivities:
     def assign_paths(self, staging: StagingRef) -> LayoutResult:
         destination = LocalDestination(staging.destination)
         with ExportIndex(destination.index_path(staging.staging_id)) as index:
-            placed = assign_paths(index)
+            placed = assign_paths(index, activity.heartbeat)
             return LayoutResult(placed=placed, max_seq=index.max_seq(), stubs=len(index.stubs(1)))
 
     @activity.defn
@@ -42,6 +42,7 @@ class ExportActivities:
                     request.seq_from,
                     request.seq_to,
                     request.options,
+                    request.previous,
                     self._settings.page_concurrency,
                     activity.heartbeat,
                 )
@@ -52,6 +53,7 @@ class ExportActivities:
     def write_tables(self, request: TablesInput) -> TablesResult:
         destination = LocalDestination(request.staging.destination)
         with ExportIndex(destination.index_path(request.staging.staging_id)) as index:
+            staging_id = request.staging.staging_id
             return write_tables(
-                index, destination, request.staging.staging_id, request.seq_from, request.limit
+                index, destination, staging_id, request.seq_from, request.limit, activity.heartbeat
             )

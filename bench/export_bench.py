@@ -4,7 +4,8 @@ Everything runs on this box, each in its own process:
   * a Temporal dev server (`temporal server start-dev`, headless, free port; SQLite persistence by
     default, `--no-persist` for in-memory),
   * the Notion API emulator with N generated pages (`--pages`, `--latency-ms`, `--rate`, `--burst`),
-  * one worker, `python worker.py`, configured only through its environment (as in production),
+  * one worker (or `--workers N`), `python worker.py`, configured only through its environment
+    (as in production),
     so its peak RSS (children included, sampled every 0.2 s with psutil) is its own.
 The script itself is the client: it starts one export into a temp folder, polls progress and the
 emulator's counters once a second, and prints pages/min, API requests per page, history events per
@@ -115,7 +116,9 @@ class PhaseClock:
         self.seen.setdefault(phase, (at, requests))
 
 
-def worker_env(args: argparse.Namespace, emulator: EmulatorProcess, address: str, queue: str, state: Path) -> dict[str, str]:
+def worker_env(
+    args: argparse.Namespace, emulator: EmulatorProcess, address: str, queue: str, state: Path
+) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         NOTION_TOKEN=emulator.token,
@@ -165,8 +168,8 @@ async def run_export(args: argparse.Namespace, work: Path, out: dict[str, Any]) 
     server = start_dev_server(server_dir, port=port, ui_port=None, persist=args.persist)
     out["devserver_start_s"] = round(time.monotonic() - t0, 2)
     emulator: EmulatorProcess | None = None
-    worker: subprocess.Popen[bytes] | None = None
-    sampler: RssSampler | None = None
+    workers: list[subprocess.Popen[bytes]] = []
+    samplers: list[RssSampler] = []
     profiler: subprocess.Popen[bytes] | None = None
     log_path = work / "worker.log"
     try:
@@ -184,15 +187,24 @@ async def run_export(args: argparse.Namespace, work: Path, out: dict[str, Any]) 
         queue = f"bench-{uuid.uuid4().hex[:8]}"
         env = worker_env(args, emulator, server.address, queue, work / "state")
         with log_path.open("wb") as log:
-            worker = subprocess.Popen(
-                [sys.executable, str(REPO / "worker.py")], env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT
-            )
-        sampler = RssSampler(worker.pid)
-        sampler.start()
+            for _ in range(args.workers):
+                workers.append(
+                    subprocess.Popen(
+                        [sys.executable, str(REPO / "worker.py")],
+                        env=env,
+                        cwd=REPO,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                    )
+                )
+        worker = workers[0]
+        samplers = [RssSampler(w.pid) for w in workers]
+        for sampler in samplers:
+            sampler.start()
 
         client = await Client.connect(server.address, data_converter=pydantic_data_converter)
         await asyncio.sleep(args.warmup)  # let the worker import and start polling
-        out["worker_rss_idle_mb"] = round(sampler.last / 2**20, 1)
+        out["worker_rss_idle_mb"] = round(max(s.last for s in samplers) / 2**20, 1)
         settings = Settings.model_construct(**{**Settings().model_dump(), "task_queue": queue})
         options = ExportOptions(
             batch_size=args.batch_size,
@@ -200,17 +212,30 @@ async def run_export(args: argparse.Namespace, work: Path, out: dict[str, Any]) 
             include_comments=args.comments,
         )
         cpu0 = {
-            "worker": cpu_seconds(worker.pid),
+            "worker": sum(cpu_seconds(w.pid) for w in workers),
             "emulator": cpu_seconds(emulator.pid),
             "devserver": cpu_seconds(server.process.pid if server.process else None),
         }
         stats0 = emulator.stats()
+        out["loadavg_before"] = round(os.getloadavg()[0], 2)
         if args.profile:
             target = {"worker": worker.pid, "emulator": emulator.pid}[args.profile_target]
             profiler = subprocess.Popen(
-                [str(Path(sys.executable).parent / "py-spy"), "record", "--format", "raw", "--rate", "100",
-                 "--nonblocking", "-o", args.profile, "-p", str(target)],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                [
+                    str(Path(sys.executable).parent / "py-spy"),
+                    "record",
+                    "--format",
+                    "raw",
+                    "--rate",
+                    "100",
+                    "--nonblocking",
+                    "-o",
+                    args.profile,
+                    "-p",
+                    str(target),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
             )
         start = time.monotonic()
         handle = await start_export(
@@ -227,8 +252,9 @@ async def run_export(args: argparse.Namespace, work: Path, out: dict[str, Any]) 
             with contextlib.suppress(Exception):
                 last_progress = await query_progress(handle)
                 clock.note(last_progress.phase.value, now, emulator.stats()["requests_total"])
-            if worker.poll() is not None:
-                raise RuntimeError(f"the worker exited with {worker.returncode}; see {log_path}")
+            for w in workers:
+                if w.poll() is not None:
+                    raise RuntimeError(f"a worker exited with {w.returncode}; see {log_path}")
             if now > deadline and not result_task.done():
                 result_task.cancel()
                 with contextlib.suppress(Exception):
@@ -243,13 +269,15 @@ async def run_export(args: argparse.Namespace, work: Path, out: dict[str, Any]) 
             profiler.send_signal(signal.SIGINT)
             profiler.wait(timeout=30)
         stats = emulator.stats()
+        out["loadavg_after"] = round(os.getloadavg()[0], 2)
         clock.note("end", end, stats["requests_total"])
         cpu = {
-            "worker": cpu_seconds(worker.pid) - cpu0["worker"],
+            "worker": sum(cpu_seconds(w.pid) for w in workers) - cpu0["worker"],
             "emulator": cpu_seconds(emulator.pid) - cpu0["emulator"],
             "devserver": cpu_seconds(server.process.pid if server.process else None) - cpu0["devserver"],
         }
-        sampler.stop()
+        for sampler in samplers:
+            sampler.stop()
         final = await query_progress(handle)
         runs = await history_events(client, handle.id)
         for _ in range(50):  # visibility may lag the last continue-as-new briefly
@@ -282,14 +310,19 @@ async def run_export(args: argparse.Namespace, work: Path, out: dict[str, Any]) 
             events_per_run=[n for _, n in runs],
             history_events=events,
             events_per_page=round(events / pages, 2) if pages else None,
-            worker_rss_peak_mb=round(sampler.peak / 2**20, 1),
-            worker_rss_samples=sampler.samples,
+            worker_rss_peak_mb=round(max(s.peak for s in samplers) / 2**20, 1),
+            worker_rss_peak_each_mb=[round(s.peak / 2**20, 1) for s in samplers],
+            worker_rss_samples=min(s.samples for s in samplers),
             cpu_s={k: round(v, 1) for k, v in cpu.items()},
             phases={k: (round(t - start, 2), r) for k, (t, r) in clock.seen.items()},
             requests_per_s=round(requests / wall, 3) if wall else 0,
         )
         exporting = clock.seen.get(Phase.EXPORTING.value)
-        after = [clock.seen[p] for p in (Phase.TABLES.value, Phase.PUBLISHING.value, Phase.DONE.value, "end") if p in clock.seen]
+        after = [
+            clock.seen[p]
+            for p in (Phase.TABLES.value, Phase.PUBLISHING.value, Phase.DONE.value, "end")
+            if p in clock.seen
+        ]
         if exporting and after:
             t_end, r_end = min(after)
             span = t_end - exporting[0]
@@ -308,15 +341,17 @@ async def run_export(args: argparse.Namespace, work: Path, out: dict[str, Any]) 
             except subprocess.TimeoutExpired:
                 profiler.kill()
                 profiler.wait()
-        if sampler is not None:
+        for sampler in samplers:
             sampler.stop()
-        if worker is not None and worker.poll() is None:
-            worker.terminate()
+        for w in workers:
+            if w.poll() is None:
+                w.terminate()
+        for w in workers:
             try:
-                worker.wait(timeout=10)
+                w.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait()
+                w.kill()
+                w.wait()
         if emulator is not None:
             emulator.stop()
         server.stop()
@@ -327,12 +362,14 @@ async def run_export(args: argparse.Namespace, work: Path, out: dict[str, Any]) 
 def describe(r: dict[str, Any], args: argparse.Namespace) -> str:
     ws = r.get("workspace", {})
     lines = [
-        f"export of {args.pages} generated pages (emulator: {ws.get('tree_pages')} tree pages, {ws.get('rows')} rows, "
-        f"{ws.get('data_sources')} data sources; latency {args.latency_ms} ms, rate {args.rate or 'unlimited'}"
+        f"export of {args.pages} generated pages (emulator: {ws.get('tree_pages')} tree pages, "
+        f"{ws.get('rows')} rows, {ws.get('data_sources')} data sources; latency {args.latency_ms} ms, "
+        f"rate {args.rate or 'unlimited'}"
         f"{f', burst {args.burst}' if args.burst else ''})",
         f"  exporter: NOTION_SYNC_RATE={args.sync_rate} NOTION_SYNC_BURST={args.sync_burst or 'default'} "
         f"NOTION_SYNC_PAGE_CONCURRENCY={args.page_concurrency or 'default'} batch_size={args.batch_size} "
-        f"parallel={args.parallel} comments={args.comments}; dev server {'SQLite' if args.persist else 'in-memory'}",
+        f"parallel={args.parallel} comments={args.comments}; {args.workers} worker process(es); "
+        f"dev server {'SQLite' if args.persist else 'in-memory'}",
     ]
     if "status" not in r:
         lines.append(f"  FAILED: {r.get('error')}")
@@ -342,6 +379,7 @@ def describe(r: dict[str, Any], args: argparse.Namespace) -> str:
             lines.append("  worker log tail:\n" + r["worker_log_tail"])
         return "\n".join(lines)
     c = r["counters"]
+    each = f"; each {r['worker_rss_peak_each_mb']}" if args.workers > 1 else ""
     lines += [
         f"  status {r['status']}: {r['pages_exported']} pages exported ({r['objects_exported']} objects; "
         f"skipped {c['skipped']}, failed {c['failed']}) in {r['wall_s']:.1f} s",
@@ -349,21 +387,26 @@ def describe(r: dict[str, Any], args: argparse.Namespace) -> str:
         f"  API requests: {r['requests']} = {r['requests_per_page']} per page; statuses {r['by_status']}",
         f"  history: {r['history_events']} events over {r['runs']} run(s) {r['events_per_run']} = "
         f"{r['events_per_page']} events per page",
-        f"  worker peak RSS {r['worker_rss_peak_mb']} MB (idle {r['worker_rss_idle_mb']} MB, {r['worker_rss_samples']} samples)",
+        f"  worker peak RSS {r['worker_rss_peak_mb']} MB (idle {r['worker_rss_idle_mb']} MB, "
+        f"{r['worker_rss_samples']} samples{each})",
         f"  CPU seconds during the export: {r['cpu_s']} (wall {r['wall_s']:.0f} s, 2 cores)",
         f"  phases first seen at (s, requests): {r['phases']}",
+        f"  1-min load average before/after: {r.get('loadavg_before')}/{r.get('loadavg_after')} "
+        "(other jobs on the box inflate wall time)",
     ]
     budget = [b for b in (args.rate, args.sync_rate or None) if b]
     if budget:
         limit = min(budget)
         lines.append(
-            f"  rate: {r['requests_per_s']:.2f} req/s over the whole export = {100 * r['requests_per_s'] / limit:.1f}% "
+            f"  rate: {r['requests_per_s']:.2f} req/s over the whole export = "
+            f"{100 * r['requests_per_s'] / limit:.1f}% "
             f"of {limit:g} req/s; 429s: {r['rate_limited']}"
         )
         if "export_phase" in r:
             e = r["export_phase"]
             lines.append(
-                f"  exporting phase: {e['requests']} requests in {e['seconds']} s = {e['requests_per_s']:.2f} req/s "
+                f"  exporting phase: {e['requests']} requests in {e['seconds']} s = "
+                f"{e['requests_per_s']:.2f} req/s "
                 f"= {100 * e['requests_per_s'] / limit:.1f}% of the budget"
             )
     return "\n".join(lines)
@@ -377,17 +420,38 @@ def main() -> None:
     p.add_argument("--rate", type=float, default=None, help="emulator rate limit, req/s (default unlimited)")
     p.add_argument("--burst", type=int, default=None, help="emulator token bucket size")
     p.add_argument("--shape", default=None, help="emulator WorkspaceShape knobs as JSON")
-    p.add_argument("--sync-rate", type=float, default=0.0, help="NOTION_SYNC_RATE for the worker (0 = unlimited)")
+    p.add_argument(
+        "--sync-rate", type=float, default=0.0, help="NOTION_SYNC_RATE for the worker (0 = unlimited)"
+    )
     p.add_argument("--sync-burst", type=int, default=None, help="NOTION_SYNC_BURST (default: the worker's)")
-    p.add_argument("--page-concurrency", type=int, default=None, help="NOTION_SYNC_PAGE_CONCURRENCY (default: the worker's)")
+    p.add_argument(
+        "--page-concurrency",
+        type=int,
+        default=None,
+        help="NOTION_SYNC_PAGE_CONCURRENCY (default: the worker's)",
+    )
+    p.add_argument("--workers", type=int, default=1, help="worker processes sharing the task queue")
     p.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size, help="ExportOptions.batch_size")
-    p.add_argument("--parallel", type=int, default=DEFAULTS.max_parallel_batches, help="ExportOptions.max_parallel_batches")
+    p.add_argument(
+        "--parallel",
+        type=int,
+        default=DEFAULTS.max_parallel_batches,
+        help="ExportOptions.max_parallel_batches",
+    )
     p.add_argument("--comments", action=argparse.BooleanOptionalAction, default=DEFAULTS.include_comments)
-    p.add_argument("--persist", action=argparse.BooleanOptionalAction, default=True,
-                   help="dev server with SQLite persistence (default) or in memory")
-    p.add_argument("--timeout", type=float, default=900.0, help="give up (and terminate the workflow) after this")
+    p.add_argument(
+        "--persist",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="dev server with SQLite persistence (default) or in memory",
+    )
+    p.add_argument(
+        "--timeout", type=float, default=900.0, help="give up (and terminate the workflow) after this"
+    )
     p.add_argument("--poll", type=float, default=1.0, help="progress / emulator stats polling interval, s")
-    p.add_argument("--warmup", type=float, default=2.0, help="seconds for the worker to start before the export")
+    p.add_argument(
+        "--warmup", type=float, default=2.0, help="seconds for the worker to start before the export"
+    )
     p.add_argument("--profile", default=None, help="py-spy record (raw collapsed stacks) into this file")
     p.add_argument("--profile-target", choices=["worker", "emulator"], default="worker")
     p.add_argument("--json", action="store_true", help="also print the raw results as JSON")

@@ -19,6 +19,7 @@ from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextC
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.service import RPCError
 
+from notion_sync.archive import archive_command
 from notion_sync.control import (
     ExportAlreadyRunning,
     export_handle,
@@ -31,8 +32,11 @@ from notion_sync.devserver import DevServer, DevServerError, start_dev_server
 from notion_sync.emulator.cli import emulator
 from notion_sync.emulator.testing import EmulatorProcess
 from notion_sync.models import ExportInput, ExportOptions, ExportProgress, ExportReport
+from notion_sync.render import render
+from notion_sync.retention import prune_command
 from notion_sync.settings import Settings
 from notion_sync.storage.local import check_destination
+from notion_sync.verify import verify_command
 from workflows.export import ExportWorkflow
 
 app = typer.Typer(
@@ -41,6 +45,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command(help="Run the Notion API emulator (a local server speaking Notion's API).")(emulator)
+app.command("archive")(archive_command)
+app.command("verify")(verify_command)
+app.command("prune")(prune_command)
+app.command(help="Rebuild Markdown, CSV and an HTML site from a snapshot, offline.")(render)
 console = Console(stderr=True, soft_wrap=True)
 
 OutOption = Annotated[Path, typer.Option("--out", "-o", help="Destination folder of the export.")]

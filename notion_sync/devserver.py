@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from notion_sync.processes import die_with_parent
+from notion_sync.processes import killed_with_parent
 
 
 class DevServerError(RuntimeError):
@@ -74,7 +74,7 @@ def start_dev_server(
     args += extra_args or []
     log = (state_dir / "temporal-server.log").open("ab")
     process = subprocess.Popen(
-        args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent
+        args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=killed_with_parent
     )
     deadline = time.monotonic() + 60
     while not port_open("127.0.0.1", port):

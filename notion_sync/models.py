@@ -31,6 +31,8 @@ class ExportOptions(BaseModel):
     batch_size: int = Field(default=100, ge=1, le=1000)
     max_parallel_batches: int = Field(default=4, ge=1, le=100)
     include_comments: bool = True
+    # Re-read every page even when an earlier snapshot holds it unchanged.
+    full_refresh: bool = False
     download_files: bool = True
     download_external_files: bool = True
     max_file_mb: float = Field(default=100, gt=0)
@@ -47,10 +49,24 @@ class Counters(BaseModel):
     followups: int = 0
     files_downloaded: int = 0
     files_failed: int = 0
+    reused: int = 0
 
     def add(self, other: Counters) -> None:
         for name in type(self).model_fields:
             setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+class StagingRef(BaseModel):
+    destination: str
+    staging_id: str
+
+
+class PreviousSnapshot(BaseModel):
+    """The complete export a sync builds on: unchanged pages are taken from it, not from Notion."""
+
+    path: str
+    # Pages edited at or after this minute may have changed again within it: always re-read them.
+    reuse_before: str
 
 
 class ExportState(BaseModel):
@@ -58,6 +74,7 @@ class ExportState(BaseModel):
 
     phase: Phase = Phase.STARTING
     staging_id: str = ""
+    previous: PreviousSnapshot | None = None
     started_at: datetime | None = None
     search_cursor: str | None = None
     search_done: bool = False
@@ -78,9 +95,9 @@ class ExportInput(BaseModel):
     state: ExportState | None = None
 
 
-class StagingRef(BaseModel):
-    destination: str
-    staging_id: str
+class PrepareInput(BaseModel):
+    staging: StagingRef
+    full_refresh: bool = False
 
 
 class DiscoverInput(BaseModel):
@@ -101,6 +118,7 @@ class BatchInput(BaseModel):
     seq_from: int
     seq_to: int
     options: ExportOptions = Field(default_factory=ExportOptions)
+    previous: PreviousSnapshot | None = None
 
 
 class BatchResult(BaseModel):

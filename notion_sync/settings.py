@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 NOTION_API_URL = "https://api.notion.com"
@@ -30,6 +31,21 @@ class Settings(BaseSettings):
     burst: int = Field(default=6, alias="NOTION_SYNC_BURST", ge=1)
     request_timeout_s: float = Field(default=30.0, alias="NOTION_SYNC_REQUEST_TIMEOUT", gt=0)
     page_concurrency: int = Field(default=8, alias="NOTION_SYNC_PAGE_CONCURRENCY", ge=1)
+    # A mounted secret (Kubernetes Secret, compose secret) instead of the token in the environment.
+    notion_token_file: Path | None = Field(default=None, alias="NOTION_TOKEN_FILE")
+    # Observability of `python worker.py`; ports unset = that endpoint is off.
+    metrics_port: int | None = Field(default=None, alias="NOTION_SYNC_METRICS_PORT", ge=0)
+    health_port: int | None = Field(default=None, alias="NOTION_SYNC_HEALTH_PORT", ge=0)
+    log_format: Literal["text", "json"] = Field(default="text", alias="NOTION_SYNC_LOG_FORMAT")
+    # none | console | otlp; unset means otlp when OTEL_EXPORTER_OTLP_ENDPOINT is set, else none.
+    traces: Literal["none", "console", "otlp"] | None = Field(default=None, alias="NOTION_SYNC_TRACES")
+    otlp_endpoint: str | None = Field(default=None, alias="OTEL_EXPORTER_OTLP_ENDPOINT")
+
+    @model_validator(mode="after")
+    def _token_from_file(self) -> Settings:
+        if self.notion_token is None and self.notion_token_file is not None:
+            self.notion_token = SecretStr(self.notion_token_file.read_text().strip())
+        return self
 
     def token(self) -> str:
         if self.notion_token is None:

@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         ExportReport,
         ExportState,
         Phase,
+        PrepareInput,
         PublishInput,
         ReportStatus,
         StagingRef,
@@ -129,10 +130,11 @@ class ExportWorkflow:
     async def _run_phases(self, staging: StagingRef) -> ExportReport:
         state = self._state
         if state.phase == Phase.STARTING:
-            await workflow.execute_activity(
+            state.previous = await workflow.execute_activity(
                 staging_activities.prepare_staging,
-                staging,
-                start_to_close_timeout=timedelta(minutes=1),
+                PrepareInput(staging=staging, full_refresh=self._options.full_refresh),
+                start_to_close_timeout=timedelta(minutes=10),
+                heartbeat_timeout=HEARTBEAT,
                 retry_policy=DISK_RETRY,
             )
             state.phase = Phase.DISCOVERING
@@ -145,6 +147,7 @@ class ExportWorkflow:
                     ExportActivities.assign_paths,
                     staging,
                     start_to_close_timeout=timedelta(minutes=30),
+                    heartbeat_timeout=HEARTBEAT,
                     retry_policy=DISK_RETRY,
                 )
                 state.max_seq = layout.max_seq
@@ -159,6 +162,7 @@ class ExportWorkflow:
             staging_activities.publish_snapshot,
             PublishInput(staging=staging, snapshot=self._snapshot_name(), report=report),
             start_to_close_timeout=timedelta(minutes=30),
+            heartbeat_timeout=HEARTBEAT,
             retry_policy=DISK_RETRY,
         )
         state.phase = Phase.DONE
@@ -239,6 +243,7 @@ class ExportWorkflow:
                 seq_from=seq_from,
                 seq_to=seq_to,
                 options=self._options,
+                previous=state.previous,
             ),
             start_to_close_timeout=timedelta(hours=2),
             heartbeat_timeout=HEARTBEAT,
@@ -256,6 +261,7 @@ class ExportWorkflow:
                 ExportActivities.write_tables,
                 TablesInput(staging=staging, seq_from=state.tables_cursor, limit=TABLES_PER_ACTIVITY),
                 start_to_close_timeout=timedelta(minutes=30),
+                heartbeat_timeout=HEARTBEAT,
                 retry_policy=DISK_RETRY,
             )
             state.tables_cursor = result.next_seq
@@ -316,6 +322,7 @@ class ExportWorkflow:
             staging_activities.discard_staging,
             staging,
             start_to_close_timeout=timedelta(minutes=10),
+            heartbeat_timeout=HEARTBEAT,
             retry_policy=DISK_RETRY,
         )
         await workflow.execute_activity(
@@ -338,8 +345,9 @@ class ExportWorkflow:
         )
 
     def _snapshot_name(self) -> str:
+        """Start time first, so names sort by age; the run id keeps two runs in a second apart."""
         started = self._state.started_at or workflow.now()
-        return started.strftime("%Y-%m-%dT%H-%M-%SZ")
+        return f"{started.strftime('%Y-%m-%dT%H-%M-%SZ')}-{self._state.staging_id[:8]}"
 
     def _show(self) -> None:
         """The readable summary in the Web UI's "current details"."""

@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import posixpath
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -25,7 +26,7 @@ from notion_sync.notion.errors import ObjectUnavailable
 JSON = dict[str, Any]
 FILE_BLOCKS = ("image", "video", "pdf", "file", "audio")
 _CHUNK = 256 * 1024
-_PREPARING_RETRIES = 5
+_PREPARING_RETRIES = 3
 
 
 @dataclass(frozen=True)
@@ -87,11 +88,16 @@ def find_files(page: JSON, blocks: list[JSON]) -> list[FileRef]:
 
 
 async def download_all(
-    ctx: StepContext, http: httpx.AsyncClient, refs: list[FileRef], policy: DownloadPolicy
+    ctx: StepContext,
+    http: httpx.AsyncClient,
+    refs: list[FileRef],
+    policy: DownloadPolicy,
+    previous: Path | None = None,
 ) -> tuple[list[ManifestFile], int]:
     """Downloads what the policy allows; returns every file the page refers to, and the failures.
 
     A file shared by several pages (through synced blocks) is downloaded once and listed by each.
+    With `previous` (the snapshot of an unchanged page), files are taken from it, not downloaded.
     """
     written: list[ManifestFile] = []
     failed = 0
@@ -99,6 +105,9 @@ async def download_all(
         if not policy.enabled or (not ref.hosted and not policy.external):
             continue
         known = ctx.index.download(ref.path)
+        if known is None and previous is not None and (previous / ref.path).is_file():
+            known = ctx.destination.adopt(ctx.staging_id, ref.path, previous / ref.path)
+            ctx.index.remember_download(known)
         if known is not None:
             ctx.index.remember_file(ref.url, ref.path)
             written.append(known)
@@ -118,9 +127,10 @@ async def _download(
     for attempt in range(2):
         try:
             written = await _stream(ctx, http, url, ref.path, policy.max_bytes)
-        except _Expired:
-            if attempt or not ref.hosted:
-                raise DownloadFailed("the storage host refused the URL (403)") from None
+        except (_Expired, DownloadFailed) as error:
+            # A Notion-hosted URL that fails in any way may simply be old: one fresh URL, one more try.
+            if attempt or not ref.hosted or isinstance(error, _OverCap):
+                raise DownloadFailed(str(error) or "the storage host refused the URL (403)") from None
             url = await _fresh_url(ctx, ref)
             continue
         ctx.index.remember_download(written)
@@ -131,6 +141,10 @@ async def _download(
 
 
 class _Expired(Exception):
+    pass
+
+
+class _OverCap(DownloadFailed):
     pass
 
 
@@ -150,8 +164,11 @@ async def _stream(
                     raise DownloadFailed(f"HTTP {response.status_code}")
                 declared = int(response.headers.get("content-length") or 0)
                 if declared > max_bytes:
-                    raise DownloadFailed(f"{declared} bytes, over the {max_bytes}-byte cap")
+                    raise _OverCap(f"{declared} bytes, over the {max_bytes}-byte cap")
                 return await _save(ctx, response, relpath, max_bytes)
+        except httpx.ConnectError:
+            # Nobody listens there (any more): waiting will not help, a fresh URL might.
+            raise DownloadFailed("cannot connect to the file's host") from None
         except httpx.TransportError as error:
             if attempt == _PREPARING_RETRIES - 1:
                 raise DownloadFailed(f"network error: {type(error).__name__}") from None
@@ -166,7 +183,7 @@ async def _save(ctx: StepContext, response: httpx.Response, relpath: str, max_by
         async for chunk in response.aiter_bytes(_CHUNK):
             size += len(chunk)
             if size > max_bytes:
-                raise DownloadFailed(f"over the {max_bytes}-byte cap")
+                raise _OverCap(f"over the {max_bytes}-byte cap")
             digest.update(chunk)
             sink.write(chunk)
     return ManifestFile(path=relpath, sha256=digest.hexdigest(), size=size)

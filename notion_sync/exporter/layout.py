@@ -10,6 +10,8 @@ settled by a suffix derived from the object's own id, so one rename never reshuf
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from notion_sync.convert.names import safe_name, unique_name
 from notion_sync.storage.index import ExportIndex
 
@@ -28,10 +30,11 @@ class _ClaimedNames:
         return isinstance(name, str) and not self._index.name_free(self._dir, name.casefold())
 
 
-def assign_paths(index: ExportIndex) -> int:
+def assign_paths(index: ExportIndex, heartbeat: Callable[[], None] = lambda: None) -> int:
     """Places every object whose parent is placed; returns how many it placed."""
     placed = 0
     while True:
+        heartbeat()
         ready = index.unplaced(_CHUNK)
         if not ready:
             return placed

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -14,7 +16,7 @@ from notion_sync.convert.markdown import page_to_markdown
 from notion_sync.exporter.context import StepContext
 from notion_sync.exporter.files import DownloadPolicy, download_all, find_files
 from notion_sync.exporter.links import IndexLinks
-from notion_sync.models import Counters, ExportOptions
+from notion_sync.models import Counters, ExportOptions, PreviousSnapshot
 from notion_sync.notion.errors import ObjectUnavailable
 from notion_sync.storage.index import IndexedObject
 
@@ -31,6 +33,7 @@ async def export_batch(
     seq_from: int,
     seq_to: int,
     options: ExportOptions,
+    previous: PreviousSnapshot | None,
     concurrency: int,
     heartbeat: Callable[[], None],
 ) -> Counters:
@@ -41,7 +44,7 @@ async def export_batch(
     async def one(obj: IndexedObject) -> None:
         async with limit:
             try:
-                await _export_object(ctx, obj, options, counters)
+                await _export_object(ctx, obj, options, previous, counters)
                 counters.exported += 1
             except ObjectUnavailable as error:
                 ctx.index.skip(obj.id, f"{error.status} {error.code}")
@@ -53,11 +56,15 @@ async def export_batch(
 
 
 async def _export_object(
-    ctx: StepContext, obj: IndexedObject, options: ExportOptions, counters: Counters
+    ctx: StepContext,
+    obj: IndexedObject,
+    options: ExportOptions,
+    previous: PreviousSnapshot | None,
+    counters: Counters,
 ) -> None:
     assert obj.raw is not None and obj.path is not None
     if obj.kind == "page":
-        await _export_page(ctx, obj, options, counters)
+        await _export_page(ctx, obj, options, _unchanged(ctx, obj, previous), counters)
     elif obj.kind == "database":
         _export_database(ctx, obj)
     else:
@@ -66,13 +73,22 @@ async def _export_object(
 
 
 async def _export_page(
-    ctx: StepContext, obj: IndexedObject, options: ExportOptions, counters: Counters
+    ctx: StepContext,
+    obj: IndexedObject,
+    options: ExportOptions,
+    saved: _SavedPage | None,
+    counters: Counters,
 ) -> None:
+    """Exports a page: from Notion, or from the previous snapshot when it has not changed since."""
     assert obj.raw is not None and obj.path is not None
     page = obj.raw
-    blocks = await fetch_tree(ctx, obj.id)
-    property_items = await _complete_properties(ctx, page)
-    comments = await ctx.gateway.comments(obj.id) if options.include_comments else []
+    if saved is not None:
+        blocks, property_items, comments = saved.blocks, saved.property_items, saved.comments
+        counters.reused += 1
+    else:
+        blocks = await fetch_tree(ctx, obj.id)
+        property_items = await _complete_properties(ctx, page)
+        comments = await ctx.gateway.comments(obj.id) if options.include_comments else []
     complete = _with_items(page, property_items)
     if property_items:
         ctx.index.add_complete(obj.id, complete)
@@ -82,7 +98,9 @@ async def _export_page(
         max_bytes=int(options.max_file_mb * 1024 * 1024),
     )
     refs = find_files(complete, blocks)
-    downloads, failed = await download_all(ctx, ctx.http, refs, policy)
+    downloads, failed = await download_all(
+        ctx, ctx.http, refs, policy, previous=saved.snapshot if saved else None
+    )
     counters.files_downloaded += len(downloads)
     counters.files_failed += failed
     local_files = {ref.url: path for ref in refs if (path := ctx.index.file_path(ref.url))}
@@ -100,6 +118,68 @@ async def _export_page(
         *downloads,
     ]
     ctx.index.finish(obj.id, files)
+
+
+@dataclass(frozen=True)
+class _SavedPage:
+    snapshot: Path
+    blocks: list[JSON]
+    property_items: dict[str, list[JSON]]
+    comments: list[JSON]
+
+
+def _unchanged(ctx: StepContext, obj: IndexedObject, previous: PreviousSnapshot | None) -> _SavedPage | None:
+    """The page as the previous snapshot holds it, if Notion says it has not been edited since."""
+    if previous is None or obj.raw is None:
+        return None
+    edited = obj.raw.get("last_edited_time")
+    if not edited or edited >= previous.reuse_before or ctx.index.previous_edit(obj.id) != edited:
+        return None
+    snapshot = Path(previous.path)
+    try:
+        saved = orjson.loads((snapshot / "json" / "pages" / f"{obj.id}.json").read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    blocks: list[JSON] = saved["blocks"]
+    # A child page created, moved, trashed or deleted changes this page's blocks; do not trust
+    # Notion to have moved its edit time for that.
+    current = {
+        child.id: child.raw
+        for child in ctx.index.children(obj.id)
+        if child.kind != "data_source" and child.status != "skipped"
+    }
+    embedded = _separate_objects(blocks)
+    if {block["id"] for block in embedded} != set(current):
+        return None
+    for block in embedded:
+        raw = current[block["id"]]
+        if block["type"] == "child_page" and raw is not None:
+            # Renaming a child does not edit this page, but its child_page block shows the new title.
+            block["child_page"]["title"] = _raw_title(raw)
+    return _SavedPage(snapshot, blocks, saved.get("property_items", {}), saved.get("comments", []))
+
+
+def _raw_title(page: JSON) -> str:
+    """A page's title exactly as Notion shows it in a child_page block (spaces kept)."""
+    for prop in page.get("properties", {}).values():
+        if prop.get("type") == "title":
+            return "".join(part.get("plain_text", "") for part in prop.get("title", []))
+    return ""
+
+
+def _separate_objects(blocks: list[JSON]) -> list[JSON]:
+    """The child_page and child_database blocks anywhere in a tree (synced copies excluded)."""
+    found: list[JSON] = []
+    stack = list(blocks)
+    while stack:
+        block = stack.pop()
+        if block.get("type") in _SEPARATE_OBJECTS:
+            found.append(block)
+        elif not (
+            block.get("type") == "synced_block" and (block.get("synced_block") or {}).get("synced_from")
+        ):
+            stack.extend(block.get("children", []))
+    return found
 
 
 def _export_database(ctx: StepContext, obj: IndexedObject) -> None:

@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
 
-from notion_sync.models import ExportReport, ManifestFile, ManifestHeader, ManifestObject, Problem
+from notion_sync.models import (
+    ExportReport,
+    ManifestFile,
+    ManifestHeader,
+    ManifestObject,
+    PreviousSnapshot,
+    Problem,
+)
 from notion_sync.storage.index import ExportIndex
 from notion_sync.storage.local import LocalDestination
 
@@ -14,7 +23,12 @@ REPORT = "report.json"
 PROBLEMS = "problems.jsonl"
 
 
-def write_manifest(index: ExportIndex, destination: LocalDestination, staging_id: str) -> tuple[int, int]:
+def write_manifest(
+    index: ExportIndex,
+    destination: LocalDestination,
+    staging_id: str,
+    heartbeat: Callable[[], None] = lambda: None,
+) -> tuple[int, int]:
     """manifest.jsonl: a header line, then one line per object sorted by id, streamed.
 
     Problems (skipped or failed objects, with the reason) go to problems.jsonl beside it.
@@ -41,6 +55,8 @@ def write_manifest(index: ExportIndex, destination: LocalDestination, staging_id
                 files=[ManifestFile(**f) for f in json.loads(encoded)],
             )
             files += len(entry.files)
+            if files % 1000 == 0:
+                heartbeat()
             manifest.write(entry.model_dump_json().encode() + b"\n")
             if status != "exported":
                 problem = Problem(object_id=object_id, kind=kind, reason=reason or status)
@@ -49,6 +65,36 @@ def write_manifest(index: ExportIndex, destination: LocalDestination, staging_id
             problem = Problem(object_id=object_id, kind=kind, reason=reason)
             problems.write(problem.model_dump_json().encode() + b"\n")
     return objects, files
+
+
+def load_previous(
+    index: ExportIndex, snapshot: Path, heartbeat: Callable[[], None] = lambda: None
+) -> PreviousSnapshot | None:
+    """Reads a published snapshot's manifest into the index, streamed; None if it is unusable."""
+    manifest = snapshot / MANIFEST
+    try:
+        started = ExportReport.model_validate_json((snapshot / REPORT).read_bytes()).started_at
+        with manifest.open("rb") as lines:
+            header = ManifestHeader.model_validate_json(next(lines))
+            if header.version != ManifestHeader.model_fields["version"].default:
+                return None
+            index.load_previous(_exported(lines, heartbeat))
+    except (OSError, ValueError, StopIteration):
+        return None
+    if started is None:
+        return None
+    # Notion's edit times are rounded down to the minute: edits in that minute may not show.
+    reuse_before = started.astimezone(UTC).replace(second=0, microsecond=0)
+    return PreviousSnapshot(path=str(snapshot), reuse_before=reuse_before.strftime("%Y-%m-%dT%H:%M:%S.000Z"))
+
+
+def _exported(lines: Iterable[bytes], heartbeat: Callable[[], None]) -> Iterator[tuple[str, str | None]]:
+    for n, line in enumerate(lines):
+        if n % 1000 == 0:
+            heartbeat()
+        entry = ManifestObject.model_validate_json(line)
+        if entry.status == "exported":
+            yield entry.id, entry.last_edited_time
 
 
 def write_report(destination: LocalDestination, staging_id: str, report: ExportReport, staged: bool) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 
 from notion_sync.convert.csvfmt import write_csv
 from notion_sync.exporter.links import IndexLinks
@@ -12,12 +13,18 @@ from notion_sync.storage.local import LocalDestination
 
 
 def write_tables(
-    index: ExportIndex, destination: LocalDestination, staging_id: str, seq_from: int, limit: int
+    index: ExportIndex,
+    destination: LocalDestination,
+    staging_id: str,
+    seq_from: int,
+    limit: int,
+    heartbeat: Callable[[], None] = lambda: None,
 ) -> TablesResult:
     """Writes the tables of up to `limit` data sources from `seq_from` on; returns where to go on."""
     data_sources = index.by_kind("data_source", seq_from, limit + 1)
     written = 0
     for data_source in data_sources[:limit]:
+        heartbeat()
         if data_source.raw is None or data_source.path is None or data_source.status == "skipped":
             continue
         buffer = io.StringIO()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ CREATE INDEX IF NOT EXISTS objects_parent ON objects(parent_id);
 CREATE TABLE IF NOT EXISTS names (dir TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (dir, name));
 CREATE TABLE IF NOT EXISTS synced (original_id TEXT PRIMARY KEY, children TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS files (url TEXT PRIMARY KEY, path TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS previous (id TEXT PRIMARY KEY, last_edited_time TEXT);
 CREATE TABLE IF NOT EXISTS downloads (path TEXT PRIMARY KEY, sha256 TEXT NOT NULL, size INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS problems (object_id TEXT NOT NULL, kind TEXT NOT NULL, reason TEXT NOT NULL,
     PRIMARY KEY (object_id, kind));
@@ -216,6 +217,16 @@ class ExportIndex:
 
     def remember_file(self, url: str, path: str) -> None:
         self._db.execute("INSERT OR REPLACE INTO files (url, path) VALUES (?, ?)", (url, path))
+
+    def load_previous(self, entries: Iterable[tuple[str, str | None]]) -> None:
+        """The ids and edit times of the snapshot a sync builds on."""
+        self._db.execute("BEGIN")
+        self._db.executemany("INSERT OR REPLACE INTO previous (id, last_edited_time) VALUES (?, ?)", entries)
+        self._db.execute("COMMIT")
+
+    def previous_edit(self, object_id: str) -> str | None:
+        row = self._db.execute("SELECT last_edited_time FROM previous WHERE id = ?", (object_id,)).fetchone()
+        return str(row[0]) if row and row[0] else None
 
     def remember_download(self, file: ManifestFile) -> None:
         self._db.execute(

@@ -65,6 +65,22 @@ class LocalDestination:
         os.replace(tmp, target)
         return ManifestFile(path=relpath, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
 
+    def adopt(self, staging_id: str, relpath: str, source: Path) -> ManifestFile:
+        """Takes an unchanged file from an earlier snapshot: a hard link where possible, else a copy."""
+        target = self._target(staging_id, relpath)
+        tmp = target.with_name(f".{target.name}.tmp")
+        tmp.unlink(missing_ok=True)
+        try:
+            os.link(source, tmp)
+        except OSError:
+            shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
+        digest = hashlib.sha256()
+        with target.open("rb") as stream:
+            for chunk in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(chunk)
+        return ManifestFile(path=relpath, sha256=digest.hexdigest(), size=target.stat().st_size)
+
     @contextmanager
     def open_stream(self, staging_id: str, relpath: str) -> Iterator[BinaryIO]:
         """A file in staging written piece by piece, appearing whole (by rename) when closed."""

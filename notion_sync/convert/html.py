@@ -1,0 +1,356 @@
+"""Notion pages, databases and data sources to a static HTML site (Jinja2, autoescape on).
+
+Decisions: the templates walk the block tree (`templates/blocks.html`); inline rich text reuses
+`richtext.rich_to_html` (it escapes text and drops unsafe link schemes) and property values reuse
+`properties.property_value`. Every `href`/`src` goes through `safe_url`, so `javascript:` and `data:`
+never reach the page. Internal links come from the same LinkResolver as the Markdown, wrapped in
+`HtmlLinks`, which maps the `.md`/`.csv` paths to the `.html` files mirroring them. Colours of blocks
+are CSS classes (`color-red`, `bg-blue`); inline colours keep richtext's palette styles. Equations
+are shown as their TeX source in `<code>` (no MathML, no script). One shared `style.css`, no fonts or
+CDNs: the site works offline from file://.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from importlib.resources import files
+from typing import Any
+from urllib.parse import unquote
+
+from jinja2 import Environment, FunctionLoader
+from markupsafe import Markup
+
+from .csvfmt import csv_header
+from .links import LinkResolver, NoLinks, file_target, is_safe_url, notion_url, page_target
+from .markdown import page_title
+from .properties import property_value, value_text
+from .richtext import format_date, plain_text, rich_to_html
+
+JSON = dict[str, Any]
+_LIST_TYPES = {"bulleted_list_item": "ul", "numbered_list_item": "ol", "to_do": "ul"}
+_HEADING = re.compile(r"heading_(\d)")
+_COLORS = {"gray", "brown", "orange", "yellow", "green", "blue", "purple", "pink", "red"}
+_EXTENSION = re.compile(r"\.(md|csv)$")
+
+
+class HtmlLinks:
+    """Adapts a Markdown-export resolver to the HTML mirror: `X.md` and `X.csv` become `X.html`.
+
+    `asset_prefix` leads from the HTML file's folder back to its Markdown file's folder, for local
+    files (downloaded media), which stay where the Markdown export put them.
+    """
+
+    def __init__(self, inner: LinkResolver, asset_prefix: str = "") -> None:
+        self._inner = inner
+        self._asset_prefix = asset_prefix
+
+    def page_link(self, page_id: str) -> str | None:
+        local = self._inner.page_link(page_id)
+        return html_path(local) if local is not None else None
+
+    def file_link(self, url: str) -> str | None:
+        local = self._inner.file_link(url)
+        return posixpath.normpath(self._asset_prefix + local) if local is not None else None
+
+
+def html_path(path: str) -> str:
+    """The HTML twin of an export path: `a/B.md` and `a/B.csv` -> `a/B.html`."""
+    return _EXTENSION.sub(".html", path)
+
+
+@dataclass(frozen=True)
+class Nav:
+    """Where a page sits in the site: `root` leads back to the site root ("", "../", ...)."""
+
+    root: str = ""
+    crumbs: tuple[tuple[str, str], ...] = ()  # (title, href) of the ancestors, outermost first
+
+
+@dataclass
+class TreeNode:
+    """One entry of the workspace tree on the index page; `href` is relative to the site root."""
+
+    title: str
+    href: str | None
+    kind: str = "page"
+    children: list[TreeNode] = field(default_factory=list)
+
+
+# --- helpers the templates call --------------------------------------------------------------
+
+
+def safe_url(url: object) -> str:
+    """The URL if a browser cannot execute it, else `#` (javascript:, data:, vbscript:, ...)."""
+    return url if isinstance(url, str) and url and is_safe_url(url) else "#"
+
+
+def body(block: JSON) -> JSON:
+    value = block.get(str(block.get("type")))
+    return value if isinstance(value, dict) else {}
+
+
+def children(block: JSON) -> list[JSON]:
+    kids = block.get("children")
+    return [k for k in kids if isinstance(k, dict)] if isinstance(kids, list) else []
+
+
+def color_class(color: object) -> str:
+    """`color-red` / `bg-red` for Notion's colour names, "" for default and anything unknown."""
+    name = str(color or "")
+    if name.endswith("_background"):
+        base = name.removesuffix("_background")
+        return f"bg-{base}" if base in _COLORS else ""
+    return f"color-{name}" if name in _COLORS else ""
+
+
+@dataclass(frozen=True)
+class _Group:
+    tag: str | None  # "ul"/"ol" for a run of list items, None for one block
+    kind: str
+    blocks: list[JSON]
+    start: int = 1
+
+
+def group(blocks: Sequence[JSON]) -> Iterator[_Group]:
+    """Consecutive list items of one kind become one list; every other block stands alone."""
+    i = 0
+    while i < len(blocks):
+        kind = str(blocks[i].get("type"))
+        if kind not in _LIST_TYPES:
+            yield _Group(None, kind, [blocks[i]])
+            i += 1
+            continue
+        j = i
+        while j < len(blocks) and blocks[j].get("type") == kind:
+            j += 1
+        start = body(blocks[i]).get("list_start_index")
+        yield _Group(_LIST_TYPES[kind], kind, list(blocks[i:j]), start if isinstance(start, int) else 1)
+        i = j
+
+
+def heading_level(block: JSON) -> int:
+    m = _HEADING.fullmatch(str(block.get("type")))
+    return min(int(m.group(1)), 6) if m else 0
+
+
+def headings(blocks: Sequence[JSON]) -> list[tuple[int, str, str]]:
+    """(level, text, anchor) of every heading in the tree, for the table of contents."""
+    out: list[tuple[int, str, str]] = []
+    for block in blocks:
+        level = heading_level(block)
+        if level:
+            text = plain_text(body(block).get("rich_text")).replace("\n", " ").strip()
+            out.append((level, text or "Untitled", anchor(block)))
+        out.extend(headings(children(block)))
+    return out
+
+
+def anchor(block: JSON) -> str:
+    return "b-" + re.sub(r"[^0-9a-zA-Z-]", "", str(block.get("id") or ""))
+
+
+class _Helpers:
+    """The functions the templates need, bound to one resolver."""
+
+    def __init__(self, links: LinkResolver) -> None:
+        self.links = links
+
+    def rich(self, rich: object) -> Markup:
+        # rich_to_html escapes all text and keeps only safe link targets (see richtext.py)
+        return Markup(rich_to_html(rich if isinstance(rich, list) else [], self.links))
+
+    def media_src(self, source: JSON) -> str:
+        """Local path or URL of a file object (`{"type": "file"|"external", ...}`), or "#"."""
+        inner = source.get(str(source.get("type")))
+        url = inner.get("url") if isinstance(inner, dict) else None
+        if not isinstance(url, str) or not is_safe_url(url):
+            return "#"
+        return file_target(url, self.links)
+
+    def file_name(self, block: JSON) -> str:
+        data = body(block)
+        caption = plain_text(data.get("caption")).strip()
+        src = self.media_src(data)
+        tail = unquote(src.split("?")[0].rstrip("/").rsplit("/", 1)[-1]) if src != "#" else ""
+        return caption or str(data.get("name") or "") or tail or str(block.get("type"))
+
+    def page_href(self, object_id: str) -> str:
+        return safe_url(page_target(object_id, self.links))
+
+    def link_title(self, block: JSON) -> tuple[str, str]:
+        """(title, href) of a child_page, child_database or link_to_page block."""
+        data = body(block)
+        if block.get("type") in ("child_page", "child_database"):
+            target = str(block.get("id") or "")
+            title = str(data.get("title") or "") or "Untitled"
+        else:
+            target = str(data.get(str(data.get("type"))) or "")
+            local = self.links.page_link(target) if target else None
+            title = posixpath.basename(local).rsplit(".", 1)[0] if local else "Linked page"
+        return title, self.page_href(target) if target else "#"
+
+    def icon(self, icon: object) -> Markup:
+        if not isinstance(icon, dict):
+            return Markup("")
+        kind = icon.get("type")
+        if kind == "emoji":
+            return Markup('<span class="icon">{}</span>').format(str(icon.get("emoji") or ""))
+        if kind == "custom_emoji" and isinstance(icon.get("custom_emoji"), dict):
+            return Markup('<span class="icon">{}</span>').format(f":{icon['custom_emoji'].get('name')}:")
+        if kind in ("file", "external"):
+            src = self.media_src(icon)
+            if src != "#":
+                return Markup('<img class="icon" alt="" src="{}">').format(src)
+        return Markup("")
+
+    def property_html(self, prop: object) -> Markup:
+        """A property value: relations and URLs as links, files as links, the rest as text."""
+        if not isinstance(prop, dict):
+            return Markup("")
+        kind = prop.get("type")
+        data = prop.get(str(kind))
+        if kind == "relation" and isinstance(data, list):
+            ids = [str(item["id"]) for item in data if isinstance(item, dict) and item.get("id")]
+            return Markup(", ").join(self._page_anchor(i) for i in ids)
+        if kind == "files" and isinstance(data, list):
+            items = [f for f in data if isinstance(f, dict)]
+            return Markup(", ").join(
+                Markup('<a href="{}">{}</a>').format(self.media_src(f), f.get("name") or "file")
+                for f in items
+            )
+        if kind in ("url", "email", "phone_number") and isinstance(data, str) and data:
+            scheme = {"url": "", "email": "mailto:", "phone_number": "tel:"}[kind]
+            return Markup('<a href="{}">{}</a>').format(safe_url(scheme + data), data)
+        if kind == "date":
+            return Markup("{}").format(format_date(data if isinstance(data, dict) else None))
+        return Markup("{}").format(value_text(property_value(prop, self.links)))
+
+    def _page_anchor(self, object_id: str) -> Markup:
+        local = self.links.page_link(object_id)
+        title = posixpath.basename(local).rsplit(".", 1)[0] if local else object_id
+        return Markup('<a href="{}">{}</a>').format(self.page_href(object_id), title)
+
+    def row_link(self, row: JSON) -> Markup:
+        """The title cell of a data source row, linking to the row's page."""
+        title = page_title(row)
+        return Markup('<a href="{}">{}</a>').format(self.page_href(str(row.get("id") or "")), title)
+
+
+# --- templates -------------------------------------------------------------------------------
+
+
+def _load_template(name: str) -> str:
+    return (files(__package__) / "templates" / name).read_text(encoding="utf-8")
+
+
+_ENV = Environment(
+    loader=FunctionLoader(_load_template),
+    autoescape=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+)
+_ENV.globals.update(
+    body=body,
+    children=children,
+    color_class=color_class,
+    group=group,
+    heading_level=heading_level,
+    anchor=anchor,
+    safe_url=safe_url,
+    plain_text=plain_text,
+    format_date=format_date,
+)
+
+
+def stylesheet() -> str:
+    """The site's one CSS file (written as `style.css` at the site root)."""
+    return _load_template("style.css")
+
+
+def _render(template: str, links: LinkResolver, **context: Any) -> str:
+    helpers = _Helpers(links)
+    return _ENV.get_template(template).render(h=helpers, **context)
+
+
+def page_to_html(
+    page: JSON,
+    blocks: list[JSON],
+    links: LinkResolver,
+    comments: Sequence[JSON] = (),
+    nav: Nav = Nav(),
+) -> str:
+    """One Notion page: title, properties, body (every block type) and comments."""
+    props = page.get("properties") if isinstance(page.get("properties"), dict) else {}
+    assert isinstance(props, dict)
+    shown = {name: p for name, p in props.items() if isinstance(p, dict) and p.get("type") != "title"}
+    return _render(
+        "page.html",
+        links,
+        title=page_title(page),
+        page=page,
+        notion=str(page.get("url") or notion_url(str(page.get("id") or ""))),
+        properties=shown,
+        blocks=blocks,
+        toc=headings(blocks),
+        comments=list(comments),
+        nav=nav,
+    )
+
+
+def data_source_to_html(
+    data_source: JSON,
+    rows: Iterable[JSON],
+    links: LinkResolver,
+    nav: Nav = Nav(),
+) -> str:
+    """A data source as a table: columns in schema order (title first), one row per page."""
+    columns = csv_header(data_source)
+    return _render(
+        "data_source.html",
+        links,
+        title=page_title(data_source),
+        description=data_source.get("description"),
+        columns=columns,
+        rows=rows,
+        nav=nav,
+    )
+
+
+def database_to_html(
+    database: JSON,
+    links: LinkResolver,
+    nav: Nav = Nav(),
+) -> str:
+    """A database: its title, description and links to its data sources' tables."""
+    sources = [s for s in database.get("data_sources") or [] if isinstance(s, dict)]
+    return _render(
+        "database.html",
+        links,
+        title=page_title(database),
+        database=database,
+        sources=sources,
+        nav=nav,
+    )
+
+
+def index_html(tree: Sequence[TreeNode], title: str = "Notion export") -> str:
+    """The site's front page: the workspace tree as nested lists of relative links."""
+    return _render("index.html", NoLinks(), title=title, tree=tree, nav=Nav())
+
+
+__all__ = [
+    "HtmlLinks",
+    "Nav",
+    "TreeNode",
+    "data_source_to_html",
+    "database_to_html",
+    "html_path",
+    "index_html",
+    "page_to_html",
+    "safe_url",
+    "stylesheet",
+]

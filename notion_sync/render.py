@@ -1,0 +1,335 @@
+"""`notion-sync render SNAPSHOT`: every other format rebuilt offline from a snapshot's JSON.
+
+Zero API calls: no Notion client is ever built. The manifest is streamed once into a small SQLite
+catalogue (id -> path, title, kind) in a temporary folder, so memory stays flat at any size; links
+resolve through it exactly as they did through the export index, which makes re-rendered Markdown
+and CSV byte-identical to the exported files. HTML mirrors the Markdown paths under `html/`
+(`A/B.md` -> `html/A/B.html`, a data source's `A/S.csv` -> `html/A/S.html`) with `html/index.html`
+holding the workspace tree and `html/style.css` the one stylesheet.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import posixpath
+import sqlite3
+import tempfile
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from notion_sync.convert.csvfmt import write_csv
+from notion_sync.convert.html import (
+    HtmlLinks,
+    Nav,
+    TreeNode,
+    data_source_to_html,
+    database_to_html,
+    html_path,
+    index_html,
+    page_to_html,
+    stylesheet,
+)
+from notion_sync.convert.links import encode_path
+from notion_sync.convert.markdown import page_to_markdown
+from notion_sync.exporter.pages import _escape_heading, _escape_link_text, _with_items
+from notion_sync.exporter.publish import MANIFEST
+
+JSON = dict[str, Any]
+FORMATS = ("md", "csv", "html")
+_JSON_DIRS = {"page": "json/pages", "database": "json/databases", "data_source": "json/data_sources"}
+_SCHEMA = """
+CREATE TABLE objects (id TEXT PRIMARY KEY, kind TEXT NOT NULL, title TEXT NOT NULL, path TEXT NOT NULL,
+                      folder TEXT NOT NULL);
+CREATE INDEX objects_folder ON objects(folder);
+CREATE TABLE rows (data_source_id TEXT NOT NULL, created_time TEXT, id TEXT NOT NULL);
+CREATE INDEX rows_source ON rows(data_source_id, created_time, id);
+"""
+
+
+@dataclass(frozen=True)
+class _Entry:
+    id: str
+    kind: str
+    title: str
+    path: str
+
+
+@dataclass
+class RenderResult:
+    """What a render wrote, per kind of file, and where the HTML site starts."""
+
+    written: dict[str, int] = field(default_factory=lambda: {f: 0 for f in FORMATS})
+    index: Path | None = None
+
+
+class Catalogue:
+    """The manifest's exported objects in SQLite: paths by id, titles by folder, rows by data source."""
+
+    def __init__(self, path: Path) -> None:
+        self._db = sqlite3.connect(path, isolation_level=None)
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def load(self, manifest: Path) -> int:
+        """Streams manifest.jsonl (header, then one object a line); returns the objects kept."""
+        kept = 0
+        with manifest.open(encoding="utf-8") as lines:
+            header = json.loads(next(lines))
+            if header.get("format") != "notion-sync-manifest":
+                raise ValueError(f"{manifest} is not a notion-sync manifest")
+            self._db.execute("BEGIN")
+            for line in lines:
+                obj = json.loads(line)
+                if (
+                    obj.get("status") != "exported"
+                    or obj.get("type") not in _JSON_DIRS
+                    or not obj.get("path")
+                ):
+                    continue
+                path = str(obj["path"])
+                self._db.execute(
+                    "INSERT OR REPLACE INTO objects VALUES (?, ?, ?, ?, ?)",
+                    (obj["id"], obj["type"], obj.get("title") or "", path, path.rsplit(".", 1)[0]),
+                )
+                kept += 1
+            self._db.execute("COMMIT")
+        return kept
+
+    def path(self, object_id: str) -> str | None:
+        row = self._db.execute("SELECT path FROM objects WHERE id = ?", (object_id,)).fetchone()
+        return str(row[0]) if row else None
+
+    def at_folder(self, folder: str) -> _Entry | None:
+        """The object whose children live in `folder` (the page `folder.md`, say)."""
+        row = self._db.execute(
+            "SELECT id, kind, title, path FROM objects WHERE folder = ?", (folder,)
+        ).fetchone()
+        return _Entry(*row) if row else None
+
+    def entries(self, kind: str | None = None) -> Iterator[_Entry]:
+        query = "SELECT id, kind, title, path FROM objects"
+        args: tuple[str, ...] = ()
+        if kind:
+            query, args = query + " WHERE kind = ?", (kind,)
+        # a cursor of its own, so lookups while iterating do not disturb it
+        for row in self._db.cursor().execute(query + " ORDER BY path", args):
+            yield _Entry(*row)
+
+    def add_row(self, data_source_id: str, created_time: str | None, page_id: str) -> None:
+        self._db.execute("INSERT INTO rows VALUES (?, ?, ?)", (data_source_id, created_time, page_id))
+
+    def rows(self, data_source_id: str) -> Iterator[str]:
+        """Row page ids of a data source in the exporter's order (created_time, id)."""
+        for (page_id,) in self._db.cursor().execute(
+            "SELECT id FROM rows WHERE data_source_id = ? ORDER BY created_time, id", (data_source_id,)
+        ):
+            yield str(page_id)
+
+
+class ManifestLinks:
+    """A LinkResolver backed by the manifest, relative to one exported file (like IndexLinks).
+
+    Local files come from the page JSON's `files` map (URL -> path in the snapshot), set per page
+    (and per row while a table streams).
+    """
+
+    def __init__(self, catalogue: Catalogue, from_path: str, files: dict[str, str] | None = None) -> None:
+        self._catalogue = catalogue
+        self._from_dir = posixpath.dirname(from_path) or "."
+        self.files = files or {}
+
+    def page_link(self, page_id: str) -> str | None:
+        path = self._catalogue.path(_dashed(page_id))
+        return posixpath.relpath(path, self._from_dir) if path is not None else None
+
+    def file_link(self, url: str) -> str | None:
+        path = self.files.get(url)
+        return posixpath.relpath(path, self._from_dir) if path is not None else None
+
+
+def _dashed(object_id: str) -> str:
+    raw = object_id.replace("-", "").lower()
+    if len(raw) != 32:
+        return object_id
+    return f"{raw[:8]}-{raw[8:12]}-{raw[12:16]}-{raw[16:20]}-{raw[20:]}"
+
+
+class _Renderer:
+    def __init__(self, snapshot: Path, catalogue: Catalogue, formats: Collection[str], out: Path) -> None:
+        self.snapshot = snapshot
+        self.catalogue = catalogue
+        self.formats = formats
+        self.out = out
+        self.site = out / "html"
+        self.result = RenderResult()
+
+    def read(self, entry: _Entry) -> JSON:
+        data: JSON = json.loads((self.snapshot / _JSON_DIRS[entry.kind] / f"{entry.id}.json").read_bytes())
+        return data
+
+    def write(self, fmt: str, relpath: str, text: str) -> None:
+        target = (self.site if fmt == "html" else self.out) / relpath
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(text.encode())
+        self.result.written[fmt] += 1
+
+    def html_links(self, links: ManifestLinks, path: str) -> HtmlLinks:
+        folder = posixpath.dirname(path)
+        # from <site>/<folder>/ back to <snapshot>/<folder>/: downloaded files stay in the snapshot
+        asset_prefix = Path(os.path.relpath(self.snapshot / folder, self.site / folder)).as_posix() + "/"
+        return HtmlLinks(links, asset_prefix)
+
+    def nav(self, path: str) -> Nav:
+        folder = posixpath.dirname(path)
+        parts = folder.split("/") if folder else []
+        crumbs = []
+        for n in range(1, len(parts) + 1):
+            ancestor = self.catalogue.at_folder("/".join(parts[:n]))
+            if ancestor is not None:
+                href = encode_path(posixpath.relpath(html_path(ancestor.path), folder or "."))
+                crumbs.append((ancestor.title or "Untitled", href))
+        return Nav(root="../" * len(parts), crumbs=tuple(crumbs))
+
+    def page(self, entry: _Entry) -> None:
+        raw = self.read(entry)
+        page = _with_items(raw["page"], raw.get("property_items") or {})
+        blocks, comments = raw.get("blocks") or [], raw.get("comments") or []
+        parent = page.get("parent") if isinstance(page.get("parent"), dict) else {}
+        if parent and parent.get("type") == "data_source_id":
+            self.catalogue.add_row(str(parent["data_source_id"]), page.get("created_time"), entry.id)
+        links = ManifestLinks(self.catalogue, entry.path, raw.get("files") or {})
+        if "md" in self.formats:
+            self.write("md", entry.path, page_to_markdown(page, blocks, links, comments))
+        if "html" in self.formats:
+            text = page_to_html(
+                page, blocks, self.html_links(links, entry.path), comments, self.nav(entry.path)
+            )
+            self.write("html", html_path(entry.path), text)
+
+    def database(self, entry: _Entry) -> None:
+        raw = self.read(entry)
+        links = ManifestLinks(self.catalogue, entry.path)
+        if "md" in self.formats:
+            self.write("md", entry.path, _database_markdown(entry, raw, links))
+        if "html" in self.formats:
+            text = database_to_html(raw, self.html_links(links, entry.path), self.nav(entry.path))
+            self.write("html", html_path(entry.path), text)
+
+    def rows(self, data_source_id: str, links: ManifestLinks) -> Iterator[JSON]:
+        """The complete row pages, streamed; `links` knows each row's local files while it is out."""
+        for page_id in self.catalogue.rows(data_source_id):
+            raw = self.read(_Entry(page_id, "page", "", ""))
+            links.files = raw.get("files") or {}
+            yield _with_items(raw["page"], raw.get("property_items") or {})
+
+    def data_source(self, entry: _Entry) -> None:
+        raw = self.read(entry)
+        links = ManifestLinks(self.catalogue, entry.path)
+        if "csv" in self.formats:
+            buffer = io.StringIO()
+            write_csv(buffer, raw, self.rows(entry.id, links), links, bom=False)
+            self.write("csv", entry.path, buffer.getvalue())
+        if "html" in self.formats:
+            rows = self.rows(entry.id, links)
+            text = data_source_to_html(raw, rows, self.html_links(links, entry.path), self.nav(entry.path))
+            self.write("html", html_path(entry.path), text)
+
+    def tree(self) -> list[TreeNode]:
+        """Pages, databases and data sources by folder; rows are reached through their tables."""
+        roots: list[TreeNode] = []
+        nodes: dict[str, TreeNode] = {}
+        for entry in self.catalogue.entries():  # by path: a parent (`A.md`) sorts before `A/...`
+            if entry.kind == "page" and self._under_data_source(entry.path):
+                continue
+            node = TreeNode(entry.title or "Untitled", encode_path(html_path(entry.path)), entry.kind)
+            parent = nodes.get(posixpath.dirname(entry.path))
+            (parent.children if parent else roots).append(node)
+            nodes[entry.path.rsplit(".", 1)[0]] = node
+        _sort(roots)
+        return roots
+
+    def _under_data_source(self, path: str) -> bool:
+        folder = posixpath.dirname(path)
+        while folder:
+            ancestor = self.catalogue.at_folder(folder)
+            if ancestor is not None and ancestor.kind == "data_source":
+                return True
+            folder = posixpath.dirname(folder)
+        return False
+
+
+def _sort(nodes: list[TreeNode]) -> None:
+    nodes.sort(key=lambda n: (n.title.casefold(), n.href or ""))
+    for node in nodes:
+        _sort(node.children)
+
+
+def _database_markdown(entry: _Entry, raw: JSON, links: ManifestLinks) -> str:
+    """The database index file, exactly as the exporter writes it (exporter/pages.py)."""
+    lines = [f"# {_escape_heading(entry.title or 'Untitled')}", ""]
+    for ref in raw.get("data_sources", []):
+        target = links.page_link(ref["id"])
+        name = ref.get("name") or "Untitled"
+        lines.append(f"- [{_escape_link_text(name)}](<{encode_path(target)}>)" if target else f"- {name}")
+    return "\n".join(lines) + "\n"
+
+
+def render_snapshot(
+    snapshot: Path, formats: Collection[str] = ("html",), out: Path | None = None
+) -> RenderResult:
+    """Re-renders a snapshot: HTML into `(out or snapshot)/html/`, Markdown and CSV into `out`."""
+    unknown = set(formats) - set(FORMATS)
+    if unknown:
+        raise ValueError(f"unknown formats: {', '.join(sorted(unknown))}")
+    if out is None and set(formats) & {"md", "csv"}:
+        raise ValueError("Markdown and CSV need --out: a snapshot's own files are never overwritten")
+    with tempfile.TemporaryDirectory(prefix="notion-sync-render-") as scratch:
+        catalogue = Catalogue(Path(scratch) / "catalogue.sqlite")
+        try:
+            catalogue.load(snapshot / MANIFEST)
+            renderer = _Renderer(snapshot, catalogue, formats, out or snapshot)
+            for entry in catalogue.entries("page"):
+                renderer.page(entry)
+            for entry in catalogue.entries("database"):
+                renderer.database(entry)
+            for entry in catalogue.entries("data_source"):
+                renderer.data_source(entry)
+            if "html" in formats:
+                renderer.write("html", "style.css", stylesheet())
+                renderer.write("html", "index.html", index_html(renderer.tree()))
+                renderer.result.written["html"] -= 2
+                renderer.result.index = renderer.site / "index.html"
+            return renderer.result
+        finally:
+            catalogue.close()
+
+
+def render(
+    snapshot: Annotated[
+        Path, typer.Argument(help="A snapshot folder (e.g. BACKUP/current)", exists=True, file_okay=False)
+    ],
+    formats: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated: md,csv,html. Default: html, or all three with --out."),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write here instead (HTML goes to OUT/html).")
+    ] = None,
+) -> None:
+    """Rebuild Markdown, CSV and an HTML site from a snapshot's JSON, offline (no API calls)."""
+    chosen = [f.strip() for f in (formats or ("md,csv,html" if out else "html")).split(",") if f.strip()]
+    try:
+        result = render_snapshot(snapshot.resolve(), chosen, out.resolve() if out else None)
+    except (ValueError, OSError) as error:
+        typer.echo(f"render: {error}", err=True)
+        raise typer.Exit(2) from None
+    counts = ", ".join(f"{n} {fmt}" for fmt, n in result.written.items() if fmt in chosen)
+    typer.echo(f"Rendered {counts}" + (f"; open {result.index}" if result.index else ""))

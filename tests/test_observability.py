@@ -1,0 +1,210 @@
+"""One real export (emulator over HTTP, the session's Temporal server, `run_worker` in process) observed
+the way an operator would: spans collected in memory, /metrics scraped, JSON logs parsed, probes hit."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from pydantic import SecretStr
+from temporalio.runtime import Runtime
+
+from notion_sync import observability
+from notion_sync.control import start_export
+from notion_sync.devserver import DevServer, free_port
+from notion_sync.emulator.testing import EmulatorProcess
+from notion_sync.models import ExportInput, ExportOptions
+from notion_sync.settings import Settings
+from tests.export.harness import worker_settings
+from worker import configure_logging, connect, run_worker
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    observability.tracer_provider().add_span_processor(SimpleSpanProcessor(exporter))
+    yield exporter
+    exporter.shutdown()  # the processor stays on the global provider; a shut exporter drops spans
+
+
+@pytest.fixture
+def json_logs() -> Iterator[io.StringIO]:
+    """Root logs as JSON into a buffer, noisy loggers at DEBUG to give a token every chance to leak."""
+    buffer = io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    handler.setFormatter(observability.JsonFormatter())
+    root = logging.getLogger()
+    saved = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        yield buffer
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(saved)
+
+
+async def test_export_traces_metrics_logs_and_probes(
+    temporal_server: DevServer,
+    destination: Path,
+    tmp_path: Path,
+    spans: InMemorySpanExporter,
+    json_logs: io.StringIO,
+) -> None:
+    token = f"tok-{secrets.token_hex(16)}"  # matches no token pattern: only registration masks it
+    # A few 529s (Notion's "overloaded", handled as a rate limit with Retry-After) show in the metrics.
+    with EmulatorProcess(pages=15, seed=3, token=token, fault_529=0.03, fault_seed=5) as emulator:
+        settings = worker_settings(
+            emulator,
+            tmp_path / "state",
+            metrics_port=free_port(),
+            health_port=free_port(),
+            requests_per_second=30.0,
+            burst=2,
+        )
+        metrics_url = f"http://127.0.0.1:{settings.metrics_port}/metrics"
+        health_url = f"http://127.0.0.1:{settings.health_port}"
+        runtime = observability.metrics_runtime(settings)
+        assert isinstance(runtime, Runtime)
+        client = await connect(settings, temporal_server.address, runtime=runtime)
+        worker = asyncio.create_task(run_worker(settings, client))
+        try:
+            async with httpx.AsyncClient(timeout=5) as http:
+                ready = await _poll(http, f"{health_url}/readyz")
+                assert ready.json() == {"status": "ok", "problems": []}
+                assert (await http.get(f"{health_url}/healthz")).status_code == 200
+                handle = await start_export(
+                    client, settings, ExportInput(destination=str(destination), options=ExportOptions())
+                )
+                report = await handle.result()
+                scrape = (await http.get(metrics_url)).text
+        finally:
+            worker.cancel()
+            await asyncio.gather(worker, return_exceptions=True)
+    assert report.status == "completed"
+    _check_trace(spans.get_finished_spans(), handle.id)
+    _check_metrics(scrape, report.counters.exported)
+    _check_logs(json_logs.getvalue(), token, handle.id)
+
+
+async def _poll(http: httpx.AsyncClient, url: str) -> httpx.Response:
+    for _ in range(100):
+        try:
+            response = await http.get(url)
+            if response.status_code == 200:
+                return response
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{url} never became ready")
+
+
+def _check_trace(finished: tuple[ReadableSpan, ...], workflow_id: str) -> None:
+    by_id = {s.context.span_id: s for s in finished}
+    start = [s for s in finished if s.name == "StartWorkflow:ExportWorkflow"]
+    assert len(start) == 1, [s.name for s in finished]
+    trace_id = start[0].context.trace_id
+    assert start[0].attributes is not None and start[0].attributes["temporalWorkflowID"] == workflow_id
+    ours = [s for s in finished if s.context.trace_id == trace_id]
+    names = {s.name for s in ours}
+    assert {"RunWorkflow:ExportWorkflow", "RunActivity:export_batch", "RunActivity:discover_pages"} <= names
+
+    def parent(span: ReadableSpan) -> ReadableSpan:
+        assert span.parent is not None, span.name
+        return by_id[span.parent.span_id]
+
+    # Temporal's interceptor hangs workflow and activity spans under the span that started the export:
+    # StartWorkflow -> {RunWorkflow, StartActivity -> RunActivity -> NotionRequest}, in one trace.
+    assert all(parent(s) is start[0] for s in ours if s.name == "RunWorkflow:ExportWorkflow")
+    requests = [s for s in ours if s.name == "NotionRequest"]
+    assert requests
+    for request in requests:
+        run_activity = parent(request)
+        assert run_activity.name.startswith("RunActivity:")
+        start_activity = parent(run_activity)
+        assert start_activity.name == run_activity.name.replace("Run", "Start", 1)
+        assert parent(start_activity) is start[0]
+        assert request.attributes is not None and request.attributes["notion.object_id"]
+    # Every export's spans are in its trace; nothing of it started a trace of its own.
+    assert not [s for s in finished if s.name == "NotionRequest" and s.context.trace_id != trace_id]
+
+
+def _samples(scrape: str, name: str) -> list[tuple[str, float]]:
+    found = []
+    for line in scrape.splitlines():
+        if line.startswith(name) and line[len(name)] in "{ ":
+            labels, _, value = line.rpartition(" ")
+            found.append((labels, float(value)))
+    return found
+
+
+def _check_metrics(scrape: str, exported: int) -> None:
+    pages = _samples(scrape, "notion_sync_pages_exported_total")
+    assert sum(v for _, v in pages) == exported > 0
+    requests = _samples(scrape, "notion_sync_notion_requests_total")
+    assert any('status="200"' in labels for labels, _ in requests), requests
+    assert any('status="529"' in labels for labels, _ in requests), requests
+    assert sum(v for _, v in _samples(scrape, "notion_sync_rate_limited_total")) >= 1
+    assert sum(v for _, v in _samples(scrape, "notion_sync_bytes_written_total")) > 10_000
+    waits = _samples(scrape, "notion_sync_rate_limit_wait_seconds_sum")
+    assert {"budget", "retry_after"} <= {labels.split('reason="')[1].split('"')[0] for labels, _ in waits}
+    # Temporal's own runtime metrics on the same endpoint.
+    assert _samples(scrape, "temporal_activity_execution_latency_count")
+    assert _samples(scrape, "temporal_workflow_completed")
+
+
+def _check_logs(text: str, token: str, workflow_id: str) -> None:
+    assert token not in text
+    lines = [json.loads(line) for line in text.splitlines()]
+    requests = [line for line in lines if line["logger"] == "notion_sync.observability"]
+    assert requests
+    for line in requests:
+        assert line["workflow_id"] == workflow_id
+        assert line["run_id"] and line["page_id"] and line["activity_type"] and line["trace_id"]
+    assert any("rate limited" in line["message"] for line in requests)
+
+
+def test_token_is_masked_in_every_format(tmp_path: Path) -> None:
+    token = f"tok-{secrets.token_hex(8)}"
+    observability.register_secret(token)
+    record = logging.makeLogRecord(
+        {"msg": "calling with %s", "args": (token,), "levelno": logging.ERROR, "levelname": "ERROR"}
+    )
+    for kind in ("json", "text"):
+        assert token not in observability.log_formatter(kind).format(record)
+    # Tokens nobody registered are masked by shape, and so are bearer headers.
+    leaky = "Authorization: Bearer abc.def ntn_0123456789abcdefghijKLMN"
+    assert observability.redact(leaky) == "Authorization: Bearer [redacted] [redacted]"
+
+
+def test_configure_logging_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NOTION_SYNC_LOG_FORMAT", "json")
+    log_file = tmp_path / "worker.log"
+    try:
+        configure_logging(log_file)
+        logging.getLogger("notion_sync.test").info("hello", extra={"page_id": "p1"})
+    finally:
+        monkeypatch.delenv("NOTION_SYNC_LOG_FORMAT")
+        configure_logging()
+    line = json.loads(log_file.read_text().splitlines()[-1])
+    assert line["message"] == "hello" and line["page_id"] == "p1" and line["level"] == "INFO"
+
+
+def test_token_from_mounted_secret_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = tmp_path / "notion-token"
+    secret.write_text("ntn_from_file\n")
+    monkeypatch.delenv("NOTION_TOKEN", raising=False)
+    monkeypatch.setenv("NOTION_TOKEN_FILE", str(secret))
+    assert Settings().token() == "ntn_from_file"
+    # The environment wins when both are set.
+    assert Settings(NOTION_TOKEN=SecretStr("ntn_env")).token() == "ntn_env"
