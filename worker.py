@@ -15,9 +15,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import Runtime
 from temporalio.worker import Interceptor, Worker
 
-from activities import staging
 from activities.discovery import DiscoveryActivities
 from activities.export import ExportActivities
+from activities.staging import StagingActivities
 from notion_sync import observability
 from notion_sync.settings import Settings
 from workflows.export import ExportWorkflow
@@ -44,6 +44,7 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
         interceptors.insert(0, observability.tracing_interceptor())
     discovery = DiscoveryActivities(settings)
     export = ExportActivities(settings)
+    staging = StagingActivities(settings)
     return Worker(
         client,
         task_queue=settings.task_queue,

@@ -18,8 +18,8 @@ from notion_sync.models import (
     TablesResult,
 )
 from notion_sync.settings import Settings
+from notion_sync.storage.destination import open_destination
 from notion_sync.storage.index import ExportIndex
-from notion_sync.storage.local import LocalDestination
 
 
 class ExportActivities:
@@ -28,7 +28,7 @@ class ExportActivities:
 
     @activity.defn(name="assign_paths")
     def assign_paths(self, staging: StagingRef) -> LayoutResult:
-        destination = LocalDestination(staging.destination)
+        destination = open_destination(staging.destination, self._settings)
         with ExportIndex(destination.index_path(staging.staging_id)) as index:
             placed = assign_paths(index, activity.heartbeat)
             return LayoutResult(placed=placed, max_seq=index.max_seq(), stubs=len(index.stubs(1)))
@@ -51,7 +51,7 @@ class ExportActivities:
 
     @activity.defn(name="write_tables")
     def write_tables(self, request: TablesInput) -> TablesResult:
-        destination = LocalDestination(request.staging.destination)
+        destination = open_destination(request.staging.destination, self._settings)
         with ExportIndex(destination.index_path(request.staging.staging_id)) as index:
             staging_id = request.staging.staging_id
             return write_tables(

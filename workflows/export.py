@@ -20,10 +20,10 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
-    from activities import staging as staging_activities
     from activities.discovery import DiscoveryActivities
     from activities.errors import NON_RETRYABLE
     from activities.export import ExportActivities
+    from activities.staging import StagingActivities
     from notion_sync.models import (
         BatchInput,
         Counters,
@@ -130,8 +130,8 @@ class ExportWorkflow:
     async def _run_phases(self, staging: StagingRef) -> ExportReport:
         state = self._state
         if state.phase == Phase.STARTING:
-            state.previous = await workflow.execute_activity(
-                staging_activities.prepare_staging,
+            state.previous = await workflow.execute_activity_method(
+                StagingActivities.prepare_staging,
                 PrepareInput(staging=staging, full_refresh=self._options.full_refresh),
                 start_to_close_timeout=timedelta(minutes=10),
                 heartbeat_timeout=HEARTBEAT,
@@ -158,8 +158,8 @@ class ExportWorkflow:
             await self._write_tables(staging)
             state.phase = Phase.PUBLISHING
         report = self._report("completed", None)
-        published = await workflow.execute_activity(
-            staging_activities.publish_snapshot,
+        published = await workflow.execute_activity_method(
+            StagingActivities.publish_snapshot,
             PublishInput(staging=staging, snapshot=self._snapshot_name(), report=report),
             start_to_close_timeout=timedelta(minutes=30),
             heartbeat_timeout=HEARTBEAT,
@@ -318,15 +318,15 @@ class ExportWorkflow:
             with contextlib.suppress(BaseException):
                 await handle
         self._in_flight.clear()
-        await workflow.execute_activity(
-            staging_activities.discard_staging,
+        await workflow.execute_activity_method(
+            StagingActivities.discard_staging,
             staging,
             start_to_close_timeout=timedelta(minutes=10),
             heartbeat_timeout=HEARTBEAT,
             retry_policy=DISK_RETRY,
         )
-        await workflow.execute_activity(
-            staging_activities.record_report,
+        await workflow.execute_activity_method(
+            StagingActivities.record_report,
             PublishInput(staging=staging, snapshot="", report=self._report(status, reason)),
             start_to_close_timeout=timedelta(minutes=1),
             retry_policy=DISK_RETRY,

@@ -12,6 +12,7 @@ from notion_sync.models import StagingRef
 from notion_sync.notion.budget import RequestBudget
 from notion_sync.notion.gateway import NotionGateway, tls_context
 from notion_sync.settings import Settings
+from notion_sync.storage.destination import open_destination
 from notion_sync.storage.index import ExportIndex
 from notion_sync.storage.local import LocalDestination
 
@@ -31,7 +32,7 @@ class StepContext:
 async def open_step(
     settings: Settings, staging: StagingRef, on_request: Callable[[], None] | None = None
 ) -> AsyncIterator[StepContext]:
-    destination = LocalDestination(staging.destination)
+    destination = open_destination(staging.destination, settings)
     budget = RequestBudget(settings.budget_path(), settings.requests_per_second, settings.burst)
     gateway = NotionGateway(
         settings.token(),
