@@ -17,10 +17,12 @@ from temporalio.worker import Interceptor, Worker
 
 from activities.discovery import DiscoveryActivities
 from activities.export import ExportActivities
+from activities.scheduling import SchedulingActivities
 from activities.staging import StagingActivities
 from notion_sync import observability
 from notion_sync.settings import Settings
 from workflows.export import ExportWorkflow
+from workflows.scheduled import ScheduledExportWorkflow
 
 
 async def connect(settings: Settings, address: str | None = None, runtime: Runtime | None = None) -> Client:
@@ -45,10 +47,11 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
     discovery = DiscoveryActivities(settings)
     export = ExportActivities(settings)
     staging = StagingActivities(settings)
+    scheduling = SchedulingActivities(settings)
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[ExportWorkflow],
+        workflows=[ExportWorkflow, ScheduledExportWorkflow],
         activities=[
             discovery.discover_pages,
             discovery.discover_data_sources,
@@ -61,6 +64,7 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
             staging.publish_snapshot,
             staging.discard_staging,
             staging.record_report,
+            scheduling.start_or_attach_export,
         ],
         activity_executor=executor,
         interceptors=interceptors,

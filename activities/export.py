@@ -31,7 +31,7 @@ class ExportActivities:
         destination = open_destination(staging.destination, self._settings)
         with ExportIndex(destination.index_path(staging.staging_id)) as index:
             placed = assign_paths(index, activity.heartbeat)
-            return LayoutResult(placed=placed, max_seq=index.max_seq(), stubs=len(index.stubs(1)))
+            return LayoutResult(placed=placed, max_seq=index.max_seq())
 
     @activity.defn
     async def export_batch(self, request: BatchInput) -> BatchResult:

@@ -1,17 +1,25 @@
 """Staging activities: prepare, publish (promote whole), discard (compensation), report.
 
-They touch only the disk, so they are synchronous and run on the worker's thread pool.
+They touch only the disk (and S3 for an `s3://` destination, whose snapshot is assembled in a local
+mirror, published there, then uploaded), so they are synchronous and run on the worker's thread pool.
 """
 
 from __future__ import annotations
 
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from temporalio import activity
+from temporalio.exceptions import ApplicationError, CancelledError
 
 from notion_sync.exporter.publish import load_previous, write_manifest, write_report
 from notion_sync.models import PrepareInput, PreviousSnapshot, PublishInput, PublishResult, StagingRef
+from notion_sync.retention import prune_snapshots
 from notion_sync.settings import Settings
-from notion_sync.storage.destination import open_destination
+from notion_sync.storage.destination import open_destination, remote_destination
 from notion_sync.storage.index import ExportIndex
+from notion_sync.storage.s3 import UploadCancelled, sync_mirror_after_discard
+
+# Answers of S3 that another attempt will not change.
+_S3_FATAL = {"NoSuchBucket", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403", "404"}
 
 
 class StagingActivities:
@@ -21,8 +29,25 @@ class StagingActivities:
     @activity.defn(name="prepare_staging")
     def prepare_staging(self, request: PrepareInput) -> PreviousSnapshot | None:
         """Creates staging; for a sync, loads the previous snapshot's manifest into the index."""
+        remote = remote_destination(request.staging.destination, self._settings)
+        if remote is not None:
+            try:
+                remote.check()
+            except NoCredentialsError:
+                message = (
+                    f"{remote.location.url}: no AWS credentials on the worker "
+                    "(AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or an instance role)"
+                )
+                raise ApplicationError(message, type="S3Unusable", non_retryable=True) from None
+            except ClientError as error:
+                code = str(error.response.get("Error", {}).get("Code", ""))
+                if code in _S3_FATAL:
+                    message = f"{remote.location.url}: cannot use bucket {remote.location.bucket}: {error}"
+                    raise ApplicationError(message, type="S3Unusable", non_retryable=True) from None
+                raise
         destination = open_destination(request.staging.destination, self._settings)
         destination.prepare(request.staging.staging_id)
+        # For S3 this is the mirror's last snapshot; with no mirror (a new machine) it is a full export.
         current = destination.current()
         if request.full_refresh or current is None:
             return None
@@ -39,11 +64,34 @@ class StagingActivities:
                 objects, files = write_manifest(index, destination, staging_id, activity.heartbeat)
             write_report(destination, staging_id, request.report, staged=True)
         final = destination.publish(staging_id, request.snapshot)
-        return PublishResult(snapshot_path=str(final), objects=objects, files=files)
+        remote = remote_destination(request.staging.destination, self._settings)
+        if remote is None:
+            return PublishResult(snapshot_path=str(final), objects=objects, files=files)
+        try:
+            remote.publish(final, request.snapshot, staging_id, activity.heartbeat, activity.is_cancelled)
+        except UploadCancelled:
+            raise CancelledError("publish_snapshot cancelled during the S3 upload") from None
+        except (ClientError, BotoCoreError) as error:
+            # Retried by the activity's policy; finished objects are skipped next time.
+            raise ApplicationError(f"S3 upload failed: {error}", type="S3UploadFailed") from None
+        # The mirror needs only the snapshot S3 serves now, for the next sync to reuse.
+        prune_snapshots(destination.root, keep=1)
+        return PublishResult(
+            snapshot_path=f"s3://{remote.location.bucket}/{remote.location.snapshot_prefix(request.snapshot)}",
+            local_path=str(final),
+            objects=objects,
+            files=files,
+        )
 
     @activity.defn(name="discard_staging")
     def discard_staging(self, staging: StagingRef) -> None:
-        open_destination(staging.destination, self._settings).discard(staging.staging_id)
+        destination = open_destination(staging.destination, self._settings)
+        destination.discard(staging.staging_id)
+        remote = remote_destination(staging.destination, self._settings)
+        if remote is not None:
+            remote.discard(staging.staging_id)
+            current = remote.current()
+            sync_mirror_after_discard(destination.root, current.get("snapshot") if current else None)
 
     @activity.defn(name="record_report")
     def record_report(self, request: PublishInput) -> None:

@@ -1,3 +1,3 @@
-from notion_sync.cli import app
+from notion_sync.cli import main
 
-app()
+main()

@@ -34,8 +34,10 @@ from notion_sync.emulator.testing import EmulatorProcess
 from notion_sync.models import ExportInput, ExportOptions, ExportProgress, ExportReport
 from notion_sync.render import render
 from notion_sync.retention import prune_command
+from notion_sync.schedules import schedule_app
 from notion_sync.settings import Settings
 from notion_sync.storage.local import check_destination
+from notion_sync.storage.s3 import S3UrlError, is_s3, parse_s3_url
 from notion_sync.verify import verify_command
 from workflows.export import ExportWorkflow
 
@@ -49,9 +51,10 @@ app.command("archive")(archive_command)
 app.command("verify")(verify_command)
 app.command("prune")(prune_command)
 app.command(help="Rebuild Markdown, CSV and an HTML site from a snapshot, offline.")(render)
+app.add_typer(schedule_app, name="schedule")
 console = Console(stderr=True, soft_wrap=True)
 
-OutOption = Annotated[Path, typer.Option("--out", "-o", help="Destination folder of the export.")]
+OutOption = Annotated[Path, typer.Option("--out", "-o", help="Destination folder, or s3://bucket/prefix.")]
 DEMO_PAGES = 200
 
 
@@ -74,12 +77,37 @@ def export(
     batch_size: Annotated[int, typer.Option(help="Pages per export activity.")] = 100,
     parallel: Annotated[int, typer.Option(help="Export activities run at once.")] = 4,
     comments: Annotated[bool, typer.Option("--comments/--no-comments", help="Export comments.")] = True,
+    full_refresh: Annotated[
+        bool,
+        typer.Option(
+            "--full-refresh", help="Read every page again, even those unchanged since the last export."
+        ),
+    ] = False,
+    files: Annotated[
+        bool, typer.Option("--files/--no-files", help="Download images and attachments into the export.")
+    ] = True,
+    external_files: Annotated[
+        bool,
+        typer.Option(
+            "--external-files/--no-external-files", help="Also download files hosted outside Notion."
+        ),
+    ] = True,
+    max_file_mb: Annotated[float, typer.Option(help="Larger files keep their URL and are reported.")] = 100,
 ) -> None:
-    """Export a workspace to OUT. With no NOTION_TOKEN, exports the bundled demo workspace."""
-    problem = check_destination(out.expanduser().resolve())
+    """Export a workspace to OUT, or sync the export already there. With no NOTION_TOKEN, exports the
+    bundled demo workspace."""
+    problem = _destination_problem(out)
     if problem:
         _fail(problem, code=2)
-    options = ExportOptions(batch_size=batch_size, max_parallel_batches=parallel, include_comments=comments)
+    options = ExportOptions(
+        batch_size=batch_size,
+        max_parallel_batches=parallel,
+        include_comments=comments,
+        full_refresh=full_refresh,
+        download_files=files,
+        download_external_files=external_files,
+        max_file_mb=max_file_mb,
+    )
     sys.exit(_run(_export(out, options, wait)))
 
 
@@ -131,6 +159,18 @@ def _run(coro: object) -> int:
     except RuntimeError as error:
         _fail(str(error))
     return 1
+
+
+def _destination_problem(out: Path) -> str | None:
+    """Why OUT cannot hold an export: a folder is checked on disk, an s3:// URL only for its shape
+    (the bucket itself is checked by the workers, which hold the credentials)."""
+    if is_s3(out):
+        try:
+            parse_s3_url(out)
+        except S3UrlError as error:
+            return str(error)
+        return None
+    return check_destination(out.expanduser().resolve())
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -211,9 +251,13 @@ async def _watch(handle: WorkflowHandle[ExportWorkflow, ExportReport]) -> int:
     console.print(
         f"[green]Export complete:[/green] {counters.exported} exported, {counters.skipped} skipped, "
         f"{counters.failed} failed, {counters.api_requests} Notion requests.\n"
-        f"Open {Path(report.destination) / 'current'} (snapshot {report.snapshot})"
+        f"Open {_current_of(report.destination)} (snapshot {report.snapshot})"
     )
     return 0 if counters.failed == 0 else 1
+
+
+def _current_of(destination: str) -> str:
+    return f"{destination}/current.json" if is_s3(destination) else str(Path(destination) / "current")
 
 
 def _show(bar: Progress, task: TaskID, progress: ExportProgress) -> None:
@@ -273,3 +317,23 @@ def _start_demo(settings: Settings) -> tuple[EmulatorProcess, Settings]:
     if "NOTION_SYNC_RATE" not in os.environ:
         changes["requests_per_second"] = 0.0
     return process, settings.model_copy(update=changes)
+
+
+def main() -> None:
+    """The `notion-sync` process: runs the app, then leaves without interpreter teardown.
+
+    The Temporal SDK's native runtime can crash while a short-lived process tears down
+    (temporalio/sdk-python#300); by then every result is printed, so skip the teardown.
+    """
+    code = 0
+    try:
+        app()
+    except SystemExit as exit_:
+        if isinstance(exit_.code, str):
+            print(exit_.code, file=sys.stderr)
+            code = 1
+        else:
+            code = exit_.code or 0
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

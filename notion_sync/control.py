@@ -11,6 +11,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from notion_sync.models import ExportInput, ExportProgress, ExportReport
 from notion_sync.settings import Settings
+from notion_sync.storage.s3 import is_s3, parse_s3_url
 from workflows.export import ExportWorkflow
 
 WORKFLOW_TYPE = "ExportWorkflow"
@@ -27,6 +28,9 @@ class ExportAlreadyRunning(Exception):
 
 
 def normalise_destination(destination: str | Path) -> str:
+    """An absolute folder path, or `s3://bucket/prefix` (ValueError if that URL is malformed)."""
+    if is_s3(destination):
+        return parse_s3_url(destination).url
     return str(Path(destination).expanduser().resolve())
 
 

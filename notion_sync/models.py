@@ -46,7 +46,6 @@ class Counters(BaseModel):
     skipped: int = 0
     failed: int = 0
     api_requests: int = 0
-    followups: int = 0
     files_downloaded: int = 0
     files_failed: int = 0
     reused: int = 0
@@ -128,7 +127,6 @@ class BatchResult(BaseModel):
 class LayoutResult(BaseModel):
     placed: int
     max_seq: int
-    stubs: int
 
 
 class TablesInput(BaseModel):
@@ -149,7 +147,8 @@ class PublishInput(BaseModel):
 
 
 class PublishResult(BaseModel):
-    snapshot_path: str
+    snapshot_path: str  # a folder, or s3://bucket/prefix/snapshots/<name>/ for an S3 destination
+    local_path: str | None = None  # for S3: the snapshot in the worker's local mirror
     objects: int
     files: int
 
@@ -185,7 +184,6 @@ class ExportReport(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     error: str | None = None
-    problems_file: str | None = None
 
 
 class ManifestFile(BaseModel):
@@ -213,3 +211,25 @@ class ManifestHeader(BaseModel):
 
 
 PublishInput.model_rebuild()
+
+
+class ScheduledExportInput(BaseModel):
+    """What a schedule starts: the export to run, and the fixed id it runs (or is running) under.
+
+    The id is computed where the schedule is created, as the CLI does for `export`, so the worker
+    never re-derives it from a path that may resolve differently on its host.
+    """
+
+    export: ExportInput
+    export_workflow_id: str
+
+
+class ScheduledRunResult(BaseModel):
+    """What one scheduled run did: ids and outcome of the export, never its content."""
+
+    workflow_id: str
+    run_id: str
+    attached: bool
+    status: Literal["completed", "failed", "cancelled", "terminated", "timed_out"]
+    snapshot: str | None = None
+    error: str | None = None

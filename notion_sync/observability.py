@@ -191,7 +191,9 @@ def _record_result(result: object) -> None:
         _count("notion_sync_pages_exported_total", result.counters.exported, "Pages exported")
     elif isinstance(result, PublishResult):
         _count(
-            "notion_sync_bytes_written_total", snapshot_bytes(Path(result.snapshot_path)), "Bytes published"
+            "notion_sync_bytes_written_total",
+            snapshot_bytes(Path(result.local_path or result.snapshot_path)),
+            "Bytes published",
         )
 
 

@@ -36,8 +36,8 @@ from notion_sync.convert.html import (
     stylesheet,
 )
 from notion_sync.convert.links import encode_path
-from notion_sync.convert.markdown import page_to_markdown
-from notion_sync.exporter.pages import _escape_heading, _escape_link_text, _with_items
+from notion_sync.convert.markdown import database_to_markdown, page_to_markdown
+from notion_sync.convert.properties import with_property_items
 from notion_sync.exporter.publish import MANIFEST
 
 JSON = dict[str, Any]
@@ -107,6 +107,10 @@ class Catalogue:
         row = self._db.execute("SELECT path FROM objects WHERE id = ?", (object_id,)).fetchone()
         return str(row[0]) if row else None
 
+    def title(self, object_id: str) -> str | None:
+        row = self._db.execute("SELECT title FROM objects WHERE id = ?", (object_id,)).fetchone()
+        return str(row[0]) if row else None
+
     def at_folder(self, folder: str) -> _Entry | None:
         """The object whose children live in `folder` (the page `folder.md`, say)."""
         row = self._db.execute(
@@ -154,6 +158,9 @@ class ManifestLinks:
         path = self.files.get(url)
         return posixpath.relpath(path, self._from_dir) if path is not None else None
 
+    def page_title(self, page_id: str) -> str | None:
+        return self._catalogue.title(_dashed(page_id))
+
 
 def _dashed(object_id: str) -> str:
     raw = object_id.replace("-", "").lower()
@@ -200,7 +207,7 @@ class _Renderer:
 
     def page(self, entry: _Entry) -> None:
         raw = self.read(entry)
-        page = _with_items(raw["page"], raw.get("property_items") or {})
+        page = with_property_items(raw["page"], raw.get("property_items") or {})
         blocks, comments = raw.get("blocks") or [], raw.get("comments") or []
         parent = page.get("parent") if isinstance(page.get("parent"), dict) else {}
         if parent and parent.get("type") == "data_source_id":
@@ -218,7 +225,7 @@ class _Renderer:
         raw = self.read(entry)
         links = ManifestLinks(self.catalogue, entry.path)
         if "md" in self.formats:
-            self.write("md", entry.path, _database_markdown(entry, raw, links))
+            self.write("md", entry.path, database_to_markdown(raw, links))
         if "html" in self.formats:
             text = database_to_html(raw, self.html_links(links, entry.path), self.nav(entry.path))
             self.write("html", html_path(entry.path), text)
@@ -228,7 +235,7 @@ class _Renderer:
         for page_id in self.catalogue.rows(data_source_id):
             raw = self.read(_Entry(page_id, "page", "", ""))
             links.files = raw.get("files") or {}
-            yield _with_items(raw["page"], raw.get("property_items") or {})
+            yield with_property_items(raw["page"], raw.get("property_items") or {})
 
     def data_source(self, entry: _Entry) -> None:
         raw = self.read(entry)
@@ -270,16 +277,6 @@ def _sort(nodes: list[TreeNode]) -> None:
     nodes.sort(key=lambda n: (n.title.casefold(), n.href or ""))
     for node in nodes:
         _sort(node.children)
-
-
-def _database_markdown(entry: _Entry, raw: JSON, links: ManifestLinks) -> str:
-    """The database index file, exactly as the exporter writes it (exporter/pages.py)."""
-    lines = [f"# {_escape_heading(entry.title or 'Untitled')}", ""]
-    for ref in raw.get("data_sources", []):
-        target = links.page_link(ref["id"])
-        name = ref.get("name") or "Untitled"
-        lines.append(f"- [{_escape_link_text(name)}](<{encode_path(target)}>)" if target else f"- {name}")
-    return "\n".join(lines) + "\n"
 
 
 def render_snapshot(

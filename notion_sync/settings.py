@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     # none | console | otlp; unset means otlp when OTEL_EXPORTER_OTLP_ENDPOINT is set, else none.
     traces: Literal["none", "console", "otlp"] | None = Field(default=None, alias="NOTION_SYNC_TRACES")
     otlp_endpoint: str | None = Field(default=None, alias="OTEL_EXPORTER_OTLP_ENDPOINT")
+    # S3 destinations (s3://bucket/prefix). Endpoint, region and credentials come from boto3's own
+    # chain (AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, ~/.aws/config, instance roles...).
+    s3_multipart_mb: float = Field(default=8.0, alias="NOTION_SYNC_S3_MULTIPART_MB", gt=0)
+    s3_concurrency: int = Field(default=8, alias="NOTION_SYNC_S3_CONCURRENCY", ge=1)
+    # A pause before each object and after each MiB uploaded, in seconds: for tests of an interrupted upload.
+    s3_upload_delay: float = Field(default=0.0, alias="NOTION_SYNC_S3_UPLOAD_DELAY", ge=0)
 
     @model_validator(mode="after")
     def _token_from_file(self) -> Settings:

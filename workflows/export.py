@@ -164,6 +164,8 @@ class ExportWorkflow:
             start_to_close_timeout=timedelta(minutes=30),
             heartbeat_timeout=HEARTBEAT,
             retry_policy=DISK_RETRY,
+            # Compensation must not start while an upload to S3 is still running.
+            cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
         )
         state.phase = Phase.DONE
         self._show()

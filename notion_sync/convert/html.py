@@ -55,6 +55,9 @@ class HtmlLinks:
         local = self._inner.file_link(url)
         return posixpath.normpath(self._asset_prefix + local) if local is not None else None
 
+    def page_title(self, page_id: str) -> str | None:
+        return self._inner.page_title(page_id)
+
 
 def html_path(path: str) -> str:
     """The HTML twin of an export path: `a/B.md` and `a/B.csv` -> `a/B.html`."""

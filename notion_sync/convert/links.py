@@ -17,6 +17,10 @@ class LinkResolver(Protocol):
 
     def file_link(self, url: str) -> str | None: ...
 
+    def page_title(self, page_id: str) -> str | None:
+        """The title of an exported page or database, for text that names it (relation cells)."""
+        ...
+
 
 class NoLinks:
     """Resolver for conversions outside an export: every link keeps its Notion or original URL."""
@@ -25,6 +29,9 @@ class NoLinks:
         return None
 
     def file_link(self, url: str) -> str | None:
+        return None
+
+    def page_title(self, page_id: str) -> str | None:
         return None
 
 

@@ -19,7 +19,7 @@ from urllib.parse import unquote
 
 import yaml
 
-from .links import LinkResolver, file_target, is_safe_url, notion_url, page_target
+from .links import LinkResolver, encode_path, file_target, is_safe_url, notion_url, page_target
 from .properties import Value, property_value
 from .richtext import (
     escape_md,
@@ -417,3 +417,13 @@ def page_to_markdown(
 
 
 __all__ = ["blocks_to_markdown", "front_matter", "page_title", "page_to_markdown"]
+
+
+def database_to_markdown(database: dict[str, Any], links: LinkResolver) -> str:
+    """A database's index file: its title, then a link to each of its data sources' tables."""
+    lines = [f"# {escape_md(page_title(database), line_start=True, heading=True)}", ""]
+    for ref in database.get("data_sources", []):
+        name = escape_md(ref.get("name") or "Untitled")
+        target = links.page_link(ref["id"])
+        lines.append(f"- {md_link(name, encode_path(target))}" if target else f"- {name}")
+    return "\n".join(lines) + "\n"

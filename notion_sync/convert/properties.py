@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from typing import Any
 
@@ -31,7 +32,7 @@ def _relation_item(item: Any, links: LinkResolver) -> str:
     page_id = item.get("id") if isinstance(item, dict) else None
     if not isinstance(page_id, str):
         return ""
-    return links.page_link(page_id) or page_id
+    return links.page_title(page_id) or links.page_link(page_id) or page_id
 
 
 def property_value(prop: dict[str, Any], links: LinkResolver) -> Value:
@@ -100,3 +101,18 @@ def value_text(value: Value) -> str:
 
 def property_text(prop: dict[str, Any], links: LinkResolver) -> str:
     return value_text(property_value(prop, links))
+
+
+def with_property_items(page: dict[str, Any], items: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """The page with each capped property (25 items at most in a page object) replaced by the
+    complete list read from the property endpoint, keyed by property id."""
+    if not items:
+        return page
+    complete: dict[str, Any] = copy.deepcopy(page)
+    for prop in complete.get("properties", {}).values():
+        found = items.get(prop.get("id"))
+        if found is not None:
+            kind = prop["type"]
+            prop[kind] = [item.get(kind) for item in found if item.get(kind) is not None]
+            prop["has_more"] = False
+    return complete

@@ -19,6 +19,10 @@ class IndexLinks:
         path = self._index.paths([dashed]).get(dashed)
         return posixpath.relpath(path, self._from_dir) if path is not None else None
 
+    def page_title(self, page_id: str) -> str | None:
+        found = self._index.titles([_dashed(page_id)])
+        return found.get(_dashed(page_id))
+
     def file_link(self, url: str) -> str | None:
         path = self._index.file_path(url)
         return posixpath.relpath(path, self._from_dir) if path is not None else None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,8 +10,8 @@ from typing import Any
 
 import orjson
 
-from notion_sync.convert.links import encode_path
-from notion_sync.convert.markdown import page_to_markdown
+from notion_sync.convert.markdown import database_to_markdown, page_to_markdown
+from notion_sync.convert.properties import with_property_items
 from notion_sync.exporter.context import StepContext
 from notion_sync.exporter.files import DownloadPolicy, download_all, find_files
 from notion_sync.exporter.links import IndexLinks
@@ -89,7 +88,7 @@ async def _export_page(
         blocks = await fetch_tree(ctx, obj.id)
         property_items = await _complete_properties(ctx, page)
         comments = await ctx.gateway.comments(obj.id) if options.include_comments else []
-    complete = _with_items(page, property_items)
+    complete = with_property_items(page, property_items)
     if property_items:
         ctx.index.add_complete(obj.id, complete)
     policy = DownloadPolicy(
@@ -184,16 +183,10 @@ def _separate_objects(blocks: list[JSON]) -> list[JSON]:
 
 def _export_database(ctx: StepContext, obj: IndexedObject) -> None:
     assert obj.raw is not None and obj.path is not None
-    links = IndexLinks(ctx.index, obj.path)
-    lines = [f"# {_escape_heading(obj.title or 'Untitled')}", ""]
-    for ref in obj.raw.get("data_sources", []):
-        target = links.page_link(ref["id"])
-        name = ref.get("name") or "Untitled"
-        line = f"- [{_escape_link_text(name)}](<{encode_path(target)}>)" if target else f"- {name}"
-        lines.append(line)
+    markdown = database_to_markdown(obj.raw, IndexLinks(ctx.index, obj.path))
     files = [
         _write_json(ctx, f"json/databases/{obj.id}.json", obj.raw),
-        ctx.destination.write(ctx.staging_id, obj.path, ("\n".join(lines) + "\n").encode()),
+        ctx.destination.write(ctx.staging_id, obj.path, markdown.encode()),
     ]
     ctx.index.finish(obj.id, files)
 
@@ -252,28 +245,6 @@ async def _complete_properties(ctx: StepContext, page: JSON) -> dict[str, list[J
     return items
 
 
-def _with_items(page: JSON, property_items: dict[str, list[JSON]]) -> JSON:
-    """The page with capped properties replaced by their complete item lists."""
-    if not property_items:
-        return page
-    complete: JSON = json.loads(json.dumps(page))
-    for prop in complete.get("properties", {}).values():
-        items = property_items.get(prop.get("id"))
-        if items is not None:
-            kind = prop["type"]
-            prop[kind] = [item.get(kind) for item in items if item.get(kind) is not None]
-            prop["has_more"] = False
-    return complete
-
-
 def _write_json(ctx: StepContext, relpath: str, data: object) -> Any:
     encoded = orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
     return ctx.destination.write(ctx.staging_id, relpath, encoded)
-
-
-def _escape_heading(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("#", "\\#").replace("\n", " ")
-
-
-def _escape_link_text(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]").replace("\n", " ")

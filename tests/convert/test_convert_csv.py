@@ -85,6 +85,9 @@ class Links:
     def file_link(self, url: str) -> str | None:
         return "Row/report.pdf" if url == HOSTED else None
 
+    def page_title(self, page_id: str) -> str | None:
+        return {"00000000-0000-4000-8000-000000000001": "Alpha"}.get(page_id)
+
 
 DATA_SOURCE = {
     "object": "data_source",
@@ -121,7 +124,7 @@ def test_every_property_type_golden_csv() -> None:
         and cells["Mail"] == "'@evil.com"
         and cells["Phone"] == "'+1 555 0100"
     )
-    assert cells["Negative"] == "-3.5" and cells["Related"].startswith("Projects/Alpha.md, 00000000")
+    assert cells["Negative"] == "-3.5" and cells["Related"].startswith("Alpha, 00000000")
     assert (
         cells["Owner"] == "Ada Lovelace, u-ghost" and cells["Files"] == "Row/report.pdf, https://e.com/x.png"
     )
@@ -136,7 +139,7 @@ def test_front_matter_golden_for_every_property_type() -> None:
     check_golden("properties_front_matter.md", out)
     props = yaml.safe_load(out.strip("-\n"))["properties"]
     assert props["Tags"] == ["a", "b, c"] and props["Done"] is True and props["Count"] == 42
-    assert props["Related"] == ["Projects/Alpha.md", "00000000-0000-4000-8000-000000000002"]
+    assert props["Related"] == ["Alpha", "00000000-0000-4000-8000-000000000002"]
     assert props["All"] == ["T1", "3"] and props["Button"] is None and props["Empty select"] is None
 
 

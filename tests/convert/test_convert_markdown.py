@@ -23,6 +23,9 @@ class Links:
     def file_link(self, url: str) -> str | None:
         return "assets/photo 1.png" if url == IMAGE_URL else None
 
+    def page_title(self, page_id: str) -> str | None:
+        return None
+
 
 def _row(*cells: str) -> dict[str, Any]:
     return block("table_row", {"cells": [[text(c)] if c else [] for c in cells]})

@@ -226,6 +226,9 @@ class Links:
     def file_link(self, url: str) -> str | None:
         return None
 
+    def page_title(self, page_id: str) -> str | None:
+        return None
+
 
 def test_mentions() -> None:
     page = mention(

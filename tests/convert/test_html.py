@@ -100,6 +100,9 @@ class Links:
     def file_link(self, url: str) -> str | None:
         return "files/photo.png" if url.endswith("/local.png") else None
 
+    def page_title(self, page_id: str) -> str | None:
+        return None
+
 
 PAGE: dict[str, Any] = {
     "object": "page",

@@ -51,7 +51,7 @@ async def test_files_are_downloaded_and_linked_locally(
 async def test_expired_urls_are_refreshed_then_downloaded(
     temporal_client: Client, destination: Path, tmp_path: Path
 ) -> None:
-    with EmulatorProcess(pages=30, seed=52, file_expiry=1) as emulator:
+    with EmulatorProcess(pages=30, seed=52, file_expiry=3) as emulator:
         settings = worker_settings(emulator, tmp_path / "state")
         async with running_worker(temporal_client, settings):
             options = ExportOptions(batch_size=5, max_parallel_batches=1)
@@ -62,7 +62,7 @@ async def test_expired_urls_are_refreshed_then_downloaded(
             await wait_for(handle, lambda p: p.phase.value == "exporting")
             await handle.signal(ExportWorkflow.pause)
             await wait_for(handle, lambda p: p.paused and p.in_flight == 0)
-            await asyncio.sleep(2.5)
+            await asyncio.sleep(4)
             await handle.signal(ExportWorkflow.resume)
             report = await handle.result()
         stats = emulator.stats()

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
 from temporalio.client import Client
 
 from notion_sync.control import start_export
@@ -45,3 +48,36 @@ async def test_every_object_is_exported(temporal_client: Client, destination: Pa
     assert not (destination / ".notion-sync" / "staging").exists() or not any(
         (destination / ".notion-sync" / "staging").iterdir()
     )
+
+
+async def test_no_dead_internal_link_in_markdown(
+    temporal_client: Client, destination: Path, tmp_path: Path
+) -> None:
+    with EmulatorProcess(pages=80, seed=12) as emulator:
+        settings = worker_settings(emulator, tmp_path / "state")
+        async with running_worker(temporal_client, settings):
+            handle = await start_export(temporal_client, settings, ExportInput(destination=str(destination)))
+            await handle.result()
+    current = (destination / "current").resolve()
+    parser = MarkdownIt("commonmark").enable("table")
+    walked = 0
+    for markdown in current.rglob("*.md"):
+        for target in _relative_targets(parser.parse(markdown.read_text())):
+            resolved = (markdown.parent / unquote(target.split("#", 1)[0])).resolve()
+            assert resolved.is_relative_to(current), (markdown, target)
+            assert resolved.exists(), f"dead link {target} in {markdown.relative_to(current)}"
+            walked += 1
+    assert walked > 200
+
+
+def _relative_targets(tokens: list[Token]) -> list[str]:
+    """Hrefs of links and srcs of images that point inside the export (no scheme, not an anchor)."""
+    found: list[str] = []
+    stack = list(tokens)
+    while stack:
+        token = stack.pop()
+        stack.extend(token.children or [])
+        value = token.attrGet("href") if token.type == "link_open" else token.attrGet("src")
+        if isinstance(value, str) and value and not urlsplit(value).scheme and not value.startswith("#"):
+            found.append(value)
+    return found

@@ -1,0 +1,126 @@
+"""Incremental sync against a full export, measured in one run.
+
+Exports N generated pages, edits a share of them through the emulator's mutation API, syncs, and
+prints requests and wall time of both; with --verify, also exports the edited workspace afresh into
+a third folder and checks that the sync produced the same files.
+
+    .venv/bin/python bench/sync_bench.py --pages 10000 --edit-percent 1 --latency-ms 20 --verify
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from notion_sync.control import start_export
+from notion_sync.devserver import free_port, start_dev_server
+from notion_sync.emulator.testing import EmulatorProcess
+from notion_sync.models import ExportInput, ExportReport
+from notion_sync.settings import Settings
+from tests.export.harness import snapshot_files
+from worker import build_worker
+
+
+def api_requests(stats: dict[str, Any]) -> int:
+    return sum(count for endpoint, count in stats["by_endpoint"].items() if " /v1/" in endpoint)
+
+
+async def timed_export(client: Client, settings: Settings, destination: Path) -> tuple[ExportReport, float]:
+    started = time.monotonic()
+    handle = await start_export(client, settings, ExportInput(destination=str(destination)))
+    report = await handle.result()
+    return report, time.monotonic() - started
+
+
+def edited_pages(destination: Path, share: float, seed: int) -> list[str]:
+    lines = (destination / "current" / "manifest.jsonl").read_text().splitlines()[1:]
+    pages = sorted(
+        e["id"] for e in map(json.loads, lines) if e["type"] == "page" and e["status"] == "exported"
+    )
+    return random.Random(seed).sample(pages, max(1, round(len(pages) * share)))
+
+
+async def run(args: argparse.Namespace, work: Path) -> None:
+    server = start_dev_server(work / "temporal", port=free_port(), ui_port=None, persist=False)
+    try:
+        client = await Client.connect(server.address, data_converter=pydantic_data_converter)
+        with EmulatorProcess(
+            pages=args.pages, seed=7, latency_ms=args.latency_ms, track_ids=False
+        ) as emulator:
+            base = Settings().model_dump()
+            base.update(
+                notion_token=SecretStr(emulator.token),
+                notion_base_url=emulator.base_url,
+                state_dir=work / "state",
+                task_queue=f"bench-{uuid.uuid4().hex[:8]}",
+                requests_per_second=0.0,
+            )
+            settings = Settings.model_construct(**base)
+            with ThreadPoolExecutor(max_workers=16) as executor:
+                async with build_worker(client, settings, executor):
+                    synced = work / "synced"
+                    full, full_s = await timed_export(client, settings, synced)
+                    full_requests = api_requests(emulator.stats())
+
+                    edits = edited_pages(synced, args.edit_percent / 100, seed=1)
+                    for page_id in edits:
+                        emulator.mutate({"op": "edit_page", "page_id": page_id})
+                    emulator.reset()
+                    sync, sync_s = await timed_export(client, settings, synced)
+                    sync_requests = api_requests(emulator.stats())
+
+                    same = None
+                    if args.verify:
+                        fresh = work / "fresh"
+                        await timed_export(client, settings, fresh)
+                        same = snapshot_files((synced / "current").resolve()) == snapshot_files(
+                            (fresh / "current").resolve()
+                        )
+    finally:
+        server.stop()
+
+    pages = full.counters.exported
+    print(
+        f"sync benchmark: {args.pages} generated pages, {len(edits)} edited ({args.edit_percent}%), "
+        f"emulator latency {args.latency_ms} ms, no rate limit, one in-process worker"
+    )
+    print(f"  full export: {pages} objects, {full_requests} API requests, {full_s:.1f} s")
+    print(
+        f"  sync:        {sync.counters.exported} objects ({sync.counters.reused} reused), "
+        f"{sync_requests} API requests, {sync_s:.1f} s"
+    )
+    print(f"  sync / full: requests {sync_requests / full_requests:.3f}, wall time {sync_s / full_s:.3f}")
+    if same is not None:
+        print(f"  sync output identical to a fresh export of the edited workspace: {same}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--pages", type=int, default=10_000)
+    parser.add_argument("--edit-percent", type=float, default=1.0)
+    parser.add_argument("--latency-ms", type=float, default=20.0)
+    parser.add_argument("--verify", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="sync-bench-") as work:
+        asyncio.run(run(args, Path(work)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,409 @@
+"""An S3 bucket (or any S3-compatible store) as export destination: `s3://bucket/prefix`.
+
+An export is assembled and published in a local working mirror (a `LocalDestination` under
+`NOTION_SYNC_STATE_DIR/s3/<bucket>/<digest of prefix>`), which keeps the last snapshot so the next
+sync reuses it. Publishing then uploads the snapshot:
+
+    <prefix>/snapshots/<name>/...              every file of the snapshot; manifest.jsonl last
+    <prefix>/current.json                      {"snapshot": name, "manifest": key, ...}, written last
+
+Nothing points at `snapshots/<name>/` until `current.json` is replaced (one PUT, atomic in S3), so a
+reader that resolves `current.json` sees the old export or the new one, never a mix. An upload that
+is interrupted (worker killed, activity retried) resumes: objects already there with the same size
+and checksum are skipped, and multipart uploads left over are aborted first. Compensation aborts
+every multipart upload under `snapshots/` and deletes the run's snapshot unless it is current.
+
+Endpoint, region and credentials come from boto3's default chain (`AWS_ENDPOINT_URL`, `AWS_REGION`,
+`AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, `AWS_PROFILE`, `~/.aws/config`, instance roles).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import re
+import shutil
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from notion_sync.settings import Settings
+
+SCHEME = "s3://"
+CURRENT_JSON = "current.json"
+SNAPSHOTS = "snapshots"
+MANIFEST = "manifest.jsonl"
+MIN_PART = 5 << 20
+RUN_METADATA = "notion-sync-run"  # on every object: the staging id of the run that uploaded it
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
+
+
+class S3UrlError(ValueError):
+    """A destination that starts like an S3 URL but is not a usable one."""
+
+
+@dataclass(frozen=True)
+class S3Location:
+    bucket: str
+    prefix: str  # no leading or trailing slash; "" for the bucket's root
+
+    @property
+    def url(self) -> str:
+        return f"{SCHEME}{self.bucket}/{self.prefix}" if self.prefix else f"{SCHEME}{self.bucket}"
+
+    def key(self, *parts: str) -> str:
+        return "/".join(p for p in (self.prefix, *parts) if p)
+
+    def snapshot_prefix(self, snapshot: str) -> str:
+        return self.key(SNAPSHOTS, snapshot) + "/"
+
+
+def is_s3(destination: str | Path) -> bool:
+    # `Path("s3://b/p")` is `s3:/b/p` (and `Path("s3://")` is `s3:`): destinations that went through a
+    # Path are recognised too.
+    text = str(destination)
+    return text == "s3:" or text.startswith("s3:/")
+
+
+def parse_s3_url(destination: str | Path) -> S3Location:
+    """`s3://bucket[/prefix]` (also in the `s3:/bucket/prefix` form a Path makes of it)."""
+    text = str(destination)
+    if not is_s3(text):
+        raise S3UrlError(f"{text} is not an s3:// URL")
+    rest = text[len("s3:") :].lstrip("/")
+    text = SCHEME + rest
+    bucket, _, prefix = rest.partition("/")
+    prefix = "/".join(part for part in prefix.split("/") if part)
+    if not _BUCKET.match(bucket) or ".." in bucket:
+        raise S3UrlError(
+            f"{text}: expected s3://BUCKET/PREFIX with a bucket name of 3-63 lowercase letters, digits, "
+            "dots and hyphens"
+        )
+    if any(part in (".", "..") for part in prefix.split("/")):
+        raise S3UrlError(f"{text}: the prefix may not contain . or .. segments")
+    return S3Location(bucket=bucket, prefix=prefix)
+
+
+def mirror_path(location: S3Location, settings: Settings) -> Path:
+    """The local working mirror of an S3 destination (staging, index, the last snapshot)."""
+    digest = hashlib.sha256(location.prefix.encode()).hexdigest()[:16]
+    return Path(settings.state_dir).expanduser() / "s3" / location.bucket / digest
+
+
+@dataclass
+class UploadResult:
+    uploaded: int
+    skipped: int
+    bytes: int
+
+
+class S3Destination:
+    """Uploads published snapshots and points `current.json` at them; compensates aborted runs."""
+
+    def __init__(self, location: S3Location, settings: Settings, client: Any = None) -> None:
+        self.location = location
+        self._settings = settings
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            import boto3
+            from botocore.config import Config
+
+            # No endpoint, region or credentials here: boto3's chain (AWS_ENDPOINT_URL included).
+            pool = max(10, self._settings.s3_concurrency + 2)
+            self._client = boto3.session.Session().client("s3", config=Config(max_pool_connections=pool))
+        return self._client
+
+    # ------------------------------------------------------------------------------------ reading
+
+    def check(self) -> None:
+        """Fails early (before any Notion request) if the bucket cannot be reached."""
+        self.client.head_bucket(Bucket=self.location.bucket)
+
+    def current(self) -> dict[str, Any] | None:
+        """The parsed `current.json`, or None if no export was published yet."""
+        from botocore.exceptions import ClientError
+
+        try:
+            body = self.client.get_object(Bucket=self.location.bucket, Key=self.location.key(CURRENT_JSON))
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+                return None
+            raise
+        data: dict[str, Any] = json.loads(body["Body"].read())
+        return data
+
+    def snapshots(self) -> list[str]:
+        """Names of the snapshots present under `<prefix>/snapshots/`."""
+        names = []
+        paginator = self.client.get_paginator("list_objects_v2")
+        root = self.location.key(SNAPSHOTS) + "/"
+        for page in paginator.paginate(Bucket=self.location.bucket, Prefix=root, Delimiter="/"):
+            for common in page.get("CommonPrefixes", []):
+                names.append(common["Prefix"][len(root) :].rstrip("/"))
+        return sorted(names)
+
+    def objects(self, prefix: str) -> Iterator[dict[str, Any]]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.location.bucket, Prefix=prefix):
+            yield from page.get("Contents", [])
+
+    def multipart_uploads(self, prefix: str) -> list[dict[str, Any]]:
+        uploads: list[dict[str, Any]] = []
+        paginator = self.client.get_paginator("list_multipart_uploads")
+        for page in paginator.paginate(Bucket=self.location.bucket, Prefix=prefix):
+            uploads.extend(page.get("Uploads", []))
+        return uploads
+
+    # ------------------------------------------------------------------------------------ publishing
+
+    def publish(
+        self,
+        snapshot_dir: Path,
+        snapshot: str,
+        run_id: str,
+        heartbeat: Callable[[], None] = lambda: None,
+        cancelled: Callable[[], bool] = lambda: False,
+    ) -> UploadResult:
+        """Uploads a local snapshot under `snapshots/<name>/` (manifest last), then `current.json`.
+
+        Safe to repeat after a crash: finished objects are skipped, unfinished multipart uploads aborted.
+        """
+        prefix = self.location.snapshot_prefix(snapshot)
+        self.abort_uploads(prefix)
+        present = {o["Key"]: o for o in self.objects(prefix)}
+        files = sorted(
+            p
+            for p in snapshot_dir.rglob("*")
+            if p.is_file() and not (p.name.startswith(".") and p.name.endswith(".tmp"))
+        )
+        manifest = snapshot_dir / MANIFEST
+        sizes = {p: p.stat().st_size for p in files}
+        # Largest first: the long multipart uploads start at once and overlap the many small files.
+        body = sorted((p for p in files if p != manifest), key=lambda p: (-sizes[p], p))
+        result = UploadResult(uploaded=0, skipped=0, bytes=0)
+        metadata = {RUN_METADATA: run_id}
+        self._upload_all(snapshot_dir, prefix, body, present, metadata, result, heartbeat, cancelled)
+        if manifest.is_file():
+            self._upload_all(
+                snapshot_dir, prefix, [manifest], present, metadata, result, heartbeat, cancelled
+            )
+        pointer = {
+            "snapshot": snapshot,
+            "prefix": prefix,
+            "manifest": prefix + MANIFEST,
+            "objects": len(files),
+            "bytes": sum(sizes.values()),
+            "published_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        # The switch: one PUT, atomic for readers.
+        self.client.put_object(
+            Bucket=self.location.bucket,
+            Key=self.location.key(CURRENT_JSON),
+            Body=json.dumps(pointer, indent=2).encode(),
+            ContentType="application/json",
+        )
+        return result
+
+    def _upload_all(
+        self,
+        root: Path,
+        prefix: str,
+        paths: list[Path],
+        present: dict[str, dict[str, Any]],
+        metadata: dict[str, str],
+        result: UploadResult,
+        heartbeat: Callable[[], None],
+        cancelled: Callable[[], bool],
+    ) -> None:
+        """Uploads on a pool of threads; this thread heartbeats and watches for cancellation."""
+        from boto3.s3.transfer import TransferConfig
+
+        # Single-threaded transfers: the parallelism is across files, and callbacks stay simple.
+        threshold = max(1, int(self._settings.s3_multipart_mb * (1 << 20)))
+        config = TransferConfig(
+            multipart_threshold=threshold,
+            multipart_chunksize=max(MIN_PART, threshold),  # S3 refuses parts under 5 MiB but the last
+            use_threads=False,
+        )
+        pending: set[Future[int | None]] = set()
+        todo = iter(paths)
+        stop = threading.Event()
+        try:
+            with ThreadPoolExecutor(max_workers=self._settings.s3_concurrency) as pool:
+                try:
+                    while True:
+                        while len(pending) < self._settings.s3_concurrency * 2:
+                            path = next(todo, None)
+                            if path is None:
+                                break
+                            key = prefix + path.relative_to(root).as_posix()
+                            pending.add(
+                                pool.submit(
+                                    self._upload_one, path, key, present.get(key), metadata, config, stop
+                                )
+                            )
+                        if not pending:
+                            return
+                        done, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+                        for future in done:
+                            sent = future.result()
+                            if sent is None:
+                                result.skipped += 1
+                            else:
+                                result.uploaded += 1
+                                result.bytes += sent
+                        heartbeat()
+                        if cancelled():
+                            raise UploadCancelled("the upload was cancelled")
+                finally:
+                    # Uploads running stop at their next chunk (s3transfer aborts a multipart upload
+                    # that fails); the pool is left only when none runs, so compensation never races.
+                    stop.set()
+                    for future in pending:
+                        future.cancel()
+        except BaseException:
+            with contextlib.suppress(Exception):  # the next attempt, or compensation, aborts them too
+                self.abort_uploads(prefix)
+            raise
+
+    def _upload_one(
+        self,
+        path: Path,
+        key: str,
+        existing: dict[str, Any] | None,
+        metadata: dict[str, str],
+        config: Any,
+        stop: threading.Event,
+    ) -> int | None:
+        """Uploads one file unless an identical object is there; the bytes sent, None if skipped."""
+        if stop.is_set():
+            raise UploadCancelled("the upload was stopped")
+        sha, md5, size = _digests(path)
+        if existing is not None and existing.get("Size") == size:
+            etag = str(existing.get("ETag", "")).strip('"')
+            if etag == md5:
+                return None
+            head = self.client.head_object(Bucket=self.location.bucket, Key=key)
+            if head.get("Metadata", {}).get("sha256") == sha:
+                return None
+        delay = self._settings.s3_upload_delay
+        if delay and stop.wait(delay):
+            raise UploadCancelled("the upload was stopped")
+        self.client.upload_file(
+            str(path),
+            self.location.bucket,
+            key,
+            ExtraArgs={"Metadata": {**metadata, "sha256": sha}},
+            Config=config,
+            Callback=_Progress(stop, delay),
+        )
+        return size
+
+    # ------------------------------------------------------------------------------------ compensation
+
+    def abort_uploads(self, prefix: str) -> int:
+        """Aborts every multipart upload in progress under `prefix`; returns how many."""
+        uploads = self.multipart_uploads(prefix)
+        for upload in uploads:
+            self.client.abort_multipart_upload(
+                Bucket=self.location.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+            )
+        return len(uploads)
+
+    def delete_prefix(self, prefix: str) -> int:
+        keys = [o["Key"] for o in self.objects(prefix)]
+        for start in range(0, len(keys), 1000):
+            chunk = keys[start : start + 1000]
+            self.client.delete_objects(
+                Bucket=self.location.bucket,
+                Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True},
+            )
+        return len(keys)
+
+    def discard(self, run_id: str) -> list[str]:
+        """Compensation: no multipart upload left under `snapshots/`, and the snapshot this run
+        uploaded deleted unless `current.json` points at it.
+
+        One export per destination runs at a time, so any unfinished upload here is this run's or a
+        dead run's. A snapshot is this run's if its name ends with the run's suffix and its objects
+        carry the run's id. Returns the snapshots removed.
+        """
+        self.abort_uploads(self.location.key(SNAPSHOTS) + "/")
+        current = (self.current() or {}).get("snapshot")
+        removed = []
+        for name in self.snapshots():
+            if name == current or not name.endswith(run_suffix(run_id)):
+                continue
+            prefix = self.location.snapshot_prefix(name)
+            first = next(self.objects(prefix), None)
+            if first is None:
+                continue
+            head = self.client.head_object(Bucket=self.location.bucket, Key=first["Key"])
+            if head.get("Metadata", {}).get(RUN_METADATA) == run_id:
+                self.delete_prefix(prefix)
+                removed.append(name)
+        return removed
+
+
+def run_suffix(run_id: str) -> str:
+    """How the workflow ends a run's snapshot name (`<start time>-<staging id[:8]>`)."""
+    return f"-{run_id[:8]}"
+
+
+class UploadCancelled(Exception):
+    """The activity was cancelled while uploading; in-flight uploads finished or were aborted."""
+
+
+def sync_mirror_after_discard(mirror: Path, remote_current: str | None) -> None:
+    """Points the mirror's `current` back at the snapshot S3 serves, if the mirror has it, and keeps
+    no other snapshot. With nothing published in S3 the mirror's snapshot stays, for the next sync."""
+    from notion_sync.storage.local import CURRENT, LocalDestination
+    from notion_sync.storage.local import SNAPSHOTS as LOCAL_SNAPSHOTS
+
+    snapshots = mirror / LOCAL_SNAPSHOTS
+    if remote_current is None or not (snapshots / remote_current).is_dir():
+        return
+    LocalDestination(mirror).publish("discard", remote_current)
+    current = (mirror / CURRENT).resolve()
+    for path in snapshots.iterdir():
+        if path.is_dir() and path.resolve() != current:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+class _Progress:
+    """A transfer callback: stops the transfer once `stop` is set, and pauses `delay` seconds per MiB
+    sent (NOTION_SYNC_S3_UPLOAD_DELAY, for tests)."""
+
+    def __init__(self, stop: threading.Event, delay: float) -> None:
+        self._stop = stop
+        self._delay = delay
+        self._sent = 0
+
+    def __call__(self, sent: int) -> None:
+        if self._stop.is_set():
+            raise UploadCancelled("the upload was stopped")
+        self._sent += sent
+        while self._delay and self._sent >= 1 << 20:
+            self._sent -= 1 << 20
+            if self._stop.wait(self._delay):
+                raise UploadCancelled("the upload was stopped")
+
+
+def _digests(path: Path) -> tuple[str, str, int]:
+    sha = hashlib.sha256()
+    md5 = hashlib.md5(usedforsecurity=False)
+    size = 0
+    with path.open("rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            sha.update(chunk)
+            md5.update(chunk)
+            size += len(chunk)
+    return sha.hexdigest(), md5.hexdigest(), size
