@@ -17,9 +17,9 @@ from typing import IO, Any
 from pydantic import SecretStr
 from temporalio.client import Client, WorkflowHandle
 
-from notion_sync.control import query_progress
+from notion_sync.control import query_progress, start_export
 from notion_sync.emulator.testing import EmulatorProcess
-from notion_sync.models import ExportProgress, ExportReport
+from notion_sync.models import ExportInput, ExportOptions, ExportProgress, ExportReport
 from notion_sync.settings import Settings
 from worker import build_worker
 from workflows.export import ExportWorkflow
@@ -84,6 +84,14 @@ def worker_process(
         if process.poll() is None:
             process.kill()
         process.wait()
+
+
+async def export_and_wait(
+    client: Client, settings: Settings, destination: Path, **options: Any
+) -> ExportReport:
+    """Starts an export (or a sync, when the destination holds one) and returns its report."""
+    request = ExportInput(destination=str(destination), options=ExportOptions(**options))
+    return await (await start_export(client, settings, request)).result()
 
 
 async def wait_for(

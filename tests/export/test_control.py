@@ -14,7 +14,7 @@ from notion_sync.control import ExportAlreadyRunning, export_workflow_id, start_
 from notion_sync.devserver import DevServer, temporal_binary
 from notion_sync.emulator.testing import EmulatorProcess
 from notion_sync.models import ExportInput, ExportOptions, Phase
-from tests.export.harness import running_worker, snapshot_files, wait_for, worker_settings
+from tests.export.harness import export_and_wait, running_worker, snapshot_files, wait_for, worker_settings
 from workflows.export import ExportWorkflow
 
 SMALL_BATCHES = ExportOptions(batch_size=5, max_parallel_batches=2)
@@ -51,8 +51,7 @@ async def test_cancel_compensates_and_keeps_the_previous_export(
     with EmulatorProcess(pages=60, seed=4) as emulator:
         settings = worker_settings(emulator, tmp_path / "state")
         async with running_worker(temporal_client, settings):
-            first = await start_export(temporal_client, settings, ExportInput(destination=str(destination)))
-            await first.result()
+            await export_and_wait(temporal_client, settings, destination)
             previous = (destination / "current").resolve()
             before = snapshot_files(previous)
 

@@ -12,7 +12,7 @@ from temporalio.client import Client, WorkflowFailureError
 from notion_sync.control import start_export
 from notion_sync.emulator.testing import EmulatorProcess
 from notion_sync.models import ExportInput, ExportOptions
-from tests.export.harness import running_worker, wait_for, worker_settings
+from tests.export.harness import export_and_wait, running_worker, wait_for, worker_settings
 
 
 def _manifest(destination: Path) -> list[dict[str, object]]:
@@ -49,8 +49,7 @@ async def test_429_storm_and_flaky_5xx_still_export_everything(
     with EmulatorProcess(pages=40, seed=2, rate=20, burst=5, fault_503=0.05, fault_500=0.03) as emulator:
         settings = worker_settings(emulator, tmp_path / "state")
         async with running_worker(temporal_client, settings):
-            handle = await start_export(temporal_client, settings, ExportInput(destination=str(destination)))
-            report = await handle.result()
+            report = await export_and_wait(temporal_client, settings, destination)
         stats = emulator.stats()
     assert stats["rate_limited_total"] > 0, "the storm happened"
     assert report.counters.failed == 0 and report.counters.skipped == 0

@@ -13,7 +13,7 @@ from temporalio.client import Client
 from notion_sync.control import start_export
 from notion_sync.emulator.testing import EmulatorProcess
 from notion_sync.models import ExportInput, ExportOptions
-from tests.export.harness import running_worker, wait_for, worker_settings
+from tests.export.harness import export_and_wait, running_worker, wait_for, worker_settings
 from workflows.export import ExportWorkflow
 
 _LINK = re.compile(r"\]\(<?([^)>\s]+)>?\)")
@@ -33,8 +33,7 @@ async def test_files_are_downloaded_and_linked_locally(
     with EmulatorProcess(pages=30, seed=51) as emulator:
         settings = worker_settings(emulator, tmp_path / "state")
         async with running_worker(temporal_client, settings):
-            handle = await start_export(temporal_client, settings, ExportInput(destination=str(destination)))
-            report = await handle.result()
+            report = await export_and_wait(temporal_client, settings, destination)
     current = destination / "current"
     downloaded = list((current / "files").rglob("*"))
     assert report.counters.files_downloaded > 10 and report.counters.files_failed == 0

@@ -13,7 +13,7 @@ from temporalio.client import Client
 from notion_sync.control import start_export
 from notion_sync.emulator.testing import EmulatorProcess
 from notion_sync.models import ExportInput, ExportOptions
-from tests.export.harness import running_worker, worker_settings
+from tests.export.harness import export_and_wait, running_worker, worker_settings
 
 
 async def test_every_object_is_exported(temporal_client: Client, destination: Path, tmp_path: Path) -> None:
@@ -56,8 +56,7 @@ async def test_no_dead_internal_link_in_markdown(
     with EmulatorProcess(pages=80, seed=12) as emulator:
         settings = worker_settings(emulator, tmp_path / "state")
         async with running_worker(temporal_client, settings):
-            handle = await start_export(temporal_client, settings, ExportInput(destination=str(destination)))
-            await handle.result()
+            await export_and_wait(temporal_client, settings, destination)
     current = (destination / "current").resolve()
     parser = MarkdownIt("commonmark").enable("table")
     walked = 0

@@ -7,16 +7,8 @@ from pathlib import Path
 
 from temporalio.client import Client
 
-from notion_sync.control import start_export
 from notion_sync.emulator.testing import EmulatorProcess
-from notion_sync.models import ExportInput, ExportOptions, ExportReport
-from notion_sync.settings import Settings
-from tests.export.harness import running_worker, snapshot_files, worker_settings
-
-
-async def _export(client: Client, settings: Settings, destination: Path, **options: object) -> ExportReport:
-    request = ExportInput(destination=str(destination), options=ExportOptions(**options))
-    return await (await start_export(client, settings, request)).result()
+from tests.export.harness import export_and_wait, running_worker, snapshot_files, worker_settings
 
 
 def _manifest(destination: Path) -> dict[str, dict[str, object]]:
@@ -48,7 +40,7 @@ async def test_sync_reads_only_what_changed_and_equals_a_fresh_export(
         settings = worker_settings(emulator, tmp_path / "state")
         synced = tmp_path / "synced"
         async with running_worker(temporal_client, settings):
-            await _export(temporal_client, settings, synced)
+            await export_and_wait(temporal_client, settings, synced)
             before = _manifest(synced)
             synced_before = (synced / "current").resolve()
             pages = _tree_pages(synced, before)
@@ -62,13 +54,13 @@ async def test_sync_reads_only_what_changed_and_equals_a_fresh_export(
             created = emulator.mutate({"op": "create_page", "parent_id": pages[15], "title": "Brand new"})
 
             emulator.reset()
-            sync = await _export(temporal_client, settings, synced)
+            sync = await export_and_wait(temporal_client, settings, synced)
             fetched = emulator.stats()["fetches_by_id"]["block_children"]
             sync_requests = emulator.stats()["requests_total"]
 
             emulator.reset()
             fresh = tmp_path / "fresh"
-            await _export(temporal_client, settings, fresh)
+            await export_and_wait(temporal_client, settings, fresh)
             full_requests = emulator.stats()["requests_total"]
 
     assert sync.counters.reused > 0 and sync.counters.failed == 0
