@@ -12,8 +12,8 @@ from notion_sync.exporter.tables import write_tables
 from notion_sync.models import (
     BatchInput,
     BatchResult,
+    LayoutInput,
     LayoutResult,
-    StagingRef,
     TablesInput,
     TablesResult,
 )
@@ -27,10 +27,10 @@ class ExportActivities:
         self._settings = settings
 
     @activity.defn(name="assign_paths")
-    def assign_paths(self, staging: StagingRef) -> LayoutResult:
-        destination = open_destination(staging.destination, self._settings)
-        with ExportIndex(destination.index_path(staging.staging_id)) as index:
-            placed = assign_paths(index, activity.heartbeat)
+    def assign_paths(self, request: LayoutInput) -> LayoutResult:
+        destination = open_destination(request.staging.destination, self._settings)
+        with ExportIndex(destination.index_path(request.staging.staging_id)) as index:
+            placed = assign_paths(index, activity.heartbeat, request.layout)
             return LayoutResult(placed=placed, max_seq=index.max_seq())
 
     @activity.defn
@@ -55,5 +55,12 @@ class ExportActivities:
         with ExportIndex(destination.index_path(request.staging.staging_id)) as index:
             staging_id = request.staging.staging_id
             return write_tables(
-                index, destination, staging_id, request.seq_from, request.limit, activity.heartbeat
+                index,
+                destination,
+                staging_id,
+                request.seq_from,
+                request.limit,
+                activity.heartbeat,
+                notion_layout=request.layout == "notion",
+                bom=request.csv_bom,
             )

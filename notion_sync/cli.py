@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import os
 import secrets
 import sys
@@ -54,6 +55,12 @@ app.command(help="Rebuild Markdown, CSV and an HTML site from a snapshot, offlin
 app.add_typer(schedule_app, name="schedule")
 console = Console(stderr=True, soft_wrap=True)
 
+
+class LayoutChoice(enum.StrEnum):
+    tree = "tree"
+    notion = "notion"
+
+
 OutOption = Annotated[Path, typer.Option("--out", "-o", help="Destination folder, or s3://bucket/prefix.")]
 DEMO_PAGES = 200
 
@@ -93,6 +100,12 @@ def export(
         ),
     ] = True,
     max_file_mb: Annotated[float, typer.Option(help="Larger files keep their URL and are reported.")] = 100,
+    layout: Annotated[
+        LayoutChoice, typer.Option(help="tree: readable names; notion: Notion's own `Title <id>` naming.")
+    ] = LayoutChoice.tree,
+    csv_bom: Annotated[
+        bool, typer.Option("--csv-bom", help="Start CSV files with a BOM (for Excel).")
+    ] = False,
 ) -> None:
     """Export a workspace to OUT, or sync the export already there. With no NOTION_TOKEN, exports the
     bundled demo workspace."""
@@ -107,6 +120,8 @@ def export(
         download_files=files,
         download_external_files=external_files,
         max_file_mb=max_file_mb,
+        layout=layout.value,
+        csv_bom=csv_bom,
     )
     sys.exit(_run(_export(out, options, wait)))
 

@@ -25,12 +25,19 @@ class Phase(StrEnum):
     CANCELLED = "cancelled"
 
 
+# "tree": readable names, unique among siblings; "notion": Notion's own `Title <32 hex id>` naming.
+Layout = Literal["tree", "notion"]
+
+
 class ExportOptions(BaseModel):
     """Knobs of one export; all have defaults so `{"destination": "/path"}` is a complete input."""
 
     batch_size: int = Field(default=100, ge=1, le=1000)
     max_parallel_batches: int = Field(default=4, ge=1, le=100)
     include_comments: bool = True
+    layout: Layout = "tree"
+    # A byte-order mark at the start of every CSV, for spreadsheet programs that want one.
+    csv_bom: bool = False
     # Re-read every page even when an earlier snapshot holds it unchanged.
     full_refresh: bool = False
     download_files: bool = True
@@ -124,6 +131,11 @@ class BatchResult(BaseModel):
     counters: Counters
 
 
+class LayoutInput(BaseModel):
+    staging: StagingRef
+    layout: Layout = "tree"
+
+
 class LayoutResult(BaseModel):
     placed: int
     max_seq: int
@@ -133,6 +145,8 @@ class TablesInput(BaseModel):
     staging: StagingRef
     seq_from: int
     limit: int
+    layout: Layout = "tree"
+    csv_bom: bool = False
 
 
 class TablesResult(BaseModel):

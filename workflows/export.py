@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         ExportProgress,
         ExportReport,
         ExportState,
+        LayoutInput,
         Phase,
         PrepareInput,
         PublishInput,
@@ -145,7 +146,7 @@ class ExportWorkflow:
             if state.phase == Phase.LAYOUT:
                 layout = await workflow.execute_activity_method(
                     ExportActivities.assign_paths,
-                    staging,
+                    LayoutInput(staging=staging, layout=self._options.layout),
                     start_to_close_timeout=timedelta(minutes=30),
                     heartbeat_timeout=HEARTBEAT,
                     retry_policy=DISK_RETRY,
@@ -261,7 +262,13 @@ class ExportWorkflow:
         while state.tables_cursor is not None:
             result = await workflow.execute_activity_method(
                 ExportActivities.write_tables,
-                TablesInput(staging=staging, seq_from=state.tables_cursor, limit=TABLES_PER_ACTIVITY),
+                TablesInput(
+                    staging=staging,
+                    seq_from=state.tables_cursor,
+                    limit=TABLES_PER_ACTIVITY,
+                    layout=self._options.layout,
+                    csv_bom=self._options.csv_bom,
+                ),
                 start_to_close_timeout=timedelta(minutes=30),
                 heartbeat_timeout=HEARTBEAT,
                 retry_policy=DISK_RETRY,

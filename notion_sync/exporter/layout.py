@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from notion_sync.convert.names import safe_name, unique_name
+from notion_sync.models import Layout
 from notion_sync.storage.index import ExportIndex
 
 _EXTENSIONS = {"page": ".md", "database": ".md", "data_source": ".csv"}
@@ -30,8 +31,14 @@ class _ClaimedNames:
         return isinstance(name, str) and not self._index.name_free(self._dir, name.casefold())
 
 
-def assign_paths(index: ExportIndex, heartbeat: Callable[[], None] = lambda: None) -> int:
-    """Places every object whose parent is placed; returns how many it placed."""
+def assign_paths(
+    index: ExportIndex, heartbeat: Callable[[], None] = lambda: None, layout: Layout = "tree"
+) -> int:
+    """Places every object whose parent is placed; returns how many it placed.
+
+    The "notion" layout names files as Notion's own export does: `Title <32 hex id>`, unique by
+    construction, for tools that read that layout.
+    """
     placed = 0
     while True:
         heartbeat()
@@ -40,7 +47,11 @@ def assign_paths(index: ExportIndex, heartbeat: Callable[[], None] = lambda: Non
             return placed
         for _seq, object_id, kind, title, parent_dir, _parent_status in ready:
             directory = parent_dir or ""
-            name = unique_name(safe_name(title), object_id, _ClaimedNames(index, directory))
+            if layout == "notion":
+                # Notion caps its titles shorter than we do, leaving room for the id.
+                name = f"{safe_name(title, max_len=50)} {object_id.replace('-', '')}"
+            else:
+                name = unique_name(safe_name(title), object_id, _ClaimedNames(index, directory))
             index.claim_name(directory, name.casefold())
             folder = f"{directory}/{name}" if directory else name
             index.place(object_id, folder + _EXTENSIONS.get(kind, ".md"), folder)

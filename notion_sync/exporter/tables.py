@@ -19,7 +19,10 @@ def write_tables(
     seq_from: int,
     limit: int,
     heartbeat: Callable[[], None] = lambda: None,
+    notion_layout: bool = False,
+    bom: bool = False,
 ) -> TablesResult:
+    """With the Notion layout, each table also gets Notion's `<name>_all.csv` twin (BOM included)."""
     """Writes the tables of up to `limit` data sources from `seq_from` on; returns where to go on."""
     data_sources = index.by_kind("data_source", seq_from, limit + 1)
     written = 0
@@ -27,11 +30,18 @@ def write_tables(
         heartbeat()
         if data_source.raw is None or data_source.path is None or data_source.status == "skipped":
             continue
-        buffer = io.StringIO()
-        rows = index.rows(data_source.id)
-        write_csv(buffer, data_source.raw, rows, IndexLinks(index, data_source.path), bom=False)
-        table = destination.write(staging_id, data_source.path, buffer.getvalue().encode())
-        index.add_file(data_source.id, table)
+        paths = [(data_source.path, bom)]
+        if notion_layout:
+            paths.append((data_source.path.removesuffix(".csv") + "_all.csv", True))
+        for path, with_bom in paths:
+            links = IndexLinks(index, path)
+            # Streamed from the index to the file: a 10,000-row table never sits in memory.
+            with destination.open_stream(staging_id, path) as raw:
+                text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+                write_csv(text, data_source.raw, index.rows(data_source.id), links, bom=with_bom)
+                text.flush()
+                text.detach()
+            index.add_file(data_source.id, destination.describe(staging_id, path))
         written += 1
     next_seq = data_sources[limit].seq if len(data_sources) > limit else None
     return TablesResult(written=written, next_seq=next_seq)

@@ -65,6 +65,15 @@ class LocalDestination:
         os.replace(tmp, target)
         return ManifestFile(path=relpath, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
 
+    def describe(self, staging_id: str, relpath: str) -> ManifestFile:
+        """The manifest entry of a file already in staging: its size and checksum, read streamed."""
+        target = self._target(staging_id, relpath)
+        digest = hashlib.sha256()
+        with target.open("rb") as stream:
+            for chunk in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(chunk)
+        return ManifestFile(path=relpath, sha256=digest.hexdigest(), size=target.stat().st_size)
+
     def adopt(self, staging_id: str, relpath: str, source: Path) -> ManifestFile:
         """Takes an unchanged file from an earlier snapshot: a hard link where possible, else a copy."""
         target = self._target(staging_id, relpath)
@@ -75,11 +84,7 @@ class LocalDestination:
         except OSError:
             shutil.copyfile(source, tmp)
         os.replace(tmp, target)
-        digest = hashlib.sha256()
-        with target.open("rb") as stream:
-            for chunk in iter(lambda: stream.read(1 << 20), b""):
-                digest.update(chunk)
-        return ManifestFile(path=relpath, sha256=digest.hexdigest(), size=target.stat().st_size)
+        return self.describe(staging_id, relpath)
 
     @contextmanager
     def open_stream(self, staging_id: str, relpath: str) -> Iterator[BinaryIO]:

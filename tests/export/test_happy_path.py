@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import codecs
 import json
+import re
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -80,3 +82,23 @@ def _relative_targets(tokens: list[Token]) -> list[str]:
         if isinstance(value, str) and value and not urlsplit(value).scheme and not value.startswith("#"):
             found.append(value)
     return found
+
+
+async def test_notion_layout_names_files_like_notion(
+    temporal_client: Client, destination: Path, tmp_path: Path
+) -> None:
+    with EmulatorProcess(pages=40, seed=13) as emulator:
+        settings = worker_settings(emulator, tmp_path / "state")
+        async with running_worker(temporal_client, settings):
+            await export_and_wait(temporal_client, settings, destination, layout="notion")
+    current = (destination / "current").resolve()
+    named = [p for p in current.rglob("*.md") if p.parent.name != "json"]
+    assert named and all(re.search(r" [0-9a-f]{32}\.md$", p.name) for p in named)
+    tables = list(current.rglob("*.csv"))
+    every = [t for t in tables if t.name.endswith("_all.csv")]
+    assert every and len(every) * 2 == len(tables)
+    assert all(t.read_bytes().startswith(codecs.BOM_UTF8) for t in every)
+    parser = MarkdownIt("commonmark").enable("table")
+    for markdown in named:
+        for target in _relative_targets(parser.parse(markdown.read_text())):
+            assert (markdown.parent / unquote(target.split("#", 1)[0])).exists(), (markdown, target)
