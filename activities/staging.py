@@ -6,6 +6,7 @@ mirror, published there, then uploaded), so they are synchronous and run on the 
 
 from __future__ import annotations
 
+from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
@@ -71,7 +72,7 @@ class StagingActivities:
             remote.publish(final, request.snapshot, staging_id, activity.heartbeat, activity.is_cancelled)
         except UploadCancelled:
             raise CancelledError("publish_snapshot cancelled during the S3 upload") from None
-        except (ClientError, BotoCoreError) as error:
+        except (ClientError, BotoCoreError, S3UploadFailedError) as error:
             # Retried by the activity's policy; finished objects are skipped next time.
             raise ApplicationError(f"S3 upload failed: {error}", type="S3UploadFailed") from None
         # The mirror needs only the snapshot S3 serves now, for the next sync to reuse.

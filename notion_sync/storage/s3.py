@@ -134,7 +134,12 @@ class S3Destination:
         try:
             body = self.client.get_object(Bucket=self.location.bucket, Key=self.location.key(CURRENT_JSON))
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+            if error.response.get("Error", {}).get("Code") in (
+                "NoSuchKey",
+                "NoSuchBucket",
+                "404",
+                "NotFound",
+            ):
                 return None
             raise
         data: dict[str, Any] = json.loads(body["Body"].read())
@@ -336,7 +341,14 @@ class S3Destination:
         dead run's. A snapshot is this run's if its name ends with the run's suffix and its objects
         carry the run's id. Returns the snapshots removed.
         """
-        self.abort_uploads(self.location.key(SNAPSHOTS) + "/")
+        from botocore.exceptions import ClientError
+
+        try:
+            self.abort_uploads(self.location.key(SNAPSHOTS) + "/")
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("NoSuchBucket", "404"):
+                return []  # no bucket (the export failed on it): nothing was uploaded
+            raise
         current = (self.current() or {}).get("snapshot")
         removed = []
         for name in self.snapshots():

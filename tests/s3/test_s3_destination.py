@@ -245,3 +245,18 @@ async def test_worker_killed_during_upload_finishes_without_duplicates(
     # One snapshot, nothing beside it, no multipart upload left behind.
     assert set(_objects(s3, bucket, "killed/snapshots/")) == set(_objects(s3, bucket, pointer["prefix"]))
     assert _uploads(s3, bucket) == []
+
+
+async def test_a_missing_bucket_fails_fast_and_says_so(
+    temporal_client: Client, s3_server: S3Server, tmp_path: Path
+) -> None:
+    with EmulatorProcess(pages=5, seed=2) as emulator:
+        settings = worker_settings(emulator, tmp_path / "state")
+        async with running_worker(temporal_client, settings):
+            handle = await start_export(
+                temporal_client, settings, ExportInput(destination="s3://no-such-bucket/x", options=OPTIONS)
+            )
+            with pytest.raises(WorkflowFailureError) as failure:
+                await asyncio.wait_for(handle.result(), timeout=30)
+        assert emulator.stats()["requests_total"] == 0  # stopped before the first Notion request
+    assert "S3Unusable" in str(failure.value.cause) and "no-such-bucket" in str(failure.value.cause)
