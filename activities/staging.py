@@ -6,6 +6,10 @@ mirror, published there, then uploaded), so they are synchronous and run on the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+
 from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from temporalio import activity
@@ -13,6 +17,7 @@ from temporalio.exceptions import ApplicationError, CancelledError
 
 from notion_sync.exporter.publish import load_previous, write_manifest, write_report
 from notion_sync.models import PrepareInput, PreviousSnapshot, PublishInput, PublishResult, StagingRef
+from notion_sync.render import render_snapshot
 from notion_sync.retention import prune_snapshots
 from notion_sync.settings import Settings
 from notion_sync.storage.destination import open_destination, remote_destination
@@ -64,6 +69,8 @@ class StagingActivities:
             with ExportIndex(destination.index_path(staging_id)) as index:
                 objects, files = write_manifest(index, destination, staging_id, activity.heartbeat)
             write_report(destination, staging_id, request.report, staged=True)
+            if request.html:
+                _heartbeating(lambda: render_snapshot(destination.staging(staging_id), ("html",)))
         final = destination.publish(staging_id, request.snapshot)
         remote = remote_destination(request.staging.destination, self._settings)
         if remote is None:
@@ -98,3 +105,15 @@ class StagingActivities:
     def record_report(self, request: PublishInput) -> None:
         destination = open_destination(request.staging.destination, self._settings)
         write_report(destination, request.staging.staging_id, request.report, staged=False)
+
+
+def _heartbeating(work: Callable[[], object]) -> None:
+    """Runs local work that may outlast the heartbeat timeout, heartbeating while it runs."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        running = pool.submit(work)
+        while True:
+            try:
+                running.result(timeout=5)
+                return
+            except FutureTimeout:
+                activity.heartbeat()

@@ -103,6 +103,9 @@ def export(
     layout: Annotated[
         LayoutChoice, typer.Option(help="tree: readable names; notion: Notion's own `Title <id>` naming.")
     ] = LayoutChoice.tree,
+    html: Annotated[
+        bool, typer.Option("--html/--no-html", help="Render a static HTML site into each snapshot.")
+    ] = True,
     csv_bom: Annotated[
         bool, typer.Option("--csv-bom", help="Start CSV files with a BOM (for Excel).")
     ] = False,
@@ -122,6 +125,7 @@ def export(
         max_file_mb=max_file_mb,
         layout=layout.value,
         csv_bom=csv_bom,
+        html=html,
     )
     sys.exit(_run(_export(out, options, wait)))
 

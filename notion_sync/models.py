@@ -36,6 +36,8 @@ class ExportOptions(BaseModel):
     max_parallel_batches: int = Field(default=4, ge=1, le=100)
     include_comments: bool = True
     layout: Layout = "tree"
+    # A static HTML site (html/index.html) rendered into each snapshot before it is published.
+    html: bool = True
     # A byte-order mark at the start of every CSV, for spreadsheet programs that want one.
     csv_bom: bool = False
     # Re-read every page even when an earlier snapshot holds it unchanged.
@@ -158,6 +160,7 @@ class PublishInput(BaseModel):
     staging: StagingRef
     snapshot: str
     report: ExportReport
+    html: bool = False
 
 
 class PublishResult(BaseModel):

@@ -161,7 +161,9 @@ class ExportWorkflow:
         report = self._report("completed", None)
         published = await workflow.execute_activity_method(
             StagingActivities.publish_snapshot,
-            PublishInput(staging=staging, snapshot=self._snapshot_name(), report=report),
+            PublishInput(
+                staging=staging, snapshot=self._snapshot_name(), report=report, html=self._options.html
+            ),
             start_to_close_timeout=timedelta(minutes=30),
             heartbeat_timeout=HEARTBEAT,
             retry_policy=DISK_RETRY,

@@ -38,6 +38,7 @@ async def test_every_object_is_exported(temporal_client: Client, destination: Pa
     assert report.status == "completed"
     current = destination / "current"
     assert current.is_symlink()
+    assert (current / "html" / "index.html").is_file(), "the HTML site is published with the snapshot"
     lines = (current / "manifest.jsonl").read_text().splitlines()
     objects = [json.loads(line) for line in lines[1:]]
     pages = [o for o in objects if o["type"] == "page" and o["status"] == "exported"]
