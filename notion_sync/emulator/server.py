@@ -422,13 +422,20 @@ class EmulatorServer:
             )
         return bool(direction == "descending")
 
+    def _retrieve(
+        self, request: web.Request, kind: str, lookup: Callable[[str], JSON | None]
+    ) -> web.Response:
+        """GET /v1/<kind>s/{id}: the object, or Notion's 404 for unknown and unshared ids."""
+        object_id = parse_uuid(request.match_info["id"], f"path failed validation: path.{kind}_id")
+        if kind == "page":
+            self.stats.fetched_page(object_id)
+        found = lookup(object_id)
+        if found is None:
+            raise not_found(kind, object_id)
+        return self.json(found)
+
     async def _page(self, request: web.Request) -> web.Response:
-        page_id = parse_uuid(request.match_info["id"], "path failed validation: path.page_id")
-        self.stats.fetched_page(page_id)
-        page = self.content.page(page_id)
-        if page is None:
-            raise not_found("page", page_id)
-        return self.json(page)
+        return self._retrieve(request, "page", self.content.page)
 
     async def _property_item(self, request: web.Request) -> web.Response:
         page_id = parse_uuid(request.match_info["id"], "path failed validation: path.page_id")
@@ -462,11 +469,7 @@ class EmulatorServer:
         return raw_id, None
 
     async def _block(self, request: web.Request) -> web.Response:
-        block_id = parse_uuid(request.match_info["id"], "path failed validation: path.block_id")
-        block = self.content.block(block_id)
-        if block is None:
-            raise not_found("block", block_id)
-        return self.json(block)
+        return self._retrieve(request, "block", self.content.block)
 
     async def _block_children(self, request: web.Request) -> web.Response:
         block_id = parse_uuid(request.match_info["id"], "path failed validation: path.block_id")
@@ -482,18 +485,10 @@ class EmulatorServer:
         return self.json(list_body(results, next_cursor, "block"))
 
     async def _database(self, request: web.Request) -> web.Response:
-        database_id = parse_uuid(request.match_info["id"], "path failed validation: path.database_id")
-        database = self.content.database(database_id)
-        if database is None:
-            raise not_found("database", database_id)
-        return self.json(database)
+        return self._retrieve(request, "database", self.content.database)
 
     async def _data_source(self, request: web.Request) -> web.Response:
-        ds_id = parse_uuid(request.match_info["id"], "path failed validation: path.data_source_id")
-        data_source = self.content.data_source(ds_id)
-        if data_source is None:
-            raise not_found("data_source", ds_id)
-        return self.json(data_source)
+        return self._retrieve(request, "data_source", self.content.data_source)
 
     async def _query(self, request: web.Request) -> web.Response:
         ds_id = parse_uuid(request.match_info["id"], "path failed validation: path.data_source_id")
