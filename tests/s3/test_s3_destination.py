@@ -69,8 +69,11 @@ def _assert_complete(client: Any, bucket: str, pointer: dict[str, Any], check_sh
         if check_sha:
             head = client.head_object(Bucket=bucket, Key=prefix + file["path"])
             assert head["Metadata"]["sha256"] == file["sha256"], file["path"]
-    # Nothing else: the manifest's files plus manifest, problems and report; the pointer agrees.
-    assert len(objects) == len({f["path"] for f in files}) + 3 == pointer["objects"]
+    # Nothing else: the manifest's files, manifest, problems and report, and the snapshot's HTML site
+    # (rendered from them, so not in the manifest); the pointer agrees.
+    site = [key for key in objects if key.startswith(prefix + "html/")]
+    assert prefix + "html/index.html" in site
+    assert len(objects) == len({f["path"] for f in files}) + 3 + len(site) == pointer["objects"]
     return len(objects)
 
 
