@@ -8,10 +8,10 @@ import enum
 import os
 import secrets
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import SecretStr
@@ -165,9 +165,9 @@ def worker() -> None:
     sys.exit(_run(run_worker(settings)) or 0)
 
 
-def _run(coro: object) -> int:
+def _run(coro: Coroutine[Any, Any, int | None]) -> int:
     try:
-        return asyncio.run(coro) or 0  # type: ignore[arg-type]
+        return asyncio.run(coro) or 0
     except KeyboardInterrupt:
         console.print("Detached. The export goes on where Temporal runs; run the same command to attach.")
         return 130

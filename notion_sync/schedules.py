@@ -15,11 +15,11 @@ from __future__ import annotations
 import contextlib
 import re
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from pydantic import ValidationError
@@ -322,7 +322,7 @@ def delete_command(out: OutOption) -> None:
 
 
 # The CLI's connection and error handling are reused as they are (imported late: cli imports this module).
-def _run(coro: object) -> int:
+def _run(coro: Coroutine[Any, Any, int | None]) -> int:
     from notion_sync import cli
 
     try:
