@@ -35,7 +35,7 @@ from notion_sync.convert.html import (
     page_to_html,
     stylesheet,
 )
-from notion_sync.convert.links import encode_path
+from notion_sync.convert.links import dashed_id, encode_path
 from notion_sync.convert.markdown import database_to_markdown, page_to_markdown
 from notion_sync.convert.properties import with_property_items
 from notion_sync.exporter.publish import MANIFEST
@@ -151,7 +151,7 @@ class ManifestLinks:
         self.files = files or {}
 
     def page_link(self, page_id: str) -> str | None:
-        path = self._catalogue.path(_dashed(page_id))
+        path = self._catalogue.path(dashed_id(page_id))
         return posixpath.relpath(path, self._from_dir) if path is not None else None
 
     def file_link(self, url: str) -> str | None:
@@ -159,14 +159,7 @@ class ManifestLinks:
         return posixpath.relpath(path, self._from_dir) if path is not None else None
 
     def page_title(self, page_id: str) -> str | None:
-        return self._catalogue.title(_dashed(page_id))
-
-
-def _dashed(object_id: str) -> str:
-    raw = object_id.replace("-", "").lower()
-    if len(raw) != 32:
-        return object_id
-    return f"{raw[:8]}-{raw[8:12]}-{raw[12:16]}-{raw[16:20]}-{raw[20:]}"
+        return self._catalogue.title(dashed_id(page_id))
 
 
 class _Renderer:

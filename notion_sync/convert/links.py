@@ -81,6 +81,13 @@ def notion_id_from_url(url: str) -> str | None:
     last = parts.path.rstrip("/").rsplit("/", 1)[-1]
     tail = last.rsplit("-", 1)[-1].replace("-", "")
     if len(tail) == 32 and all(c in "0123456789abcdefABCDEF" for c in tail):
-        t = tail.lower()
-        return f"{t[:8]}-{t[8:12]}-{t[12:16]}-{t[16:20]}-{t[20:]}"
+        return dashed_id(tail)
     return None
+
+
+def dashed_id(object_id: str) -> str:
+    """A Notion id in its dashed, lower-case form (ids arrive with or without dashes)."""
+    raw = object_id.replace("-", "").lower()
+    if len(raw) != 32:
+        return object_id
+    return f"{raw[:8]}-{raw[8:12]}-{raw[12:16]}-{raw[16:20]}-{raw[20:]}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import posixpath
 
+from notion_sync.convert.links import dashed_id
 from notion_sync.storage.index import ExportIndex
 
 
@@ -15,21 +16,14 @@ class IndexLinks:
         self._from_dir = posixpath.dirname(from_path) or "."
 
     def page_link(self, page_id: str) -> str | None:
-        dashed = _dashed(page_id)
+        dashed = dashed_id(page_id)
         path = self._index.paths([dashed]).get(dashed)
         return posixpath.relpath(path, self._from_dir) if path is not None else None
 
     def page_title(self, page_id: str) -> str | None:
-        found = self._index.titles([_dashed(page_id)])
-        return found.get(_dashed(page_id))
+        key = dashed_id(page_id)
+        return self._index.titles([key]).get(key)
 
     def file_link(self, url: str) -> str | None:
         path = self._index.file_path(url)
         return posixpath.relpath(path, self._from_dir) if path is not None else None
-
-
-def _dashed(object_id: str) -> str:
-    raw = object_id.replace("-", "").lower()
-    if len(raw) != 32:
-        return object_id
-    return f"{raw[:8]}-{raw[8:12]}-{raw[12:16]}-{raw[16:20]}-{raw[20:]}"

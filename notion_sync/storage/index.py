@@ -144,8 +144,8 @@ class ExportIndex:
         row = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM objects").fetchone()
         return int(row[0])
 
-    def count(self, where: str = "1") -> int:
-        return int(self._db.execute(f"SELECT COUNT(*) FROM objects WHERE {where}").fetchone()[0])
+    def count(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM objects").fetchone()[0])
 
     def unplaced(self, limit: int) -> list[tuple[int, str, str, str, str | None, str | None]]:
         """Objects ready for layout: content known, parent placed, skipped or outside the export."""
