@@ -53,6 +53,7 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
         task_queue=settings.task_queue,
         workflows=[ExportWorkflow, ScheduledExportWorkflow],
         activities=[
+            discovery.carry_over,
             discovery.discover_pages,
             discovery.discover_data_sources,
             discovery.resolve_references,

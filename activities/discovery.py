@@ -2,29 +2,57 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 from temporalio import activity
 
 from activities.errors import temporal_errors
 from notion_sync.exporter import discover
+from notion_sync.exporter.carry import CarryOverError, carry_over
 from notion_sync.exporter.context import open_step
-from notion_sync.models import DiscoverInput, DiscoverResult, StagingRef
+from notion_sync.models import CarryOverInput, CarryOverResult, DiscoverInput, DiscoverResult, StagingRef
 from notion_sync.settings import Settings
+from notion_sync.storage.destination import open_destination
+from notion_sync.storage.index import ExportIndex
+
+log = logging.getLogger(__name__)
 
 
 class DiscoveryActivities:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
 
+    @activity.defn(name="carry_over")
+    def carry_over(self, request: CarryOverInput) -> CarryOverResult:
+        """Starts a changes-only sync from the previous snapshot's objects (disk only)."""
+        destination = open_destination(request.staging.destination, self._settings)
+        with ExportIndex(destination.index_path(request.staging.staging_id)) as index:
+            try:
+                carried = carry_over(index, Path(request.previous.path), activity.heartbeat)
+            except CarryOverError as error:
+                log.warning("previous snapshot unusable, listing everything instead: %s", error)
+                return CarryOverResult(carried=0, usable=False)
+        return CarryOverResult(carried=carried, usable=True)
+
     @activity.defn
     async def discover_pages(self, request: DiscoverInput) -> DiscoverResult:
         with temporal_errors():
             async with open_step(self._settings, request.staging, activity.heartbeat) as ctx:
+                if request.edited_since:
+                    return await discover.discover_changed_pages(
+                        ctx, request.cursor, request.max_requests, request.edited_since
+                    )
                 return await discover.discover_pages(ctx, request.cursor, request.max_requests)
 
     @activity.defn
     async def discover_data_sources(self, request: DiscoverInput) -> DiscoverResult:
         with temporal_errors():
             async with open_step(self._settings, request.staging, activity.heartbeat) as ctx:
+                if request.edited_since:
+                    return await discover.discover_changed_data_sources(
+                        ctx, request.cursor, request.edited_since
+                    )
                 return await discover.discover_data_sources(ctx, request.cursor)
 
     @activity.defn

@@ -20,9 +20,14 @@ from notion_sync.models import PrepareInput, PreviousSnapshot, PublishInput, Pub
 from notion_sync.render import render_snapshot
 from notion_sync.retention import prune_snapshots
 from notion_sync.settings import Settings
-from notion_sync.storage.destination import open_destination, remote_destination
+from notion_sync.storage.destination import open_destination, remote_destination, seed_mirror
 from notion_sync.storage.index import ExportIndex
-from notion_sync.storage.s3 import UploadCancelled, sync_mirror_after_discard
+from notion_sync.storage.s3 import (
+    S3DeleteFailed,
+    SnapshotUnusable,
+    TransferCancelled,
+    sync_mirror_after_discard,
+)
 
 # Answers of S3 that another attempt will not change.
 _S3_FATAL = {"NoSuchBucket", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403", "404"}
@@ -53,9 +58,28 @@ class StagingActivities:
                 raise
         destination = open_destination(request.staging.destination, self._settings)
         destination.prepare(request.staging.staging_id)
-        # For S3 this is the mirror's last snapshot; with no mirror (a new machine) it is a full export.
+        if request.full_refresh:
+            return None
+        if remote is not None:
+            try:
+                seeded = seed_mirror(destination, remote, activity.heartbeat, activity.is_cancelled)
+            except SnapshotUnusable as error:
+                activity.logger.warning(
+                    "%s: the published snapshot cannot be reused (%s); this run is a full export",
+                    remote.location.url,
+                    error,
+                )
+                return None
+            except TransferCancelled:
+                raise CancelledError("prepare_staging cancelled during the S3 download") from None
+            except (ClientError, BotoCoreError) as error:
+                # Retried by the activity's policy; files already downloaded are kept and skipped.
+                raise ApplicationError(f"S3 download failed: {error}", type="S3DownloadFailed") from None
+            if seeded is not None:
+                activity.logger.info("%s: snapshot %s downloaded to the mirror", remote.location.url, seeded)
+        # For S3, the mirror's snapshot: the one S3 serves (downloaded if the mirror had another).
         current = destination.current()
-        if request.full_refresh or current is None:
+        if current is None:
             return None
         with ExportIndex(destination.index_path(request.staging.staging_id)) as index:
             return load_previous(index, current, activity.heartbeat)
@@ -72,16 +96,22 @@ class StagingActivities:
             if request.html:
                 _heartbeating(lambda: render_snapshot(destination.staging(staging_id), ("html",)))
         final = destination.publish(staging_id, request.snapshot)
+        keep = request.keep_snapshots
         remote = remote_destination(request.staging.destination, self._settings)
         if remote is None:
+            if keep is not None:
+                # Retention after the switch, so a retry finds the new snapshot current and keeps it.
+                _heartbeating(lambda: prune_snapshots(destination.root, keep))
             return PublishResult(snapshot_path=str(final), objects=objects, files=files)
         try:
             remote.publish(final, request.snapshot, staging_id, activity.heartbeat, activity.is_cancelled)
-        except UploadCancelled:
+            if keep is not None:
+                remote.prune(keep, activity.heartbeat)
+        except TransferCancelled:
             raise CancelledError("publish_snapshot cancelled during the S3 upload") from None
-        except (ClientError, BotoCoreError, S3UploadFailedError) as error:
-            # Retried by the activity's policy; finished objects are skipped next time.
-            raise ApplicationError(f"S3 upload failed: {error}", type="S3UploadFailed") from None
+        except (ClientError, BotoCoreError, S3UploadFailedError, S3DeleteFailed) as error:
+            # Retried by the activity's policy; finished objects are skipped, pruned ones gone, next time.
+            raise ApplicationError(f"S3 publish failed: {error}", type="S3UploadFailed") from None
         # The mirror needs only the snapshot S3 serves now, for the next sync to reuse.
         prune_snapshots(destination.root, keep=1)
         return PublishResult(

@@ -90,6 +90,11 @@ class RssSampler:
         self._thread.join()
 
 
+def api_requests(stats: dict[str, Any]) -> int:
+    """Requests to the Notion API; file downloads go to the emulator's storage routes, unbudgeted."""
+    return sum(n for endpoint, n in stats["by_endpoint"].items() if " /v1/" in endpoint)
+
+
 def cpu_seconds(pid: int | None) -> float:
     """User + system CPU of a process and its children so far (0 if it is gone)."""
     if pid is None:
@@ -242,7 +247,7 @@ async def run_export(args: argparse.Namespace, work: Path, out: dict[str, Any]) 
             client, settings, ExportInput(destination=str(work / "out"), options=options)
         )
         clock = PhaseClock()
-        clock.note("start", start, stats0["requests_total"])
+        clock.note("start", start, api_requests(stats0))
         result_task = asyncio.create_task(handle.result())
         deadline = start + args.timeout
         last_progress = None
@@ -251,7 +256,7 @@ async def run_export(args: argparse.Namespace, work: Path, out: dict[str, Any]) 
             now = time.monotonic()
             with contextlib.suppress(Exception):
                 last_progress = await query_progress(handle)
-                clock.note(last_progress.phase.value, now, emulator.stats()["requests_total"])
+                clock.note(last_progress.phase.value, now, api_requests(emulator.stats()))
             for w in workers:
                 if w.poll() is not None:
                     raise RuntimeError(f"a worker exited with {w.returncode}; see {log_path}")
@@ -270,7 +275,7 @@ async def run_export(args: argparse.Namespace, work: Path, out: dict[str, Any]) 
             profiler.wait(timeout=30)
         stats = emulator.stats()
         out["loadavg_after"] = round(os.getloadavg()[0], 2)
-        clock.note("end", end, stats["requests_total"])
+        clock.note("end", end, api_requests(stats))
         cpu = {
             "worker": sum(cpu_seconds(w.pid) for w in workers) - cpu0["worker"],
             "emulator": cpu_seconds(emulator.pid) - cpu0["emulator"],
@@ -290,6 +295,7 @@ async def run_export(args: argparse.Namespace, work: Path, out: dict[str, Any]) 
         counts = manifest_counts(report.snapshot)
         pages = counts.get("page:exported", 0)
         requests = stats["requests_total"] - stats0["requests_total"]
+        api = api_requests(stats) - api_requests(stats0)
         events = sum(n for _, n in runs)
         out.update(
             status=report.status,
@@ -302,6 +308,8 @@ async def run_export(args: argparse.Namespace, work: Path, out: dict[str, Any]) 
             objects_per_min=round(report.counters.exported / wall * 60, 0) if wall else 0,
             requests=requests,
             requests_per_page=round(requests / pages, 2) if pages else None,
+            api_requests=api,
+            api_requests_per_page=round(api / pages, 2) if pages else None,
             by_status=stats["by_status"],
             by_endpoint=stats["by_endpoint"],
             rate_limited=stats["rate_limited_total"],
@@ -315,7 +323,7 @@ async def run_export(args: argparse.Namespace, work: Path, out: dict[str, Any]) 
             worker_rss_samples=min(s.samples for s in samplers),
             cpu_s={k: round(v, 1) for k, v in cpu.items()},
             phases={k: (round(t - start, 2), r) for k, (t, r) in clock.seen.items()},
-            requests_per_s=round(requests / wall, 3) if wall else 0,
+            api_requests_per_s=round(api / wall, 3) if wall else 0,
         )
         exporting = clock.seen.get(Phase.EXPORTING.value)
         after = [
@@ -384,13 +392,17 @@ def describe(r: dict[str, Any], args: argparse.Namespace) -> str:
         f"  status {r['status']}: {r['pages_exported']} pages exported ({r['objects_exported']} objects; "
         f"skipped {c['skipped']}, failed {c['failed']}) in {r['wall_s']:.1f} s",
         f"  throughput: {r['pages_per_min']:,.0f} pages/min ({r['objects_per_min']:,.0f} objects/min)",
-        f"  API requests: {r['requests']} = {r['requests_per_page']} per page; statuses {r['by_status']}",
+        f"  requests: {r['requests']} = {r['requests_per_page']} per page, of which {r['api_requests']} = "
+        f"{r['api_requests_per_page']} per page to the API (the rest file downloads); "
+        f"statuses {r['by_status']}",
         f"  history: {r['history_events']} events over {r['runs']} run(s) {r['events_per_run']} = "
         f"{r['events_per_page']} events per page",
         f"  worker peak RSS {r['worker_rss_peak_mb']} MB (idle {r['worker_rss_idle_mb']} MB, "
         f"{r['worker_rss_samples']} samples{each})",
         f"  CPU seconds during the export: {r['cpu_s']} (wall {r['wall_s']:.0f} s, 2 cores)",
-        f"  phases first seen at (s, requests): {r['phases']}",
+        "  CPU ms per page: "
+        + ", ".join(f"{k} {1000 * v / max(1, r['pages_exported']):.2f}" for k, v in r["cpu_s"].items()),
+        f"  phases first seen at (s, API requests): {r['phases']}",
         f"  1-min load average before/after: {r.get('loadavg_before')}/{r.get('loadavg_after')} "
         "(other jobs on the box inflate wall time)",
     ]
@@ -398,14 +410,14 @@ def describe(r: dict[str, Any], args: argparse.Namespace) -> str:
     if budget:
         limit = min(budget)
         lines.append(
-            f"  rate: {r['requests_per_s']:.2f} req/s over the whole export = "
-            f"{100 * r['requests_per_s'] / limit:.1f}% "
+            f"  API rate: {r['api_requests_per_s']:.2f} req/s over the whole export = "
+            f"{100 * r['api_requests_per_s'] / limit:.1f}% "
             f"of {limit:g} req/s; 429s: {r['rate_limited']}"
         )
         if "export_phase" in r:
             e = r["export_phase"]
             lines.append(
-                f"  exporting phase: {e['requests']} requests in {e['seconds']} s = "
+                f"  exporting phase: {e['requests']} API requests in {e['seconds']} s = "
                 f"{e['requests_per_s']:.2f} req/s "
                 f"= {100 * e['requests_per_s'] / limit:.1f}% of the budget"
             )

@@ -1,8 +1,10 @@
 """Incremental sync against a full export, measured in one run.
 
-Exports N generated pages, edits a share of them through the emulator's mutation API, syncs, and
-prints requests and wall time of both; with --verify, also exports the edited workspace afresh into
-a third folder and checks that the sync produced the same files.
+Exports N generated pages, edits a share of them through the emulator's mutation API, syncs with a
+changes-only listing (search newest first with an early stop, timestamp-filtered row queries), edits
+another share, syncs with a full listing (the periodic one that also catches deletions), and prints
+requests and wall time of each; with --verify, also exports the edited workspace afresh into a third
+folder and checks that the syncs produced the same files.
 
     .venv/bin/python bench/sync_bench.py --pages 10000 --edit-percent 1 --latency-ms 20 --verify
 """
@@ -30,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from notion_sync.control import start_export
 from notion_sync.devserver import free_port, start_dev_server
 from notion_sync.emulator.testing import EmulatorProcess
-from notion_sync.models import ExportInput, ExportReport
+from notion_sync.models import ExportInput, ExportOptions, ExportReport
 from notion_sync.settings import Settings
 from tests.export.harness import snapshot_files
 from worker import build_worker
@@ -40,9 +42,12 @@ def api_requests(stats: dict[str, Any]) -> int:
     return sum(count for endpoint, count in stats["by_endpoint"].items() if " /v1/" in endpoint)
 
 
-async def timed_export(client: Client, settings: Settings, destination: Path) -> tuple[ExportReport, float]:
+async def timed_export(
+    client: Client, settings: Settings, destination: Path, **options: Any
+) -> tuple[ExportReport, float]:
     started = time.monotonic()
-    handle = await start_export(client, settings, ExportInput(destination=str(destination)))
+    request = ExportInput(destination=str(destination), options=ExportOptions(**options))
+    handle = await start_export(client, settings, request)
     report = await handle.result()
     return report, time.monotonic() - started
 
@@ -53,6 +58,16 @@ def edited_pages(destination: Path, share: float, seed: int) -> list[str]:
         e["id"] for e in map(json.loads, lines) if e["type"] == "page" and e["status"] == "exported"
     )
     return random.Random(seed).sample(pages, max(1, round(len(pages) * share)))
+
+
+async def same_as_fresh(client: Client, settings: Settings, fresh: Path, synced: Path) -> bool:
+    await timed_export(client, settings, fresh)
+    ours = snapshot_files((synced / "current").resolve())
+    theirs = snapshot_files((fresh / "current").resolve())
+    differing = sorted(p for p in ours.keys() | theirs.keys() if ours.get(p) != theirs.get(p))
+    for path in differing[:5]:
+        print(f"  differs from a fresh export: {path}")
+    return not differing
 
 
 async def run(args: argparse.Namespace, work: Path) -> None:
@@ -83,14 +98,16 @@ async def run(args: argparse.Namespace, work: Path) -> None:
                     emulator.reset()
                     sync, sync_s = await timed_export(client, settings, synced)
                     sync_requests = api_requests(emulator.stats())
+                    verify = args.verify
+                    same = await same_as_fresh(client, settings, work / "fresh", synced) if verify else None
 
-                    same = None
-                    if args.verify:
-                        fresh = work / "fresh"
-                        await timed_export(client, settings, fresh)
-                        same = snapshot_files((synced / "current").resolve()) == snapshot_files(
-                            (fresh / "current").resolve()
-                        )
+                    for page_id in edited_pages(synced, args.edit_percent / 100, seed=2):
+                        emulator.mutate({"op": "edit_page", "page_id": page_id})
+                    emulator.reset()
+                    listed, listed_s = await timed_export(client, settings, synced, full_listing_days=0)
+                    listed_requests = api_requests(emulator.stats())
+                    fresh = work / "fresh-2"
+                    listed_same = await same_as_fresh(client, settings, fresh, synced) if verify else None
     finally:
         server.stop()
 
@@ -100,13 +117,17 @@ async def run(args: argparse.Namespace, work: Path) -> None:
         f"emulator latency {args.latency_ms} ms, no rate limit, one in-process worker"
     )
     print(f"  full export: {pages} objects, {full_requests} API requests, {full_s:.1f} s")
-    print(
-        f"  sync:        {sync.counters.exported} objects ({sync.counters.reused} reused), "
-        f"{sync_requests} API requests, {sync_s:.1f} s"
-    )
-    print(f"  sync / full: requests {sync_requests / full_requests:.3f}, wall time {sync_s / full_s:.3f}")
-    if same is not None:
-        print(f"  sync output identical to a fresh export of the edited workspace: {same}")
+    for name, report, requests, seconds, identical in (
+        ("sync, changes listing", sync, sync_requests, sync_s, same),
+        ("sync, full listing", listed, listed_requests, listed_s, listed_same),
+    ):
+        print(
+            f"  {name}: {report.counters.exported} objects ({report.counters.reused} reused), "
+            f"{requests} API requests, {seconds:.1f} s; listing {report.listing}"
+        )
+        print(f"    / full export: requests {requests / full_requests:.3f}, wall time {seconds / full_s:.3f}")
+        if identical is not None:
+            print(f"    output identical to a fresh export of the edited workspace: {identical}")
 
 
 def main() -> None:

@@ -90,6 +90,14 @@ def export(
             "--full-refresh", help="Read every page again, even those unchanged since the last export."
         ),
     ] = False,
+    full_listing_days: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="A sync lists only what changed unless the last full listing (which also drops "
+            "trashed and deleted pages) is this many days old; 0 lists everything every time.",
+        ),
+    ] = 7,
     files: Annotated[
         bool, typer.Option("--files/--no-files", help="Download images and attachments into the export.")
     ] = True,
@@ -109,6 +117,12 @@ def export(
     csv_bom: Annotated[
         bool, typer.Option("--csv-bom", help="Start CSV files with a BOM (for Excel).")
     ] = False,
+    keep: Annotated[
+        int | None,
+        typer.Option(
+            "--keep", min=1, help="After publishing, delete all but the KEEP newest snapshots (folder or S3)."
+        ),
+    ] = None,
 ) -> None:
     """Export a workspace to OUT, or sync the export already there. With no NOTION_TOKEN, exports the
     bundled demo workspace."""
@@ -120,12 +134,14 @@ def export(
         max_parallel_batches=parallel,
         include_comments=comments,
         full_refresh=full_refresh,
+        full_listing_days=full_listing_days,
         download_files=files,
         download_external_files=external_files,
         max_file_mb=max_file_mb,
         layout=layout.value,
         csv_bom=csv_bom,
         html=html,
+        keep_snapshots=keep,
     )
     sys.exit(_run(_export(out, options, wait)))
 

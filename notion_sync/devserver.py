@@ -84,4 +84,21 @@ def start_dev_server(
             process.kill()
             raise DevServerError("the Temporal dev server did not start within 60 s")
         time.sleep(0.1)
+    # The port opens before the frontend serves: clients connecting then get "not healthy yet".
+    while not _healthy(address):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise DevServerError(
+                f"the Temporal dev server is not healthy; see {state_dir / 'temporal-server.log'}"
+            )
+        time.sleep(0.2)
     return DevServer(address=address, ui_url=ui_url, process=process)
+
+
+def _healthy(address: str) -> bool:
+    check = [temporal_binary(), "operator", "cluster", "health", "--address", address]
+    try:
+        done = subprocess.run(check, capture_output=True, timeout=10, check=False)
+    except subprocess.TimeoutExpired:
+        return False
+    return done.returncode == 0 and b"SERVING" in done.stdout

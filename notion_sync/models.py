@@ -27,6 +27,9 @@ class Phase(StrEnum):
 
 # "tree": readable names, unique among siblings; "notion": Notion's own `Title <32 hex id>` naming.
 Layout = Literal["tree", "notion"]
+# "full": every page and row is listed; "changes": only what was edited since the previous snapshot,
+# the rest is carried over from it (deletions wait for the next full listing).
+Listing = Literal["full", "changes"]
 
 
 class ExportOptions(BaseModel):
@@ -47,6 +50,11 @@ class ExportOptions(BaseModel):
     max_file_mb: float = Field(default=100, gt=0)
     # Forces continue-as-new after this many batches (tests use it); None lets Temporal suggest it.
     batches_per_run: int | None = Field(default=None, ge=1)
+    # A sync lists only what changed unless the last full listing (which also catches deletions)
+    # is at least this old; 0 lists everything every time.
+    full_listing_days: float = Field(default=7, ge=0)
+    # Retention: after each publish, delete all but this many newest snapshots (never the current one).
+    keep_snapshots: int | None = Field(default=None, ge=1)
 
 
 class Counters(BaseModel):
@@ -75,6 +83,9 @@ class PreviousSnapshot(BaseModel):
     path: str
     # Pages edited at or after this minute may have changed again within it: always re-read them.
     reuse_before: str
+    # When the chain of syncs that led to this snapshot last listed the whole workspace; None for
+    # snapshots that cannot seed a changes-only listing (older manifests without parents).
+    full_listing_at: datetime | None = None
 
 
 class ExportState(BaseModel):
@@ -88,6 +99,9 @@ class ExportState(BaseModel):
     search_done: bool = False
     data_source_cursor: str | None = None
     data_sources_done: bool = False
+    listing: Listing = "full"
+    full_listing_at: datetime | None = None
+    carried_over: bool = False
     max_seq: int = 0
     next_seq: int = 1
     # Batches cancelled by a pause, to run again: at most max_parallel_batches pairs.
@@ -112,6 +126,19 @@ class DiscoverInput(BaseModel):
     staging: StagingRef
     cursor: str | None = None
     max_requests: int = 10
+    # A changes-only listing: objects last edited before this instant are not listed.
+    edited_since: str | None = None
+
+
+class CarryOverInput(BaseModel):
+    staging: StagingRef
+    previous: PreviousSnapshot
+
+
+class CarryOverResult(BaseModel):
+    carried: int
+    # False when the previous snapshot could not stand in for a listing: list everything instead.
+    usable: bool
 
 
 class DiscoverResult(BaseModel):
@@ -161,6 +188,7 @@ class PublishInput(BaseModel):
     snapshot: str
     report: ExportReport
     html: bool = False
+    keep_snapshots: int | None = None
 
 
 class PublishResult(BaseModel):
@@ -201,6 +229,8 @@ class ExportReport(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     error: str | None = None
+    listing: Listing = "full"
+    full_listing_at: datetime | None = None
 
 
 class ManifestFile(BaseModel):
@@ -214,6 +244,8 @@ class ManifestObject(BaseModel):
     type: Literal["page", "database", "data_source", "users"]
     title: str
     last_edited_time: str | None
+    # The page, database or data source it lives under (None at the workspace root).
+    parent: str | None = None
     path: str | None
     status: Literal["exported", "skipped", "failed"]
     reason: str | None = None

@@ -269,6 +269,17 @@ def create_command(
     batch_size: Annotated[int, typer.Option(help="Pages per export activity.")] = 100,
     parallel: Annotated[int, typer.Option(help="Export activities run at once.")] = 4,
     comments: Annotated[bool, typer.Option("--comments/--no-comments", help="Export comments.")] = True,
+    keep: Annotated[
+        int | None,
+        typer.Option("--keep", help="After each publish, delete all but the KEEP newest snapshots."),
+    ] = None,
+    full_listing_days: Annotated[
+        float,
+        typer.Option(
+            help="List the whole workspace (dropping trashed pages) when the last full listing "
+            "is this many days old; other runs list only what changed. 0: always."
+        ),
+    ] = 7,
 ) -> None:
     """Export to OUT on a schedule; a run attaches to an export of OUT already running."""
     from notion_sync.storage.local import check_destination
@@ -279,11 +290,16 @@ def create_command(
         _fail(str(error), code=2)
     try:
         options = ExportOptions(
-            batch_size=batch_size, max_parallel_batches=parallel, include_comments=comments
+            batch_size=batch_size,
+            max_parallel_batches=parallel,
+            include_comments=comments,
+            keep_snapshots=keep,
+            full_listing_days=full_listing_days,
         )
     except ValidationError as error:
         first = error.errors()[0]
-        flag = {"max_parallel_batches": "parallel"}.get(str(first["loc"][0]), str(first["loc"][0]))
+        flags = {"max_parallel_batches": "parallel", "keep_snapshots": "keep"}
+        flag = flags.get(str(first["loc"][0]), str(first["loc"][0]))
         _fail(f"--{flag.replace('_', '-')}: {first['msg']}", code=2)
     problem = None if "://" in out else check_destination(Path(out).expanduser().resolve())
     if problem:

@@ -173,3 +173,20 @@ def test_cli_rejects_a_bad_interval_without_a_traceback(tmp_path: Path) -> None:
     assert "--every 'garbage' is not an interval" in done.stderr
     assert "Traceback" not in done.stderr + done.stdout
     assert not (tmp_path / "state").exists()  # rejected before any server was started
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [("--keep", "0", "--keep"), ("--full-listing-days", "-1", "--full-listing-days")],
+)
+def test_cli_rejects_bad_export_options_without_a_traceback(
+    tmp_path: Path, flag: str, value: str, message: str
+) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "TEMPORAL_ADDRESS"}
+    env["NOTION_SYNC_STATE_DIR"] = str(tmp_path / "state")
+    command = [*CLI, "schedule", "create", "--out", str(tmp_path / "backup"), "--every", "1h", flag, value]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    assert not (tmp_path / "state").exists()

@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.staging import StagingActivities
     from notion_sync.models import (
         BatchInput,
+        CarryOverInput,
         Counters,
         DiscoverInput,
         DiscoverResult,
@@ -35,8 +36,10 @@ with workflow.unsafe.imports_passed_through():
         ExportReport,
         ExportState,
         LayoutInput,
+        Listing,
         Phase,
         PrepareInput,
+        PreviousSnapshot,
         PublishInput,
         ReportStatus,
         StagingRef,
@@ -134,10 +137,15 @@ class ExportWorkflow:
             state.previous = await workflow.execute_activity_method(
                 StagingActivities.prepare_staging,
                 PrepareInput(staging=staging, full_refresh=self._options.full_refresh),
-                start_to_close_timeout=timedelta(minutes=10),
+                # A new machine first downloads the last snapshot of an S3 destination; it heartbeats.
+                start_to_close_timeout=timedelta(hours=2),
                 heartbeat_timeout=HEARTBEAT,
                 retry_policy=DISK_RETRY,
             )
+            state.listing = self._choose_listing(state.previous)
+            state.full_listing_at = state.started_at
+            if state.listing == "changes" and state.previous is not None:
+                state.full_listing_at = state.previous.full_listing_at
             state.phase = Phase.DISCOVERING
         if state.phase == Phase.DISCOVERING:
             await self._discover(staging)
@@ -162,7 +170,11 @@ class ExportWorkflow:
         published = await workflow.execute_activity_method(
             StagingActivities.publish_snapshot,
             PublishInput(
-                staging=staging, snapshot=self._snapshot_name(), report=report, html=self._options.html
+                staging=staging,
+                snapshot=self._snapshot_name(),
+                report=report,
+                html=self._options.html,
+                keep_snapshots=self._options.keep_snapshots,
             ),
             start_to_close_timeout=timedelta(minutes=30),
             heartbeat_timeout=HEARTBEAT,
@@ -174,11 +186,40 @@ class ExportWorkflow:
         self._show()
         return report.model_copy(update={"snapshot": published.snapshot_path})
 
+    def _choose_listing(self, previous: PreviousSnapshot | None) -> Listing:
+        """Changes only, unless there is nothing to start from or the last full listing is due again."""
+        if previous is None or previous.full_listing_at is None or self._options.full_refresh:
+            return "full"
+        due = previous.full_listing_at + timedelta(days=self._options.full_listing_days)
+        return "changes" if workflow.now() < due else "full"
+
+    async def _carry_over(self, staging: StagingRef) -> None:
+        state = self._state
+        assert state.previous is not None
+        result = await workflow.execute_activity_method(
+            DiscoveryActivities.carry_over,
+            CarryOverInput(staging=staging, previous=state.previous),
+            start_to_close_timeout=timedelta(minutes=30),
+            heartbeat_timeout=HEARTBEAT,
+            retry_policy=DISK_RETRY,
+        )
+        if result.usable:
+            state.counters.discovered += result.carried
+        else:
+            state.listing = "full"
+            state.full_listing_at = state.started_at
+        state.carried_over = True
+
     async def _discover(self, staging: StagingRef) -> None:
         state = self._state
+        if state.listing == "changes" and not state.carried_over:
+            await self._carry_over(staging)
+        # None for a full listing; otherwise the minute from which edits may be missing from the snapshot.
+        since = state.previous.reuse_before if state.listing == "changes" and state.previous else None
         while not state.search_done:
             found = await self._notion(
-                DiscoveryActivities.discover_pages, DiscoverInput(staging=staging, cursor=state.search_cursor)
+                DiscoveryActivities.discover_pages,
+                DiscoverInput(staging=staging, cursor=state.search_cursor, edited_since=since),
             )
             state.search_cursor = found.next_cursor
             state.search_done = found.next_cursor is None
@@ -186,7 +227,7 @@ class ExportWorkflow:
         while not state.data_sources_done:
             found = await self._notion(
                 DiscoveryActivities.discover_data_sources,
-                DiscoverInput(staging=staging, cursor=state.data_source_cursor),
+                DiscoverInput(staging=staging, cursor=state.data_source_cursor, edited_since=since),
             )
             state.data_source_cursor = found.next_cursor
             state.data_sources_done = found.next_cursor is None
@@ -353,6 +394,8 @@ class ExportWorkflow:
             started_at=self._state.started_at,
             finished_at=workflow.now(),
             error=error,
+            listing=self._state.listing,
+            full_listing_at=self._state.full_listing_at,
         )
 
     def _snapshot_name(self) -> str:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-import httpx
+import aiohttp
 
 from notion_sync.models import StagingRef
 from notion_sync.notion.budget import RequestBudget
-from notion_sync.notion.gateway import NotionGateway, tls_context
+from notion_sync.notion.gateway import NotionGateway
+from notion_sync.notion.transport import open_session
 from notion_sync.settings import Settings
 from notion_sync.storage.destination import open_destination
 from notion_sync.storage.index import ExportIndex
@@ -24,8 +26,24 @@ class StepContext:
     destination: LocalDestination
     staging_id: str
     settings: Settings
-    # Downloads of files go to their storage hosts, not to the API: no budget, no token.
-    http: httpx.AsyncClient
+    # Downloads of files go to their storage hosts, not to the API: no budget, no token. The gateway
+    # sends its requests through the same session (one connection pool per step).
+    http: aiohttp.ClientSession
+
+
+def throttled(beat: Callable[[], None], interval_s: float = 0.5) -> Callable[[], None]:
+    """`beat` at most every `interval_s`: Temporal sends heartbeats every few seconds at most anyway,
+    and one call per request or page cost ~2 % of a worker's CPU."""
+    last = -interval_s
+
+    def call() -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last >= interval_s:
+            last = now
+            beat()
+
+    return call
 
 
 @asynccontextmanager
@@ -34,19 +52,21 @@ async def open_step(
 ) -> AsyncIterator[StepContext]:
     destination = open_destination(staging.destination, settings)
     budget = RequestBudget(settings.budget_path(), settings.requests_per_second, settings.burst)
+    token = settings.token()
+    index = ExportIndex(destination.index_path(staging.staging_id))
+    http = open_session(settings.request_timeout_s)
     gateway = NotionGateway(
-        settings.token(),
+        token,
         settings.notion_base_url,
         budget,
+        http,
         timeout_s=settings.request_timeout_s,
-        on_request=on_request,
+        on_request=throttled(on_request) if on_request else None,
     )
-    index = ExportIndex(destination.index_path(staging.staging_id))
-    http = httpx.AsyncClient(timeout=settings.request_timeout_s, follow_redirects=True, verify=tls_context())
     try:
         yield StepContext(gateway, index, destination, staging.staging_id, settings, http)
     finally:
-        await http.aclose()
         index.close()
         await gateway.aclose()
+        await http.close()
         budget.close()

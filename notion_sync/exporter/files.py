@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-import httpx
+import aiohttp
+import yarl
 
 from notion_sync.convert.names import safe_name
 from notion_sync.exporter.context import StepContext
 from notion_sync.models import ManifestFile
 from notion_sync.notion.errors import ObjectUnavailable
+from notion_sync.notion.transport import env_proxy
 
 JSON = dict[str, Any]
 FILE_BLOCKS = ("image", "video", "pdf", "file", "audio")
@@ -89,7 +91,7 @@ def find_files(page: JSON, blocks: list[JSON]) -> list[FileRef]:
 
 async def download_all(
     ctx: StepContext,
-    http: httpx.AsyncClient,
+    http: aiohttp.ClientSession,
     refs: list[FileRef],
     policy: DownloadPolicy,
     previous: Path | None = None,
@@ -101,28 +103,39 @@ async def download_all(
     """
     written: list[ManifestFile] = []
     failed = 0
+    # Recorded in the index in one commit at the end; a page cut short downloads them again on retry.
+    fetched: dict[str, tuple[ManifestFile, set[str]]] = {}
     for ref in refs:
         if not policy.enabled or (not ref.hosted and not policy.external):
+            continue
+        if ref.path in fetched:
+            fetched[ref.path][1].add(ref.url)
+            written.append(fetched[ref.path][0])
             continue
         known = ctx.index.download(ref.path)
         if known is None and previous is not None and (previous / ref.path).is_file():
             known = ctx.destination.adopt(ctx.staging_id, ref.path, previous / ref.path)
-            ctx.index.remember_download(known)
         if known is not None:
-            ctx.index.remember_file(ref.url, ref.path)
+            fetched[ref.path] = (known, {ref.url})
             written.append(known)
             continue
         try:
-            written.append(await _download(ctx, http, ref, policy))
+            file, url = await _download(ctx, http, ref, policy)
         except DownloadFailed as error:
             failed += 1
             ctx.index.add_problem(ref.owner_id, f"file:{ref.slot}", f"{ref.name}: {error}")
+            continue
+        fetched[ref.path] = (file, {ref.url, url})
+        written.append(file)
+    if fetched:
+        ctx.index.remember_downloads(fetched.values())
     return written, failed
 
 
 async def _download(
-    ctx: StepContext, http: httpx.AsyncClient, ref: FileRef, policy: DownloadPolicy
-) -> ManifestFile:
+    ctx: StepContext, http: aiohttp.ClientSession, ref: FileRef, policy: DownloadPolicy
+) -> tuple[ManifestFile, str]:
+    """The file written into staging, and the URL it came from (a fresh one if the first failed)."""
     url = ref.url
     for attempt in range(2):
         try:
@@ -133,10 +146,7 @@ async def _download(
                 raise DownloadFailed(str(error) or "the storage host refused the URL (403)") from None
             url = await _fresh_url(ctx, ref)
             continue
-        ctx.index.remember_download(written)
-        ctx.index.remember_file(ref.url, ref.path)
-        ctx.index.remember_file(url, ref.path)
-        return written
+        return written, url
     raise DownloadFailed("no fresh URL")
 
 
@@ -149,38 +159,42 @@ class _OverCap(DownloadFailed):
 
 
 async def _stream(
-    ctx: StepContext, http: httpx.AsyncClient, url: str, relpath: str, max_bytes: int
+    ctx: StepContext, http: aiohttp.ClientSession, url: str, relpath: str, max_bytes: int
 ) -> ManifestFile:
     for attempt in range(_PREPARING_RETRIES):
         try:
-            async with http.stream("GET", url) as response:
-                if response.status_code == 403:
+            # `encoded`: the signed URL goes out exactly as Notion gave it.
+            target = yarl.URL(url, encoded=True)
+            async with http.get(target, proxy=env_proxy(target)) as response:
+                if response.status == 403:
                     raise _Expired()
-                if response.status_code == 202:
+                if response.status == 202:
                     # Notion is still preparing the file: wait and ask again.
                     await asyncio.sleep(1.0 + attempt)
                     continue
-                if response.status_code != 200:
-                    raise DownloadFailed(f"HTTP {response.status_code}")
-                declared = int(response.headers.get("content-length") or 0)
+                if response.status != 200:
+                    raise DownloadFailed(f"HTTP {response.status}")
+                declared = response.content_length or 0
                 if declared > max_bytes:
                     raise _OverCap(f"{declared} bytes, over the {max_bytes}-byte cap")
                 return await _save(ctx, response, relpath, max_bytes)
-        except httpx.ConnectError:
+        except aiohttp.ClientConnectorError:
             # Nobody listens there (any more): waiting will not help, a fresh URL might.
             raise DownloadFailed("cannot connect to the file's host") from None
-        except httpx.TransportError as error:
+        except (aiohttp.ClientError, TimeoutError) as error:
             if attempt == _PREPARING_RETRIES - 1:
                 raise DownloadFailed(f"network error: {type(error).__name__}") from None
             await asyncio.sleep(0.5 * (attempt + 1))
     raise DownloadFailed("the file was never ready (202)")
 
 
-async def _save(ctx: StepContext, response: httpx.Response, relpath: str, max_bytes: int) -> ManifestFile:
+async def _save(
+    ctx: StepContext, response: aiohttp.ClientResponse, relpath: str, max_bytes: int
+) -> ManifestFile:
     digest = hashlib.sha256()
     size = 0
     with ctx.destination.open_stream(ctx.staging_id, relpath) as sink:
-        async for chunk in response.aiter_bytes(_CHUNK):
+        async for chunk in response.content.iter_chunked(_CHUNK):
             size += len(chunk)
             if size > max_bytes:
                 raise _OverCap(f"over the {max_bytes}-byte cap")

@@ -12,7 +12,7 @@ import orjson
 
 from notion_sync.convert.markdown import database_to_markdown, page_to_markdown
 from notion_sync.convert.properties import with_property_items
-from notion_sync.exporter.context import StepContext
+from notion_sync.exporter.context import StepContext, throttled
 from notion_sync.exporter.files import DownloadPolicy, download_all, find_files
 from notion_sync.exporter.links import IndexLinks
 from notion_sync.models import Counters, ExportOptions, PreviousSnapshot
@@ -39,6 +39,7 @@ async def export_batch(
     """Exports every pending object in `[seq_from, seq_to]`; done objects are skipped on retry."""
     counters = Counters()
     limit = asyncio.Semaphore(concurrency)
+    heartbeat = throttled(heartbeat)
 
     async def one(obj: IndexedObject) -> None:
         async with limit:

@@ -41,7 +41,7 @@ def write_manifest(
         destination.open_stream(staging_id, PROBLEMS) as problems,
     ):
         manifest.write(ManifestHeader(objects=objects).model_dump_json().encode() + b"\n")
-        for object_id, kind, title, edited, path, status, reason, encoded in index.manifest_rows():
+        for object_id, kind, title, edited, parent, path, status, reason, encoded in index.manifest_rows():
             if status == "pending":
                 status, reason = "failed", "not exported"
             entry = ManifestObject(
@@ -49,6 +49,7 @@ def write_manifest(
                 type=kind,
                 title=title,
                 last_edited_time=edited,
+                parent=parent,
                 path=path,
                 status=status,
                 reason=reason,
@@ -73,7 +74,8 @@ def load_previous(
     """Reads a published snapshot's manifest into the index, streamed; None if it is unusable."""
     manifest = snapshot / MANIFEST
     try:
-        started = ExportReport.model_validate_json((snapshot / REPORT).read_bytes()).started_at
+        report = ExportReport.model_validate_json((snapshot / REPORT).read_bytes())
+        started = report.started_at
         with manifest.open("rb") as lines:
             header = ManifestHeader.model_validate_json(next(lines))
             if header.version != ManifestHeader.model_fields["version"].default:
@@ -85,7 +87,11 @@ def load_previous(
         return None
     # Notion's edit times are rounded down to the minute: edits in that minute may not show.
     reuse_before = started.astimezone(UTC).replace(second=0, microsecond=0)
-    return PreviousSnapshot(path=str(snapshot), reuse_before=reuse_before.strftime("%Y-%m-%dT%H:%M:%S.000Z"))
+    return PreviousSnapshot(
+        path=str(snapshot),
+        reuse_before=reuse_before.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+        full_listing_at=report.full_listing_at,
+    )
 
 
 def _exported(lines: Iterable[bytes], heartbeat: Callable[[], None]) -> Iterator[tuple[str, str | None]]:

@@ -8,14 +8,13 @@ never stack.
 from __future__ import annotations
 
 import asyncio
-import functools
 import random
-import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 from typing import Any
 
+import aiohttp
 import httpx
 from notion_client import AsyncClient
 from notion_client.client import ClientOptions
@@ -29,6 +28,7 @@ from notion_sync.notion.errors import (
     NotionUnavailable,
     ObjectUnavailable,
 )
+from notion_sync.notion.transport import NotionHttpClient
 
 NOTION_VERSION = "2025-09-03"
 PAGE_SIZE = 100
@@ -52,6 +52,7 @@ class NotionGateway:
         token: str,
         base_url: str,
         budget: RequestBudget,
+        session: aiohttp.ClientSession,
         timeout_s: float = 30.0,
         on_request: Callable[[], None] | None = None,
     ) -> None:
@@ -62,7 +63,7 @@ class NotionGateway:
             notion_version=NOTION_VERSION,
             retry=False,
         )
-        self._client = AsyncClient(options, client=httpx.AsyncClient(verify=tls_context()))
+        self._client = AsyncClient(options, client=NotionHttpClient(session))
         self._budget = budget
         self._on_request = on_request or (lambda: None)
         self.requests = 0
@@ -126,10 +127,13 @@ class NotionGateway:
                     raise NotionUnavailable(f"network error: {type(error).__name__}") from None
                 await asyncio.sleep(_backoff(transient))
 
-    async def search(self, kind: str, cursor: str | None) -> JSON:
+    async def search(self, kind: str, cursor: str | None, newest_first: bool = False) -> JSON:
         body: JSON = {
             "filter": {"property": "object", "value": kind},
-            "sort": {"timestamp": "last_edited_time", "direction": "ascending"},
+            "sort": {
+                "timestamp": "last_edited_time",
+                "direction": "descending" if newest_first else "ascending",
+            },
             "page_size": PAGE_SIZE,
         }
         if cursor:
@@ -164,8 +168,12 @@ class NotionGateway:
             if not page.get("has_more") or not cursor:
                 return
 
-    async def query_rows(self, data_source_id: str) -> AsyncIterator[JSON]:
-        """Every row of a data source, past the 10,000-row cap of one query."""
+    async def query_rows(self, data_source_id: str, edited_since: str | None = None) -> AsyncIterator[JSON]:
+        """Every row of a data source (edited at or after `edited_since`), past the 10,000-row cap of one
+        query."""
+        edited: JSON | None = None
+        if edited_since:
+            edited = {"timestamp": "last_edited_time", "last_edited_time": {"on_or_after": edited_since}}
         window_start: str | None = None
         while True:
             seen = 0
@@ -177,11 +185,13 @@ class NotionGateway:
                     "page_size": PAGE_SIZE,
                     "sorts": [{"timestamp": "created_time", "direction": "ascending"}],
                 }
+                window: JSON | None = None
                 if window_start:
-                    body["filter"] = {
-                        "timestamp": "created_time",
-                        "created_time": {"on_or_after": window_start},
-                    }
+                    window = {"timestamp": "created_time", "created_time": {"on_or_after": window_start}}
+                if window and edited:
+                    body["filter"] = {"and": [window, edited]}
+                elif window or edited:
+                    body["filter"] = window or edited
                 if cursor:
                     body["start_cursor"] = cursor
                 page = await self.call(data_source_id, partial(self._client.data_sources.query, **body))
@@ -232,12 +242,6 @@ class NotionGateway:
             cursor = page.get("next_cursor")
             if not page.get("has_more") or not cursor:
                 return results
-
-
-@functools.cache
-def tls_context() -> ssl.SSLContext:
-    """Loading CA certificates costs milliseconds: do it once per process, not per activity."""
-    return ssl.create_default_context()
 
 
 def _retry_after(headers: httpx.Headers) -> float:

@@ -215,9 +215,6 @@ class ExportIndex:
         ):
             yield json.loads(encoded)
 
-    def remember_file(self, url: str, path: str) -> None:
-        self._db.execute("INSERT OR REPLACE INTO files (url, path) VALUES (?, ?)", (url, path))
-
     def load_previous(self, entries: Iterable[tuple[str, str | None]]) -> None:
         """The ids and edit times of the snapshot a sync builds on."""
         self._db.execute("BEGIN")
@@ -228,11 +225,18 @@ class ExportIndex:
         row = self._db.execute("SELECT last_edited_time FROM previous WHERE id = ?", (object_id,)).fetchone()
         return str(row[0]) if row and row[0] else None
 
-    def remember_download(self, file: ManifestFile) -> None:
-        self._db.execute(
-            "INSERT OR REPLACE INTO downloads (path, sha256, size) VALUES (?, ?, ?)",
-            (file.path, file.sha256, file.size),
-        )
+    def remember_downloads(self, downloads: Iterable[tuple[ManifestFile, Iterable[str]]]) -> None:
+        """Files in staging and the URLs each was had from (for `file_path`), in one commit."""
+        self._db.execute("BEGIN")
+        for file, urls in downloads:
+            self._db.execute(
+                "INSERT OR REPLACE INTO downloads (path, sha256, size) VALUES (?, ?, ?)",
+                (file.path, file.sha256, file.size),
+            )
+            self._db.executemany(
+                "INSERT OR REPLACE INTO files (url, path) VALUES (?, ?)", ((url, file.path) for url in urls)
+            )
+        self._db.execute("COMMIT")
 
     def download(self, path: str) -> ManifestFile | None:
         row = self._db.execute("SELECT path, sha256, size FROM downloads WHERE path = ?", (path,)).fetchone()
@@ -270,11 +274,55 @@ class ExportIndex:
         rows = self._db.execute(f"SELECT id, title FROM objects WHERE id IN ({marks})", ids).fetchall()
         return {r[0]: r[1] for r in rows}
 
-    def manifest_rows(self) -> Iterator[tuple[str, str, str, str | None, str | None, str, str | None, str]]:
+    def manifest_rows(
+        self,
+    ) -> Iterator[tuple[str, str, str, str | None, str | None, str | None, str, str | None, str]]:
         yield from self._db.execute(
-            "SELECT id, kind, title, last_edited_time, path, status, reason, COALESCE(files, '[]') "
-            "FROM objects ORDER BY id"
+            "SELECT id, kind, title, last_edited_time, parent_id, path, status, reason, "
+            "COALESCE(files, '[]') FROM objects ORDER BY id"
         )
+
+    def refresh(
+        self, object_id: str, kind: str, parent_id: str | None, title: str, raw: dict[str, Any]
+    ) -> bool:
+        """Records an object as Notion shows it now, replacing what a previous snapshot said of it.
+
+        Returns whether it is new to this run.
+        """
+        known = self.contains(object_id)
+        self._db.execute(
+            "INSERT INTO objects (id, kind, parent_id, title, created_time, last_edited_time, raw) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+            "parent_id = excluded.parent_id, title = excluded.title, "
+            "created_time = excluded.created_time, last_edited_time = excluded.last_edited_time, "
+            "raw = excluded.raw",
+            _object_row(object_id, kind, parent_id, title, raw),
+        )
+        return not known
+
+    def seed(self, objects: Iterable[tuple[str, str, str | None, str, dict[str, Any]]]) -> int:
+        """Carries objects over from a previous snapshot, all or none; returns how many were new."""
+        rows = (_object_row(*entry) for entry in objects)
+        self._db.execute("BEGIN")
+        try:
+            cur = self._db.executemany(
+                "INSERT OR IGNORE INTO objects (id, kind, parent_id, title, created_time, "
+                "last_edited_time, raw) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+        return cur.rowcount
+
+
+def _object_row(
+    object_id: str, kind: str, parent_id: str | None, title: str, raw: dict[str, Any]
+) -> tuple[str, str, str | None, str, Any, Any, str]:
+    """The values of an `objects` row as discovery inserts it."""
+    encoded = json.dumps(raw, ensure_ascii=False, sort_keys=True)
+    return object_id, kind, parent_id, title, raw.get("created_time"), raw.get("last_edited_time"), encoded
 
 
 _COLUMNS = "seq, id, kind, parent_id, title, last_edited_time, raw, path, dir, status"

@@ -26,6 +26,7 @@ from notion_sync.models import ManifestFile
 CURRENT = "current"
 SNAPSHOTS = "snapshots"
 INTERNAL = ".notion-sync"
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 
 
 class UnsafePath(ValueError):
@@ -58,25 +59,25 @@ class LocalDestination:
         self.index_path(staging_id).parent.mkdir(parents=True, exist_ok=True)
 
     def write(self, staging_id: str, relpath: str, data: bytes) -> ManifestFile:
-        """Writes one file into staging via rename, so a crash never leaves half a file."""
-        target = self._target(staging_id, relpath)
-        tmp = target.with_name(f".{target.name}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
+        """Writes one file into staging (see `_create` for why without a temporary file and rename)."""
+        with _create(self._target(staging_id, relpath)) as stream:
+            stream.write(data)
         return ManifestFile(path=relpath, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
 
     def describe(self, staging_id: str, relpath: str) -> ManifestFile:
         """The manifest entry of a file already in staging: its size and checksum, read streamed."""
-        target = self._target(staging_id, relpath)
         digest = hashlib.sha256()
-        with target.open("rb") as stream:
+        size = 0
+        with open(self._target(staging_id, relpath), "rb") as stream:
             for chunk in iter(lambda: stream.read(1 << 20), b""):
                 digest.update(chunk)
-        return ManifestFile(path=relpath, sha256=digest.hexdigest(), size=target.stat().st_size)
+                size += len(chunk)
+        return ManifestFile(path=relpath, sha256=digest.hexdigest(), size=size)
 
     def adopt(self, staging_id: str, relpath: str, source: Path) -> ManifestFile:
         """Takes an unchanged file from an earlier snapshot: a hard link where possible, else a copy."""
-        target = self._target(staging_id, relpath)
+        target = Path(self._target(staging_id, relpath))
+        target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.tmp")
         tmp.unlink(missing_ok=True)
         try:
@@ -88,16 +89,14 @@ class LocalDestination:
 
     @contextmanager
     def open_stream(self, staging_id: str, relpath: str) -> Iterator[BinaryIO]:
-        """A file in staging written piece by piece, appearing whole (by rename) when closed."""
+        """A file in staging written piece by piece; removed again if writing it fails."""
         target = self._target(staging_id, relpath)
-        tmp = target.with_name(f".{target.name}.tmp")
-        try:
-            with tmp.open("wb") as stream:
+        with _create(target) as stream:
+            try:
                 yield stream
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        os.replace(tmp, target)
+            except BaseException:
+                os.unlink(target)
+                raise
 
     def publish(self, staging_id: str, snapshot: str) -> Path:
         """Promotes staging whole to a snapshot and points `current` at it. Safe to repeat."""
@@ -121,12 +120,12 @@ class LocalDestination:
             Path(f"{self.index_path(staging_id)}{suffix}").unlink(missing_ok=True)
         return final
 
-    def _target(self, staging_id: str, relpath: str) -> Path:
-        base = self.staging(staging_id).resolve()
-        target = (base / relpath).resolve()
-        if not target.is_relative_to(base) or target == base:
+    def _target(self, staging_id: str, relpath: str) -> str:
+        # Lexical, no `resolve()` (an lstat per path component, per file): staging holds no symlinks.
+        base = os.path.normpath(self.staging(staging_id))
+        target = os.path.normpath(os.path.join(base, relpath))
+        if not target.startswith(base + os.sep):
             raise UnsafePath(relpath)
-        target.parent.mkdir(parents=True, exist_ok=True)
         return target
 
     def discard(self, staging_id: str) -> None:
@@ -138,6 +137,34 @@ class LocalDestination:
         tmp_link = self.root / f".{CURRENT}.{staging_id}"
         if tmp_link.is_symlink():
             tmp_link.unlink()
+
+
+def _create(target: str) -> BinaryIO:
+    """A new, empty file in staging: one `open` in the common case, no temporary file, no rename.
+
+    Staging is never read as a snapshot before it is published whole, and a file counts only once
+    the index records it (page finished, download remembered), after it is written; a retried
+    batch writes unrecorded files again. An existing file is unlinked, never truncated: it may be
+    a hard link into a published snapshot (`adopt`).
+    """
+    for _ in range(2):
+        try:
+            return open(os.open(target, _CREATE, 0o666), "wb")
+        except FileNotFoundError:
+            _make_folder(os.path.dirname(target))
+        except FileExistsError:
+            os.unlink(target)
+    return open(os.open(target, _CREATE, 0o666), "wb")
+
+
+def _make_folder(folder: str) -> None:
+    """A new file's folder: most are one level below an existing one, so one `mkdir` is enough."""
+    try:
+        os.mkdir(folder)
+    except FileNotFoundError:
+        os.makedirs(folder, exist_ok=True)
+    except FileExistsError:
+        pass
 
 
 def check_destination(root: Path) -> str | None:

@@ -13,6 +13,10 @@ is interrupted (worker killed, activity retried) resumes: objects already there 
 and checksum are skipped, and multipart uploads left over are aborted first. Compensation aborts
 every multipart upload under `snapshots/` and deletes the run's snapshot unless it is current.
 
+A mirror that lacks the snapshot `current.json` names (a new machine) gets it by `download`, checked
+against the manifest (see `storage/destination.py`, `seed_mirror`). Retention (`prune`) deletes whole
+`snapshots/<name>/` prefixes, never the current one.
+
 Endpoint, region and credentials come from boto3's default chain (`AWS_ENDPOINT_URL`, `AWS_REGION`,
 `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, `AWS_PROFILE`, `~/.aws/config`, instance roles).
 """
@@ -20,18 +24,21 @@ Endpoint, region and credentials come from boto3's default chain (`AWS_ENDPOINT_
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
+import os
 import re
 import shutil
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from notion_sync.models import ManifestFile
 from notion_sync.settings import Settings
 
 SCHEME = "s3://"
@@ -40,6 +47,7 @@ SNAPSHOTS = "snapshots"
 MANIFEST = "manifest.jsonl"
 MIN_PART = 5 << 20
 RUN_METADATA = "notion-sync-run"  # on every object: the staging id of the run that uploaded it
+_T = TypeVar("_T")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 
 
@@ -152,7 +160,12 @@ class S3Destination:
         root = self.location.key(SNAPSHOTS) + "/"
         for page in paginator.paginate(Bucket=self.location.bucket, Prefix=root, Delimiter="/"):
             for common in page.get("CommonPrefixes", []):
-                names.append(common["Prefix"][len(root) :].rstrip("/"))
+                # Stores with real folders (SeaweedFS) go on listing a prefix whose objects are gone.
+                listed = self.client.list_objects_v2(
+                    Bucket=self.location.bucket, Prefix=common["Prefix"], MaxKeys=1
+                )
+                if listed.get("Contents"):
+                    names.append(common["Prefix"][len(root) :].rstrip("/"))
         return sorted(names)
 
     def objects(self, prefix: str) -> Iterator[dict[str, Any]]:
@@ -238,46 +251,60 @@ class S3Destination:
             multipart_chunksize=max(MIN_PART, threshold),  # S3 refuses parts under 5 MiB but the last
             use_threads=False,
         )
-        pending: set[Future[int | None]] = set()
-        todo = iter(paths)
-        stop = threading.Event()
+
+        def tasks() -> Iterator[Callable[[threading.Event], int | None]]:
+            for path in paths:
+                key = prefix + path.relative_to(root).as_posix()
+                yield functools.partial(self._upload_one, path, key, present.get(key), metadata, config)
+
+        def count(sent: int | None) -> None:
+            if sent is None:
+                result.skipped += 1
+            else:
+                result.uploaded += 1
+                result.bytes += sent
+
         try:
-            with ThreadPoolExecutor(max_workers=self._settings.s3_concurrency) as pool:
-                try:
-                    while True:
-                        while len(pending) < self._settings.s3_concurrency * 2:
-                            path = next(todo, None)
-                            if path is None:
-                                break
-                            key = prefix + path.relative_to(root).as_posix()
-                            pending.add(
-                                pool.submit(
-                                    self._upload_one, path, key, present.get(key), metadata, config, stop
-                                )
-                            )
-                        if not pending:
-                            return
-                        done, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
-                        for future in done:
-                            sent = future.result()
-                            if sent is None:
-                                result.skipped += 1
-                            else:
-                                result.uploaded += 1
-                                result.bytes += sent
-                        heartbeat()
-                        if cancelled():
-                            raise UploadCancelled("the upload was cancelled")
-                finally:
-                    # Uploads running stop at their next chunk (s3transfer aborts a multipart upload
-                    # that fails); the pool is left only when none runs, so compensation never races.
-                    stop.set()
-                    for future in pending:
-                        future.cancel()
+            self._in_threads(tasks(), count, heartbeat, cancelled)
         except BaseException:
             with contextlib.suppress(Exception):  # the next attempt, or compensation, aborts them too
                 self.abort_uploads(prefix)
             raise
+
+    def _in_threads(
+        self,
+        tasks: Iterator[Callable[[threading.Event], _T]],
+        done: Callable[[_T], None],
+        heartbeat: Callable[[], None],
+        cancelled: Callable[[], bool],
+    ) -> None:
+        """Runs transfers on a pool of threads, a bounded number queued; this thread heartbeats every
+        second and raises TransferCancelled once the activity is cancelled."""
+        limit = self._settings.s3_concurrency
+        pending: set[Future[_T]] = set()
+        stop = threading.Event()
+        with ThreadPoolExecutor(max_workers=limit) as pool:
+            try:
+                while True:
+                    while len(pending) < limit * 2:
+                        task = next(tasks, None)
+                        if task is None:
+                            break
+                        pending.add(pool.submit(task, stop))
+                    if not pending:
+                        return
+                    finished, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        done(future.result())
+                    heartbeat()
+                    if cancelled():
+                        raise TransferCancelled("the transfer was cancelled")
+            finally:
+                # Transfers running stop at their next chunk (s3transfer aborts a multipart upload
+                # that fails); the pool is left only when none runs, so compensation never races.
+                stop.set()
+                for future in pending:
+                    future.cancel()
 
     def _upload_one(
         self,
@@ -290,7 +317,7 @@ class S3Destination:
     ) -> int | None:
         """Uploads one file unless an identical object is there; the bytes sent, None if skipped."""
         if stop.is_set():
-            raise UploadCancelled("the upload was stopped")
+            raise TransferCancelled("the transfer was stopped")
         sha, md5, size = _digests(path)
         if existing is not None and existing.get("Size") == size:
             etag = str(existing.get("ETag", "")).strip('"')
@@ -301,7 +328,7 @@ class S3Destination:
                 return None
         delay = self._settings.s3_upload_delay
         if delay and stop.wait(delay):
-            raise UploadCancelled("the upload was stopped")
+            raise TransferCancelled("the transfer was stopped")
         self.client.upload_file(
             str(path),
             self.location.bucket,
@@ -311,6 +338,83 @@ class S3Destination:
             Callback=_Progress(stop, delay),
         )
         return size
+
+    # ------------------------------------------------------------------------------------ seeding
+
+    def download(
+        self,
+        snapshot: str,
+        files: Iterable[tuple[str, ManifestFile | None]],
+        into: Path,
+        heartbeat: Callable[[], None] = lambda: None,
+        cancelled: Callable[[], bool] = lambda: False,
+    ) -> int:
+        """Downloads files of `snapshots/<snapshot>/` into the folder `into`; returns the bytes read.
+
+        Each object is streamed to a temporary file, checked against the manifest's size and sha256
+        when given and against the sha256 in its metadata, and only then renamed into place: a file
+        in `into` is whole and checked, so a resumed download skips it. A mismatch or a missing object
+        raises SnapshotUnusable.
+        """
+        prefix = self.location.snapshot_prefix(snapshot)
+        base = into.resolve()
+        in_flight: set[str] = set()
+        received = 0
+
+        def tasks() -> Iterator[Callable[[threading.Event], tuple[str, int]]]:
+            for relpath, expected in files:
+                target = (base / relpath).resolve()
+                if not target.is_relative_to(base) or target == base:
+                    raise SnapshotUnusable(f"{relpath}: a path outside the snapshot")
+                # Files are listed once per page that shows them; a shared one is fetched once.
+                if relpath in in_flight or target.is_file():
+                    continue
+                in_flight.add(relpath)
+                yield functools.partial(self._download_one, prefix + relpath, relpath, target, expected)
+
+        def done(finished: tuple[str, int]) -> None:
+            nonlocal received
+            in_flight.discard(finished[0])
+            received += finished[1]
+
+        self._in_threads(tasks(), done, heartbeat, cancelled)
+        return received
+
+    def _download_one(
+        self, key: str, relpath: str, target: Path, expected: ManifestFile | None, stop: threading.Event
+    ) -> tuple[str, int]:
+        from botocore.exceptions import ClientError
+
+        if stop.is_set():
+            raise TransferCancelled("the transfer was stopped")
+        try:
+            answer = self.client.get_object(Bucket=self.location.bucket, Key=key)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+                raise SnapshotUnusable(f"{key} is missing") from None
+            raise
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp")
+        sha = hashlib.sha256()
+        size = 0
+        try:
+            with contextlib.closing(answer["Body"]) as body, tmp.open("wb") as stream:
+                for chunk in body.iter_chunks(1 << 20):
+                    if stop.is_set():
+                        raise TransferCancelled("the transfer was stopped")
+                    sha.update(chunk)
+                    stream.write(chunk)
+                    size += len(chunk)
+            digest = sha.hexdigest()
+            claimed = answer.get("Metadata", {}).get("sha256")
+            if claimed not in (None, digest) or (
+                expected is not None and (expected.sha256, expected.size) != (digest, size)
+            ):
+                raise SnapshotUnusable(f"{key}: its content does not match its checksum")
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return relpath, size
 
     # ------------------------------------------------------------------------------------ compensation
 
@@ -323,15 +427,42 @@ class S3Destination:
             )
         return len(uploads)
 
-    def delete_prefix(self, prefix: str) -> int:
-        keys = [o["Key"] for o in self.objects(prefix)]
-        for start in range(0, len(keys), 1000):
-            chunk = keys[start : start + 1000]
-            self.client.delete_objects(
-                Bucket=self.location.bucket,
-                Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True},
+    def delete_prefix(self, prefix: str, heartbeat: Callable[[], None] = lambda: None) -> int:
+        """Deletes every object under `prefix`, a thousand per request, listed page by page."""
+        deleted = 0
+        for page in self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.location.bucket, Prefix=prefix
+        ):
+            keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+            if not keys:
+                continue
+            answer = self.client.delete_objects(
+                Bucket=self.location.bucket, Delete={"Objects": keys, "Quiet": True}
             )
-        return len(keys)
+            # A batch delete answers 200 even when it refused some keys.
+            if answer.get("Errors"):
+                error = answer["Errors"][0]
+                raise S3DeleteFailed(f"cannot delete {error.get('Key')}: {error.get('Message')}")
+            deleted += len(keys)
+            heartbeat()
+        return deleted
+
+    def prune(self, keep: int, heartbeat: Callable[[], None] = lambda: None) -> list[str]:
+        """Retention: deletes every snapshot but the `keep` newest (names sort by time) and the one
+        `current.json` names; returns the names removed.
+
+        Safe to repeat: a prune cut short leaves a snapshot nothing points at, removed next time.
+        Unfinished multipart uploads under a removed snapshot are aborted too.
+        """
+        if keep < 1:
+            raise ValueError("keep must be at least 1")
+        current = (self.current() or {}).get("snapshot")
+        removed = [name for name in self.snapshots()[:-keep] if name != current]
+        for name in removed:
+            prefix = self.location.snapshot_prefix(name)
+            self.abort_uploads(prefix)
+            self.delete_prefix(prefix, heartbeat)
+        return removed
 
     def discard(self, run_id: str) -> list[str]:
         """Compensation: no multipart upload left under `snapshots/`, and the snapshot this run
@@ -370,8 +501,16 @@ def run_suffix(run_id: str) -> str:
     return f"-{run_id[:8]}"
 
 
-class UploadCancelled(Exception):
-    """The activity was cancelled while uploading; in-flight uploads finished or were aborted."""
+class S3DeleteFailed(Exception):
+    """S3 refused to delete an object of a batch."""
+
+
+class SnapshotUnusable(Exception):
+    """A snapshot in S3 that cannot be taken as it is: an object missing or not matching its checksum."""
+
+
+class TransferCancelled(Exception):
+    """The activity was cancelled during a transfer; transfers in flight finished or were aborted."""
 
 
 def sync_mirror_after_discard(mirror: Path, remote_current: str | None) -> None:
@@ -401,12 +540,12 @@ class _Progress:
 
     def __call__(self, sent: int) -> None:
         if self._stop.is_set():
-            raise UploadCancelled("the upload was stopped")
+            raise TransferCancelled("the transfer was stopped")
         self._sent += sent
         while self._delay and self._sent >= 1 << 20:
             self._sent -= 1 << 20
             if self._stop.wait(self._delay):
-                raise UploadCancelled("the upload was stopped")
+                raise TransferCancelled("the transfer was stopped")
 
 
 def _digests(path: Path) -> tuple[str, str, int]:

@@ -26,7 +26,7 @@ from workflows.export import ExportWorkflow
 
 REPO = Path(__file__).resolve().parents[2]
 # Signed file URLs and their expiry change on every read, as in Notion; everything else must not.
-_SIGNED = re.compile(rb"(expires=\d+&sig=[0-9a-f]+|\"expiry_time\": \"[^\"]+\")")
+_SIGNED = re.compile(rb"(expires=\d+&(amp;)?sig=[0-9a-f]+|\"expiry_time\": \"[^\"]+\")")
 # Checksums cover those URLs too; the files themselves are compared, masked, one by one.
 _CHECKSUM = re.compile(rb"\"sha256\":\"[0-9a-f]+\",\"size\":\d+")
 

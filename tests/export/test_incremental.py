@@ -33,9 +33,11 @@ def _parent(snapshot: Path, page_id: str) -> str:
     return str(saved["page"]["parent"]["page_id"])
 
 
-async def test_sync_reads_only_what_changed_and_equals_a_fresh_export(
+async def test_full_listing_sync_reads_only_what_changed_and_equals_a_fresh_export(
     temporal_client: Client, tmp_path: Path
 ) -> None:
+    """A sync that lists everything (as every `full_listing_days` it does) also drops what was
+    trashed or deleted, and reads again only the pages whose content changed."""
     with EmulatorProcess(pages=150, seed=61) as emulator:
         settings = worker_settings(emulator, tmp_path / "state")
         synced = tmp_path / "synced"
@@ -54,7 +56,7 @@ async def test_sync_reads_only_what_changed_and_equals_a_fresh_export(
             created = emulator.mutate({"op": "create_page", "parent_id": pages[15], "title": "Brand new"})
 
             emulator.reset()
-            sync = await export_and_wait(temporal_client, settings, synced)
+            sync = await export_and_wait(temporal_client, settings, synced, full_listing_days=0)
             fetched = emulator.stats()["fetches_by_id"]["block_children"]
             sync_requests = emulator.stats()["requests_total"]
 
@@ -63,7 +65,7 @@ async def test_sync_reads_only_what_changed_and_equals_a_fresh_export(
             await export_and_wait(temporal_client, settings, fresh)
             full_requests = emulator.stats()["requests_total"]
 
-    assert sync.counters.reused > 0 and sync.counters.failed == 0
+    assert sync.listing == "full" and sync.counters.reused > 0 and sync.counters.failed == 0
     assert snapshot_files((synced / "current").resolve()) == snapshot_files((fresh / "current").resolve())
     after = _manifest(synced)
     assert trashed not in after or after[trashed]["status"] != "exported"
@@ -81,3 +83,63 @@ async def test_sync_reads_only_what_changed_and_equals_a_fresh_export(
     assert refetched <= changed, f"unchanged pages read again: {refetched - changed}"
     assert renamed not in parents and _parent(synced_before, renamed) not in refetched
     assert sync_requests < full_requests / 2
+
+
+async def test_changes_listing_reads_only_edits_and_a_full_listing_later_drops_deletions(
+    temporal_client: Client, tmp_path: Path
+) -> None:
+    """Search newest first stops at the previous snapshot's start; rows come from timestamp-filtered
+    queries; everything else is carried over. Trashed pages stay until the next full listing."""
+    with EmulatorProcess(pages=300, seed=62) as emulator:
+        settings = worker_settings(emulator, tmp_path / "state")
+        synced = tmp_path / "synced"
+        async with running_worker(temporal_client, settings):
+            first = await export_and_wait(temporal_client, settings, synced)
+            before = _manifest(synced)
+            synced_before = (synced / "current").resolve()
+            pages = _tree_pages(synced, before)
+            rows = sorted(i for i, e in before.items() if e["type"] == "page" and i not in set(pages))
+            edited, renamed, moved, new_parent, trashed = pages[2], pages[4], pages[6], pages[8], pages[10]
+            edited_row = rows[5]
+            emulator.mutate({"op": "edit_page", "page_id": edited})
+            emulator.mutate({"op": "edit_page", "page_id": edited_row})
+            emulator.mutate({"op": "rename_page", "page_id": renamed, "title": "Renamed in a changes sync"})
+            emulator.mutate({"op": "move_page", "page_id": moved, "new_parent_id": new_parent})
+            created = emulator.mutate({"op": "create_page", "parent_id": pages[12], "title": "New since"})
+            new_id = str(created.get("page_id") or created.get("id"))
+
+            emulator.reset()
+            sync = await export_and_wait(temporal_client, settings, synced)
+            stats = emulator.stats()
+            page_ids = {i for i, e in _manifest(synced).items() if e["type"] == "page"}
+            fetched = set(stats["fetches_by_id"]["block_children"]) & page_ids
+
+            emulator.reset()
+            fresh = tmp_path / "fresh"
+            full = await export_and_wait(temporal_client, settings, fresh)
+            full_stats = emulator.stats()
+
+            emulator.mutate({"op": "trash_page", "page_id": trashed})
+            kept = await export_and_wait(temporal_client, settings, synced)
+            kept_manifest = _manifest(synced)
+            swept = await export_and_wait(temporal_client, settings, synced, full_listing_days=0)
+            fresh_after = tmp_path / "fresh-after"
+            await export_and_wait(temporal_client, settings, fresh_after)
+
+    assert first.listing == "full" and first.full_listing_at is not None
+    assert sync.listing == "changes" and full.listing == "full"
+    # The listing is what a changes sync saves: one page of search results for the few edited pages
+    # (and one of data sources) instead of all of them.
+    search = "POST /v1/search"
+    assert stats["by_endpoint"][search] == 2 < full_stats["by_endpoint"][search]
+    assert stats["requests_total"] < full_stats["requests_total"] / 4
+    assert sync.full_listing_at == first.full_listing_at
+    assert {edited, edited_row, new_id} <= fetched
+    parents = {_parent(synced_before, moved), new_parent, pages[12]}
+    changed = {edited, edited_row, renamed, moved, new_id} | parents
+    assert fetched <= changed, f"unchanged pages read again: {fetched - changed}"
+    assert snapshot_files(Path(str(sync.snapshot))) == snapshot_files((fresh / "current").resolve())
+    assert kept.listing == "changes" and kept_manifest[trashed]["status"] == "exported"
+    assert swept.listing == "full" and trashed not in _manifest(synced)
+    swept_files = snapshot_files((synced / "current").resolve())
+    assert swept_files == snapshot_files((fresh_after / "current").resolve())

@@ -6,6 +6,7 @@ Re-record after a deliberate, versioned change to the workflow with
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -40,7 +41,25 @@ async def test_record_histories(temporal_client: Client, tmp_path: Path) -> None
             (HISTORIES / "last_run.json").write_text((await last.fetch_history()).to_json())
 
 
-@pytest.mark.parametrize("name", ["first_run.json", "last_run.json"])
+@pytest.mark.skipif(not os.environ.get("RECORD_HISTORIES"), reason="records only when asked")
+async def test_record_sync_history(temporal_client: Client, tmp_path: Path) -> None:
+    """A sync with a changes-only listing: carry-over, newest-first search, filtered queries."""
+    with EmulatorProcess(pages=30, seed=42) as emulator:
+        settings = worker_settings(emulator, tmp_path / "state")
+        async with running_worker(temporal_client, settings):
+            options = ExportOptions(batch_size=5, max_parallel_batches=2)
+            request = ExportInput(destination=str(tmp_path / "out"), options=options)
+            await (await start_export(temporal_client, settings, request)).result()
+            lines = (tmp_path / "out" / "current" / "manifest.jsonl").read_text().splitlines()[1:]
+            page = next(e["id"] for e in map(json.loads, lines) if e["type"] == "page")
+            emulator.mutate({"op": "edit_page", "page_id": page})
+            handle = await start_export(temporal_client, settings, request)
+            report = await handle.result()
+            assert report.listing == "changes"
+            (HISTORIES / "sync_changes.json").write_text((await handle.fetch_history()).to_json())
+
+
+@pytest.mark.parametrize("name", ["first_run.json", "last_run.json", "sync_changes.json"])
 async def test_recorded_history_replays(name: str) -> None:
     history = WorkflowHistory.from_json("recorded-export", (HISTORIES / name).read_text())
     replayer = Replayer(workflows=[ExportWorkflow], data_converter=pydantic_data_converter)

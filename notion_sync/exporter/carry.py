@@ -1,0 +1,53 @@
+"""Carry-over: a changes-only sync starts from every object of the previous snapshot.
+
+The listing that follows reads only what Notion says was edited since, and replaces those objects;
+the rest keeps the JSON the previous snapshot saved of it, and the export step reuses its files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from notion_sync.exporter.publish import MANIFEST
+from notion_sync.models import ManifestHeader, ManifestObject
+from notion_sync.storage.index import ExportIndex
+
+JSON = dict[str, Any]
+_JSON_FOLDERS = {"page": "pages", "database": "databases", "data_source": "data_sources"}
+
+
+class CarryOverError(Exception):
+    """The previous snapshot cannot stand in for a listing (a file is missing or unreadable)."""
+
+
+def carry_over(index: ExportIndex, snapshot: Path, heartbeat: Callable[[], None] = lambda: None) -> int:
+    """Adds every exported page, database and data source of `snapshot` to the index, streamed.
+
+    Objects the run has already listed are left as they are. Returns how many were added.
+    """
+    return index.seed(_saved_objects(snapshot, heartbeat))
+
+
+def _saved_objects(
+    snapshot: Path, heartbeat: Callable[[], None]
+) -> Iterator[tuple[str, str, str | None, str, JSON]]:
+    with (snapshot / MANIFEST).open("rb") as lines:
+        ManifestHeader.model_validate_json(next(lines))
+        for n, line in enumerate(lines):
+            if n % 1000 == 0:
+                heartbeat()
+            entry = ManifestObject.model_validate_json(line)
+            folder = _JSON_FOLDERS.get(entry.type)
+            if folder is None or entry.status != "exported":
+                continue
+            saved = snapshot / "json" / folder / f"{entry.id}.json"
+            try:
+                data = orjson.loads(saved.read_bytes())
+            except (OSError, orjson.JSONDecodeError) as error:
+                raise CarryOverError(f"{saved}: {error}") from error
+            raw = data["page"] if entry.type == "page" else data
+            yield entry.id, entry.type, entry.parent, entry.title, raw

@@ -1,0 +1,102 @@
+"""Retention: `prune s3://...` and `--keep N` after each publish, on folders and in S3."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client
+from typer.testing import CliRunner
+
+from notion_sync.cli import app
+from notion_sync.control import start_export
+from notion_sync.emulator.testing import EmulatorProcess
+from notion_sync.models import ExportInput, ExportReport
+from notion_sync.settings import Settings
+from tests.export.harness import running_worker, worker_settings
+from tests.s3.conftest import S3Server
+from tests.s3.test_s3_destination import OPTIONS, _assert_complete, _current, _objects, _uploads
+
+DAYS = [f"2026-01-0{day}T00-00-00Z-0000000{day}" for day in range(1, 6)]
+
+
+def _snapshots(s3: Any, bucket: str, prefix: str) -> list[str]:
+    names = {key[len(prefix) :].split("/", 1)[0] for key in _objects(s3, bucket, prefix)}
+    return sorted(names)
+
+
+def _start_multipart(s3: Any, bucket: str, key: str) -> None:
+    upload = s3.create_multipart_upload(Bucket=bucket, Key=key)
+    s3.upload_part(Bucket=bucket, Key=key, UploadId=upload["UploadId"], PartNumber=1, Body=b"x" * 1024)
+
+
+def _prune(dest: str, keep: int) -> str:
+    result = CliRunner().invoke(app, ["prune", dest, "--keep", str(keep)])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_prune_in_s3_keeps_the_newest_and_the_current_one(s3_server: S3Server) -> None:
+    bucket = s3_server.new_bucket()
+    s3 = s3_server.client()
+    for name in DAYS:
+        for path in ("manifest.jsonl", "report.json", "Page.md", "files/abc/image.png"):
+            s3.put_object(Bucket=bucket, Key=f"team/snapshots/{name}/{path}", Body=path.encode())
+    # More objects than one listing page (and one batch delete) holds.
+    for n in range(1005):
+        s3.put_object(Bucket=bucket, Key=f"team/snapshots/{DAYS[0]}/json/pages/{n}.json", Body=b"{}")
+    s3.put_object(Bucket=bucket, Key="team/current.json", Body=f'{{"snapshot": "{DAYS[1]}"}}'.encode())
+    s3.put_object(Bucket=bucket, Key=f"team-other/snapshots/{DAYS[0]}/Page.md", Body=b"not ours")
+    _start_multipart(s3, bucket, f"team/snapshots/{DAYS[2]}/files/big.bin")  # a removed snapshot's
+    _start_multipart(s3, bucket, f"team/snapshots/{DAYS[4]}/files/big.bin")  # maybe an export's, running
+
+    output = _prune(f"s3://{bucket}/team", keep=2)
+
+    # The two newest stay, and the one current.json names although it is older.
+    assert _snapshots(s3, bucket, "team/snapshots/") == [DAYS[1], DAYS[3], DAYS[4]]
+    assert f"s3://{bucket}/team/snapshots/{DAYS[0]}/" in output and DAYS[2] in output
+    assert len(_objects(s3, bucket, f"team/snapshots/{DAYS[1]}/")) == 4
+    assert set(_objects(s3, bucket, "team-other/")) == {f"team-other/snapshots/{DAYS[0]}/Page.md"}
+    assert "team/current.json" in _objects(s3, bucket, "team/current.json")
+    assert [u["Key"] for u in _uploads(s3, bucket)] == [f"team/snapshots/{DAYS[4]}/files/big.bin"]
+    # Again: nothing more to do.
+    assert _prune(f"s3://{bucket}/team", keep=2) == ""
+    assert _snapshots(s3, bucket, "team/snapshots/") == [DAYS[1], DAYS[3], DAYS[4]]
+
+
+def test_prune_of_a_missing_bucket_says_so(s3_server: S3Server) -> None:
+    result = CliRunner().invoke(app, ["prune", "s3://no-such-bucket/x", "--keep", "1"])
+    assert result.exit_code == 1 and "no-such-bucket" in result.output
+
+
+async def _export(client: Client, settings: Settings, destination: str, keep: int) -> ExportReport:
+    options = OPTIONS.model_copy(update={"keep_snapshots": keep})
+    handle = await start_export(client, settings, ExportInput(destination=destination, options=options))
+    report = await handle.result()
+    assert report.status == "completed"
+    return report
+
+
+async def test_keep_applies_after_each_publish_to_a_folder_and_to_s3(
+    temporal_client: Client, s3_server: S3Server, tmp_path: Path
+) -> None:
+    bucket = s3_server.new_bucket()
+    s3 = s3_server.client()
+    folder = tmp_path / "backup"
+    with EmulatorProcess(pages=8, seed=3) as emulator:
+        settings = worker_settings(emulator, tmp_path / "state")
+        async with running_worker(temporal_client, settings):
+            published = []
+            for _ in range(3):
+                await _export(temporal_client, settings, str(folder), keep=2)
+                report = await _export(temporal_client, settings, f"s3://{bucket}/kept", keep=2)
+                assert report.snapshot is not None
+                published.append(report.snapshot.rstrip("/").rsplit("/", 1)[-1])
+
+    local = sorted(p.name for p in (folder / "snapshots").iterdir())
+    assert len(local) == 2 and (folder / "current").resolve().name == local[-1]
+    assert _snapshots(s3, bucket, "kept/snapshots/") == published[1:]
+    pointer = _current(s3, bucket, "kept")
+    assert pointer is not None and pointer["snapshot"] == published[-1]
+    _assert_complete(s3, bucket, pointer)
+    assert _uploads(s3, bucket) == []
