@@ -11,7 +11,6 @@ holding the workspace tree and `html/style.css` the one stylesheet.
 from __future__ import annotations
 
 import io
-import json
 import os
 import posixpath
 import sqlite3
@@ -21,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
+import orjson
 import typer
 
 from notion_sync.convert.csvfmt import write_csv
@@ -38,6 +38,7 @@ from notion_sync.convert.html import (
 from notion_sync.convert.links import dashed_id, encode_path
 from notion_sync.convert.markdown import database_to_markdown, page_to_markdown
 from notion_sync.convert.properties import with_property_items
+from notion_sync.exporter.files import find_files
 from notion_sync.exporter.publish import MANIFEST
 
 JSON = dict[str, Any]
@@ -73,6 +74,9 @@ class Catalogue:
 
     def __init__(self, path: Path) -> None:
         self._db = sqlite3.connect(path, isolation_level=None)
+        # a throwaway file rebuilt on every render: a journal and an fsync per row buy nothing
+        self._db.execute("PRAGMA journal_mode = OFF")
+        self._db.execute("PRAGMA synchronous = OFF")
         self._db.executescript(_SCHEMA)
 
     def close(self) -> None:
@@ -81,13 +85,13 @@ class Catalogue:
     def load(self, manifest: Path) -> int:
         """Streams manifest.jsonl (header, then one object a line); returns the objects kept."""
         kept = 0
-        with manifest.open(encoding="utf-8") as lines:
-            header = json.loads(next(lines))
+        with manifest.open("rb") as lines:
+            header = orjson.loads(next(lines))
             if header.get("format") != "notion-sync-manifest":
                 raise ValueError(f"{manifest} is not a notion-sync manifest")
             self._db.execute("BEGIN")
             for line in lines:
-                obj = json.loads(line)
+                obj = orjson.loads(line)
                 if (
                     obj.get("status") != "exported"
                     or obj.get("type") not in _JSON_DIRS
@@ -138,6 +142,26 @@ class Catalogue:
             yield str(page_id)
 
 
+def _parts(path: str) -> list[str]:
+    """A snapshot-relative path's components, as `posixpath.normpath` leaves them ("." -> [])."""
+    return [part for part in posixpath.normpath(path).split("/") if part != "."]
+
+
+def _relative(path: str, start: list[str]) -> str:
+    """`posixpath.relpath(path, "/".join(start))` for snapshot-relative paths.
+
+    relpath makes both absolute first, calling os.getcwd() twice per link; the snapshot-relative
+    paths already share their root, so the common prefix of their components is all it takes.
+    """
+    target = _parts(path)
+    common = 0
+    for a, b in zip(start, target, strict=False):
+        if a != b:
+            break
+        common += 1
+    return "/".join([".."] * (len(start) - common) + target[common:]) or "."
+
+
 class ManifestLinks:
     """A LinkResolver backed by the manifest, relative to one exported file (like IndexLinks).
 
@@ -147,16 +171,16 @@ class ManifestLinks:
 
     def __init__(self, catalogue: Catalogue, from_path: str, files: dict[str, str] | None = None) -> None:
         self._catalogue = catalogue
-        self._from_dir = posixpath.dirname(from_path) or "."
+        self._from_dir = _parts(posixpath.dirname(from_path))
         self.files = files or {}
 
     def page_link(self, page_id: str) -> str | None:
         path = self._catalogue.path(dashed_id(page_id))
-        return posixpath.relpath(path, self._from_dir) if path is not None else None
+        return _relative(path, self._from_dir) if path is not None else None
 
     def file_link(self, url: str) -> str | None:
         path = self.files.get(url)
-        return posixpath.relpath(path, self._from_dir) if path is not None else None
+        return _relative(path, self._from_dir) if path is not None else None
 
     def page_title(self, page_id: str) -> str | None:
         return self._catalogue.title(dashed_id(page_id))
@@ -170,9 +194,12 @@ class _Renderer:
         self.out = out
         self.site = out / "html"
         self.result = RenderResult()
+        # both depend only on the folder (the catalogue's objects never change once loaded)
+        self._asset_prefixes: dict[str, str] = {}
+        self._navs: dict[str, Nav] = {}
 
     def read(self, entry: _Entry) -> JSON:
-        data: JSON = json.loads((self.snapshot / _JSON_DIRS[entry.kind] / f"{entry.id}.json").read_bytes())
+        data: JSON = orjson.loads((self.snapshot / _JSON_DIRS[entry.kind] / f"{entry.id}.json").read_bytes())
         return data
 
     def write(self, fmt: str, relpath: str, text: str) -> None:
@@ -183,18 +210,27 @@ class _Renderer:
 
     def html_links(self, links: ManifestLinks, path: str) -> HtmlLinks:
         folder = posixpath.dirname(path)
-        # from <site>/<folder>/ back to <snapshot>/<folder>/: downloaded files stay in the snapshot
-        asset_prefix = Path(os.path.relpath(self.snapshot / folder, self.site / folder)).as_posix() + "/"
+        asset_prefix = self._asset_prefixes.get(folder)
+        if asset_prefix is None:
+            # from <site>/<folder>/ back to <snapshot>/<folder>/: downloaded files stay in the snapshot
+            asset_prefix = Path(os.path.relpath(self.snapshot / folder, self.site / folder)).as_posix() + "/"
+            self._asset_prefixes[folder] = asset_prefix
         return HtmlLinks(links, asset_prefix)
 
     def nav(self, path: str) -> Nav:
         folder = posixpath.dirname(path)
+        nav = self._navs.get(folder)
+        if nav is None:
+            nav = self._navs[folder] = self._nav(folder)
+        return nav
+
+    def _nav(self, folder: str) -> Nav:
         parts = folder.split("/") if folder else []
         crumbs = []
         for n in range(1, len(parts) + 1):
             ancestor = self.catalogue.at_folder("/".join(parts[:n]))
             if ancestor is not None:
-                href = encode_path(posixpath.relpath(html_path(ancestor.path), folder or "."))
+                href = encode_path(_relative(html_path(ancestor.path), parts))
                 crumbs.append((ancestor.title or "Untitled", href))
         return Nav(root="../" * len(parts), crumbs=tuple(crumbs))
 
@@ -216,7 +252,9 @@ class _Renderer:
 
     def database(self, entry: _Entry) -> None:
         raw = self.read(entry)
-        links = ManifestLinks(self.catalogue, entry.path)
+        # A database's JSON is Notion's object as is; its downloaded icon and cover sit at known paths.
+        files = {ref.url: ref.path for ref in find_files(raw, []) if (self.snapshot / ref.path).is_file()}
+        links = ManifestLinks(self.catalogue, entry.path, files)
         if "md" in self.formats:
             self.write("md", entry.path, database_to_markdown(raw, links))
         if "html" in self.formats:
@@ -232,7 +270,9 @@ class _Renderer:
 
     def data_source(self, entry: _Entry) -> None:
         raw = self.read(entry)
-        links = ManifestLinks(self.catalogue, entry.path)
+        # A database's JSON is Notion's object as is; its downloaded icon and cover sit at known paths.
+        files = {ref.url: ref.path for ref in find_files(raw, []) if (self.snapshot / ref.path).is_file()}
+        links = ManifestLinks(self.catalogue, entry.path, files)
         if "csv" in self.formats:
             buffer = io.StringIO()
             write_csv(buffer, raw, self.rows(entry.id, links), links, bom=False)

@@ -16,12 +16,13 @@ import posixpath
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from importlib.resources import files
 from typing import Any
 from urllib.parse import unquote
 
-from jinja2 import Environment, FunctionLoader
-from markupsafe import Markup
+from jinja2 import Environment, FunctionLoader, Template
+from markupsafe import Markup, escape
 
 from .csvfmt import csv_header
 from .links import LinkResolver, NoLinks, file_target, is_safe_url, notion_url, page_target
@@ -220,26 +221,28 @@ class _Helpers:
             return Markup(", ").join(self._page_anchor(i) for i in ids)
         if kind == "files" and isinstance(data, list):
             items = [f for f in data if isinstance(f, dict)]
-            return Markup(", ").join(
-                Markup('<a href="{}">{}</a>').format(self.media_src(f), f.get("name") or "file")
-                for f in items
-            )
+            return Markup(", ").join(_link(self.media_src(f), f.get("name") or "file") for f in items)
         if kind in ("url", "email", "phone_number") and isinstance(data, str) and data:
             scheme = {"url": "", "email": "mailto:", "phone_number": "tel:"}[kind]
-            return Markup('<a href="{}">{}</a>').format(safe_url(scheme + data), data)
+            return _link(safe_url(scheme + data), data)
         if kind == "date":
-            return Markup("{}").format(format_date(data if isinstance(data, dict) else None))
-        return Markup("{}").format(value_text(property_value(prop, self.links)))
+            return escape(format_date(data if isinstance(data, dict) else None))
+        return escape(value_text(property_value(prop, self.links)))
 
     def _page_anchor(self, object_id: str) -> Markup:
         local = self.links.page_link(object_id)
         title = posixpath.basename(local).rsplit(".", 1)[0] if local else object_id
-        return Markup('<a href="{}">{}</a>').format(self.page_href(object_id), title)
+        return _link(self.page_href(object_id), title)
 
     def row_link(self, row: JSON) -> Markup:
         """The title cell of a data source row, linking to the row's page."""
         title = page_title(row)
-        return Markup('<a href="{}">{}</a>').format(self.page_href(str(row.get("id") or "")), title)
+        return _link(self.page_href(str(row.get("id") or "")), title)
+
+
+def _link(href: str, text: object) -> Markup:
+    """`Markup('<a href="{}">{}</a>').format(href, text)` without string.Formatter's per-call cost."""
+    return Markup(f'<a href="{escape(href)}">{escape(text)}</a>')
 
 
 # --- templates -------------------------------------------------------------------------------
@@ -255,6 +258,8 @@ _ENV = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
     keep_trailing_newline=True,
+    # templates ship with the package: compile each once, never re-check it (also for extends/import)
+    auto_reload=False,
 )
 _ENV.globals.update(
     body=body,
@@ -274,9 +279,14 @@ def stylesheet() -> str:
     return _load_template("style.css")
 
 
+@cache
+def _template(name: str) -> Template:
+    return _ENV.get_template(name)
+
+
 def _render(template: str, links: LinkResolver, **context: Any) -> str:
     helpers = _Helpers(links)
-    return _ENV.get_template(template).render(h=helpers, **context)
+    return _template(template).render(h=helpers, **context)
 
 
 def page_to_html(

@@ -205,11 +205,15 @@ async def _save(
 
 async def _fresh_url(ctx: StepContext, ref: FileRef) -> str:
     """Reads the file's holder again: Notion signs a new URL on every read."""
+    holder = ctx.index.get(ref.owner_id)
+    kind = holder.kind if holder is not None else None
     try:
         if ref.slot == "block":
             block = await ctx.gateway.block(ref.owner_id)
             obj = block.get(block.get("type", "")) or {}
-        elif ref.slot == "icon" and not _is_page(ctx, ref.owner_id):
+        elif kind == "database":
+            obj = _slot_of(await ctx.gateway.database(ref.owner_id), ref.slot)
+        elif ref.slot == "icon" and kind != "page":
             block = await ctx.gateway.block(ref.owner_id)
             obj = (block.get("callout") or {}).get("icon") or {}
         else:
@@ -221,11 +225,6 @@ async def _fresh_url(ctx: StepContext, ref: FileRef) -> str:
     if not url:
         raise DownloadFailed("the file is no longer there")
     return url
-
-
-def _is_page(ctx: StepContext, object_id: str) -> bool:
-    found = ctx.index.get(object_id)
-    return found is not None and found.kind == "page"
 
 
 def _slot_of(page: JSON, slot: str) -> JSON:

@@ -66,7 +66,7 @@ async def _export_object(
     if obj.kind == "page":
         await _export_page(ctx, obj, options, _unchanged(ctx, obj, previous), counters)
     elif obj.kind == "database":
-        _export_database(ctx, obj)
+        await _export_database(ctx, obj, options, previous, counters)
     else:
         written = _write_json(ctx, f"json/data_sources/{obj.id}.json", obj.raw)
         ctx.index.finish(obj.id, [written])
@@ -92,11 +92,7 @@ async def _export_page(
     complete = with_property_items(page, property_items)
     if property_items:
         ctx.index.add_complete(obj.id, complete)
-    policy = DownloadPolicy(
-        enabled=options.download_files,
-        external=options.download_external_files,
-        max_bytes=int(options.max_file_mb * 1024 * 1024),
-    )
+    policy = _download_policy(options)
     refs = find_files(complete, blocks)
     downloads, failed = await download_all(
         ctx, ctx.http, refs, policy, previous=saved.snapshot if saved else None
@@ -182,12 +178,38 @@ def _separate_objects(blocks: list[JSON]) -> list[JSON]:
     return found
 
 
-def _export_database(ctx: StepContext, obj: IndexedObject) -> None:
+def _download_policy(options: ExportOptions) -> DownloadPolicy:
+    return DownloadPolicy(
+        enabled=options.download_files,
+        external=options.download_external_files,
+        max_bytes=int(options.max_file_mb * 1024 * 1024),
+    )
+
+
+async def _export_database(
+    ctx: StepContext,
+    obj: IndexedObject,
+    options: ExportOptions,
+    previous: PreviousSnapshot | None,
+    counters: Counters,
+) -> None:
+    """A database: its JSON, its index file, and its icon and cover (Notion's URLs expire)."""
     assert obj.raw is not None and obj.path is not None
+    unchanged = previous is not None and ctx.index.previous_edit(obj.id) == obj.raw.get("last_edited_time")
+    downloads, failed = await download_all(
+        ctx,
+        ctx.http,
+        find_files(obj.raw, []),
+        _download_policy(options),
+        previous=Path(previous.path) if previous is not None and unchanged else None,
+    )
+    counters.files_downloaded += len(downloads)
+    counters.files_failed += failed
     markdown = database_to_markdown(obj.raw, IndexLinks(ctx.index, obj.path))
     files = [
         _write_json(ctx, f"json/databases/{obj.id}.json", obj.raw),
         ctx.destination.write(ctx.staging_id, obj.path, markdown.encode()),
+        *downloads,
     ]
     ctx.index.finish(obj.id, files)
 

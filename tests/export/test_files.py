@@ -30,7 +30,8 @@ def _local_links(markdown_file: Path) -> list[str]:
 async def test_files_are_downloaded_and_linked_locally(
     temporal_client: Client, destination: Path, tmp_path: Path
 ) -> None:
-    with EmulatorProcess(pages=30, seed=51) as emulator:
+    # Seed 54 gives the first database a Notion-hosted icon (the emulator's decoration rule).
+    with EmulatorProcess(pages=30, seed=54) as emulator:
         settings = worker_settings(emulator, tmp_path / "state")
         async with running_worker(temporal_client, settings):
             report = await export_and_wait(temporal_client, settings, destination)
@@ -45,6 +46,18 @@ async def test_files_are_downloaded_and_linked_locally(
             assert (markdown.parent / unquote(link)).exists(), (markdown, link)
             checked += 1
     assert checked > 0
+    for page in current.rglob("*.html"):
+        assert "/_files/" not in page.read_text(), f"{page} still shows a signed URL"
+    # Databases' own icons and covers are files too, and their URLs expire like any other.
+    hosted = [
+        (database["id"], slot)
+        for database in map(json.loads, map(Path.read_text, (current / "json" / "databases").glob("*.json")))
+        for slot in ("icon", "cover")
+        if (database.get(slot) or {}).get("type") == "file"
+    ]
+    assert hosted
+    for database_id, slot in hosted:
+        assert list((current / "files" / database_id).glob(f"{slot}-*")), (database_id, slot)
 
 
 async def test_expired_urls_are_refreshed_then_downloaded(
