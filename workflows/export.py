@@ -216,6 +216,16 @@ class ExportWorkflow:
             await self._carry_over(staging)
         # None for a full listing; otherwise the minute from which edits may be missing from the snapshot.
         since = state.previous.reuse_before if state.listing == "changes" and state.previous else None
+        if workflow.patched("concurrent-listing"):
+            # Both listings are chains of requests waiting on latency; they share only the index.
+            await asyncio.gather(self._list_pages(staging, since), self._list_data_sources(staging, since))
+        else:
+            await self._list_pages(staging, since)
+            await self._list_data_sources(staging, since)
+        await self._notion(DiscoveryActivities.export_users, staging)
+
+    async def _list_pages(self, staging: StagingRef, since: str | None) -> None:
+        state = self._state
         while not state.search_done:
             found = await self._notion(
                 DiscoveryActivities.discover_pages,
@@ -224,6 +234,9 @@ class ExportWorkflow:
             state.search_cursor = found.next_cursor
             state.search_done = found.next_cursor is None
             await self._continue_as_new_if_due()
+
+    async def _list_data_sources(self, staging: StagingRef, since: str | None) -> None:
+        state = self._state
         while not state.data_sources_done:
             found = await self._notion(
                 DiscoveryActivities.discover_data_sources,
@@ -232,7 +245,6 @@ class ExportWorkflow:
             state.data_source_cursor = found.next_cursor
             state.data_sources_done = found.next_cursor is None
             await self._continue_as_new_if_due()
-        await self._notion(DiscoveryActivities.export_users, staging)
 
     async def _follow_references(self, staging: StagingRef) -> bool:
         """Fetches child pages and databases that search missed; True if any were found."""

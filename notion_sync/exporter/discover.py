@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,6 +15,8 @@ from notion_sync.notion.errors import ObjectUnavailable
 
 JSON = dict[str, Any]
 SEARCH_LAG = timedelta(hours=1)
+# Databases discovered at once: each is a chain of requests that mostly waits on latency.
+_DATABASES_AT_ONCE = 8
 # Pages nested in blocks (toggles, columns) name a block as parent; climb at most this far.
 _MAX_BLOCK_CLIMB = 12
 
@@ -33,14 +37,34 @@ async def discover_pages(ctx: StepContext, cursor: str | None, max_requests: int
 async def discover_data_sources(ctx: StepContext, cursor: str | None) -> DiscoverResult:
     """Reads one page of data sources from search, with their databases and every row."""
     result = await ctx.gateway.search("data_source", cursor)
-    found = 0
-    for data_source in result["results"]:
-        found += await _add_data_source(ctx, data_source)
-        database_id = data_source.get("parent", {}).get("database_id")
-        if database_id:
-            found += await _ensure_database(ctx, database_id)
+    found = await _per_database(ctx, result["results"], lambda source: _add_data_source(ctx, source))
     next_cursor = result.get("next_cursor") if result.get("has_more") else None
     return DiscoverResult(next_cursor=next_cursor, discovered=found, api_requests=ctx.gateway.requests)
+
+
+async def _per_database(
+    ctx: StepContext, data_sources: list[JSON], visit: Callable[[JSON], Awaitable[int]]
+) -> int:
+    """Visits data sources, then makes sure their database is known.
+
+    Databases are handled a few at a time, the data sources of one database one after another, so no
+    database is read twice.
+    """
+    by_database: dict[str | None, list[JSON]] = {}
+    for data_source in data_sources:
+        by_database.setdefault(data_source.get("parent", {}).get("database_id"), []).append(data_source)
+    limit = asyncio.Semaphore(_DATABASES_AT_ONCE)
+
+    async def one_database(database_id: str | None, sources: list[JSON]) -> int:
+        found = 0
+        async with limit:
+            for data_source in sources:
+                found += await visit(data_source)
+            if database_id:
+                found += await _ensure_database(ctx, database_id)
+        return found
+
+    return sum(await asyncio.gather(*(one_database(d, sources) for d, sources in by_database.items())))
 
 
 async def discover_changed_pages(
@@ -68,18 +92,19 @@ async def discover_changed_data_sources(
     changed data source (Notion's search may lag behind, a query does not)."""
     result = await ctx.gateway.search("data_source", cursor)
     edited_since = _with_lag(edited_since)
-    found = 0
-    for data_source in result["results"]:
+
+    async def visit(data_source: JSON) -> int:
         known = ctx.index.get(data_source["id"])
         edited = data_source.get("last_edited_time", "")
         changed = known is None or known.raw is None or edited >= edited_since
         database_id = data_source.get("parent", {}).get("database_id")
         title = page_title(data_source)
-        found += int(ctx.index.refresh(data_source["id"], "data_source", database_id, title, data_source))
+        found = int(ctx.index.refresh(data_source["id"], "data_source", database_id, title, data_source))
         async for row in ctx.gateway.query_rows(data_source["id"], None if changed else edited_since):
             found += await _refresh_page(ctx, row, parent_hint=data_source["id"])
-        if database_id:
-            found += await _ensure_database(ctx, database_id)
+        return found
+
+    found = await _per_database(ctx, result["results"], visit)
     next_cursor = result.get("next_cursor") if result.get("has_more") else None
     return DiscoverResult(next_cursor=next_cursor, discovered=found, api_requests=ctx.gateway.requests)
 

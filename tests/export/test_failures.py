@@ -37,7 +37,8 @@ async def test_wrong_token_fails_fast_with_a_clear_message(
         unauthorized = emulator.stats()["by_status"].get("401", 0)
     assert elapsed < 15
     assert "token" in str(failure.value.cause).lower()
-    assert unauthorized == 1, "a 401 is never retried"
+    # The page search and the data-source listing run side by side: one 401 each, never retried.
+    assert unauthorized <= 2, "a 401 is never retried"
     assert not (destination / "current").exists()
     reports = list((destination / ".notion-sync" / "reports").glob("*-failed.json"))
     assert reports and "token" in reports[0].read_text().lower()

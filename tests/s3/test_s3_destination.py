@@ -87,7 +87,9 @@ def _watch_pointer(
 ) -> None:
     """A reader polling current.json during a sync: whatever it points at must be complete."""
     checked: set[str] = set()
-    while not stop.is_set():
+    while True:
+        # One last read after `stop`: the sync is over by then, and its pointer must be seen.
+        last = stop.is_set()
         pointer = _current(client, bucket, prefix)
         if pointer is not None:
             if not seen or seen[-1] != pointer["snapshot"]:
@@ -98,6 +100,8 @@ def _watch_pointer(
                 except AssertionError as error:
                     errors.append(f"{pointer['snapshot']}: {error!r}")
                 checked.add(pointer["snapshot"])
+        if last:
+            return
         stop.wait(0.05)
 
 
