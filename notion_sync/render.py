@@ -39,11 +39,10 @@ from notion_sync.convert.links import dashed_id, encode_path
 from notion_sync.convert.markdown import database_to_markdown, page_to_markdown
 from notion_sync.convert.properties import with_property_items
 from notion_sync.exporter.files import find_files
-from notion_sync.exporter.publish import MANIFEST
+from notion_sync.exporter.publish import JSON_DIRS, MANIFEST, saved_json
 
 JSON = dict[str, Any]
 FORMATS = ("md", "csv", "html")
-_JSON_DIRS = {"page": "json/pages", "database": "json/databases", "data_source": "json/data_sources"}
 _SCHEMA = """
 CREATE TABLE objects (id TEXT PRIMARY KEY, kind TEXT NOT NULL, title TEXT NOT NULL, path TEXT NOT NULL,
                       folder TEXT NOT NULL);
@@ -92,11 +91,7 @@ class Catalogue:
             self._db.execute("BEGIN")
             for line in lines:
                 obj = orjson.loads(line)
-                if (
-                    obj.get("status") != "exported"
-                    or obj.get("type") not in _JSON_DIRS
-                    or not obj.get("path")
-                ):
+                if obj.get("status") != "exported" or obj.get("type") not in JSON_DIRS or not obj.get("path"):
                     continue
                 path = str(obj["path"])
                 self._db.execute(
@@ -199,7 +194,7 @@ class _Renderer:
         self._navs: dict[str, Nav] = {}
 
     def read(self, entry: _Entry) -> JSON:
-        data: JSON = orjson.loads((self.snapshot / _JSON_DIRS[entry.kind] / f"{entry.id}.json").read_bytes())
+        data: JSON = orjson.loads((self.snapshot / saved_json(entry.kind, entry.id)).read_bytes())
         return data
 
     def write(self, fmt: str, relpath: str, text: str) -> None:

@@ -12,12 +12,11 @@ from typing import Any
 
 import orjson
 
-from notion_sync.exporter.publish import MANIFEST
+from notion_sync.exporter.publish import JSON_DIRS, MANIFEST, saved_json
 from notion_sync.models import ManifestHeader, ManifestObject
 from notion_sync.storage.index import ExportIndex
 
 JSON = dict[str, Any]
-_JSON_FOLDERS = {"page": "pages", "database": "databases", "data_source": "data_sources"}
 
 
 class CarryOverError(Exception):
@@ -41,10 +40,9 @@ def _saved_objects(
             if n % 1000 == 0:
                 heartbeat()
             entry = ManifestObject.model_validate_json(line)
-            folder = _JSON_FOLDERS.get(entry.type)
-            if folder is None or entry.status != "exported":
+            if entry.type not in JSON_DIRS or entry.status != "exported":
                 continue
-            saved = snapshot / "json" / folder / f"{entry.id}.json"
+            saved = snapshot / saved_json(entry.type, entry.id)
             try:
                 data = orjson.loads(saved.read_bytes())
             except (OSError, orjson.JSONDecodeError) as error:

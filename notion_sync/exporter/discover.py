@@ -78,7 +78,7 @@ async def discover_changed_pages(
         for page in result["results"]:
             if page.get("last_edited_time", "") < edited_since:
                 return DiscoverResult(next_cursor=None, discovered=found, api_requests=ctx.gateway.requests)
-            found += await _refresh_page(ctx, page)
+            found += await _add_page(ctx, page, replace=True)
         cursor = result.get("next_cursor")
         if not result.get("has_more") or not cursor:
             return DiscoverResult(next_cursor=None, discovered=found, api_requests=ctx.gateway.requests)
@@ -101,7 +101,7 @@ async def discover_changed_data_sources(
         title = page_title(data_source)
         found = int(ctx.index.refresh(data_source["id"], "data_source", database_id, title, data_source))
         async for row in ctx.gateway.query_rows(data_source["id"], None if changed else edited_since):
-            found += await _refresh_page(ctx, row, parent_hint=data_source["id"])
+            found += await _add_page(ctx, row, parent_hint=data_source["id"], replace=True)
         return found
 
     found = await _per_database(ctx, result["results"], visit)
@@ -144,20 +144,15 @@ async def export_users(ctx: StepContext) -> int:
     return len(users)
 
 
-async def _add_page(ctx: StepContext, page: JSON, parent_hint: str | None = None) -> int:
-    """A listed page; a changes-only listing uses `_refresh_page` instead."""
+async def _add_page(
+    ctx: StepContext, page: JSON, parent_hint: str | None = None, replace: bool = False
+) -> int:
+    """A listed page; `replace` (a changes-only listing) overwrites what the previous snapshot said."""
     if _trashed(ctx, page):
         return 0
     parent = await _parent_id(ctx, page.get("parent", {})) or parent_hint
-    return int(ctx.index.add(page["id"], "page", parent, page_title(page), page))
-
-
-async def _refresh_page(ctx: StepContext, page: JSON, parent_hint: str | None = None) -> int:
-    """A page listed as edited: replaces what the previous snapshot said of it."""
-    if _trashed(ctx, page):
-        return 0
-    parent = await _parent_id(ctx, page.get("parent", {})) or parent_hint
-    return int(ctx.index.refresh(page["id"], "page", parent, page_title(page), page))
+    record = ctx.index.refresh if replace else ctx.index.add
+    return int(record(page["id"], "page", parent, page_title(page), page))
 
 
 def _trashed(ctx: StepContext, page: JSON) -> bool:

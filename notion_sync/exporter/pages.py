@@ -15,6 +15,7 @@ from notion_sync.convert.properties import with_property_items
 from notion_sync.exporter.context import StepContext, throttled
 from notion_sync.exporter.files import DownloadPolicy, download_all, find_files
 from notion_sync.exporter.links import IndexLinks
+from notion_sync.exporter.publish import saved_json
 from notion_sync.models import Counters, ExportOptions, PreviousSnapshot
 from notion_sync.notion.errors import ObjectUnavailable
 from notion_sync.storage.index import IndexedObject
@@ -68,7 +69,7 @@ async def _export_object(
     elif obj.kind == "database":
         await _export_database(ctx, obj, options, previous, counters)
     else:
-        written = _write_json(ctx, f"json/data_sources/{obj.id}.json", obj.raw)
+        written = _write_json(ctx, saved_json("data_source", obj.id), obj.raw)
         ctx.index.finish(obj.id, [written])
 
 
@@ -109,7 +110,7 @@ async def _export_page(
     }
     markdown = page_to_markdown(complete, blocks, IndexLinks(ctx.index, obj.path), comments)
     files = [
-        _write_json(ctx, f"json/pages/{obj.id}.json", raw),
+        _write_json(ctx, saved_json("page", obj.id), raw),
         ctx.destination.write(ctx.staging_id, obj.path, markdown.encode()),
         *downloads,
     ]
@@ -133,7 +134,7 @@ def _unchanged(ctx: StepContext, obj: IndexedObject, previous: PreviousSnapshot 
         return None
     snapshot = Path(previous.path)
     try:
-        saved = orjson.loads((snapshot / "json" / "pages" / f"{obj.id}.json").read_bytes())
+        saved = orjson.loads((snapshot / saved_json("page", obj.id)).read_bytes())
     except (OSError, orjson.JSONDecodeError):
         return None
     blocks: list[JSON] = saved["blocks"]
@@ -207,7 +208,7 @@ async def _export_database(
     counters.files_failed += failed
     markdown = database_to_markdown(obj.raw, IndexLinks(ctx.index, obj.path))
     files = [
-        _write_json(ctx, f"json/databases/{obj.id}.json", obj.raw),
+        _write_json(ctx, saved_json("database", obj.id), obj.raw),
         ctx.destination.write(ctx.staging_id, obj.path, markdown.encode()),
         *downloads,
     ]

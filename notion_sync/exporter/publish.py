@@ -19,8 +19,15 @@ from notion_sync.storage.index import ExportIndex
 from notion_sync.storage.local import LocalDestination
 
 MANIFEST = "manifest.jsonl"
+# Where each kind of object keeps its JSON (lossless) in a snapshot.
+JSON_DIRS = {"page": "json/pages", "database": "json/databases", "data_source": "json/data_sources"}
 REPORT = "report.json"
 PROBLEMS = "problems.jsonl"
+
+
+def saved_json(kind: str, object_id: str) -> str:
+    """The snapshot-relative path of an object's JSON."""
+    return f"{JSON_DIRS[kind]}/{object_id}.json"
 
 
 def write_manifest(

@@ -86,16 +86,13 @@ class ExportIndex:
         raw: dict[str, Any] | None,
     ) -> bool:
         """Records a discovered object once; a later sighting with content fills in a stub."""
-        created = raw.get("created_time") if raw else None
-        edited = raw.get("last_edited_time") if raw else None
-        encoded = json.dumps(raw, ensure_ascii=False, sort_keys=True) if raw is not None else None
         cur = self._db.execute(
             "INSERT INTO objects (id, kind, parent_id, title, created_time, last_edited_time, raw) "
             "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
             "parent_id = excluded.parent_id, title = excluded.title, "
             "created_time = excluded.created_time, last_edited_time = excluded.last_edited_time, "
             "raw = excluded.raw WHERE objects.raw IS NULL AND excluded.raw IS NOT NULL",
-            (object_id, kind, parent_id, title, created, edited, encoded),
+            _object_row(object_id, kind, parent_id, title, raw),
         )
         return cur.rowcount > 0
 
@@ -318,9 +315,11 @@ class ExportIndex:
 
 
 def _object_row(
-    object_id: str, kind: str, parent_id: str | None, title: str, raw: dict[str, Any]
-) -> tuple[str, str, str | None, str, Any, Any, str]:
-    """The values of an `objects` row as discovery inserts it."""
+    object_id: str, kind: str, parent_id: str | None, title: str, raw: dict[str, Any] | None
+) -> tuple[str, str, str | None, str, Any, Any, str | None]:
+    """The values of an `objects` row as discovery inserts it (a stub has no JSON yet)."""
+    if raw is None:
+        return object_id, kind, parent_id, title, None, None, None
     encoded = json.dumps(raw, ensure_ascii=False, sort_keys=True)
     return object_id, kind, parent_id, title, raw.get("created_time"), raw.get("last_edited_time"), encoded
 
