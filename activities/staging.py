@@ -94,7 +94,9 @@ class StagingActivities:
                 objects, files = write_manifest(index, destination, staging_id, activity.heartbeat)
             write_report(destination, staging_id, request.report, staged=True)
             if request.html:
-                _heartbeating(lambda: render_snapshot(destination.staging(staging_id), ("html",)))
+                # Pages were rendered beside their Markdown; a page a batch did not render gets it here.
+                site = destination.staging(staging_id)
+                _heartbeating(lambda: render_snapshot(site, ("html",), keep_page_html=True))
         final = destination.publish(staging_id, request.snapshot)
         keep = request.keep_snapshots
         remote = remote_destination(request.staging.destination, self._settings)

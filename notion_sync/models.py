@@ -39,7 +39,8 @@ class ExportOptions(BaseModel):
     max_parallel_batches: int = Field(default=4, ge=1, le=100)
     include_comments: bool = True
     layout: Layout = "tree"
-    # A static HTML site (html/index.html) rendered into each snapshot before it is published.
+    # A static HTML site (html/index.html) in each snapshot: pages written with their Markdown, the
+    # rest rendered before the snapshot is published.
     html: bool = True
     # A byte-order mark at the start of every CSV, for spreadsheet programs that want one.
     csv_bom: bool = False

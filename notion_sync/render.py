@@ -25,6 +25,7 @@ import typer
 
 from notion_sync.convert.csvfmt import write_csv
 from notion_sync.convert.html import (
+    SITE,
     HtmlLinks,
     Nav,
     TreeNode,
@@ -33,9 +34,10 @@ from notion_sync.convert.html import (
     html_path,
     index_html,
     page_to_html,
+    site_nav,
     stylesheet,
 )
-from notion_sync.convert.links import dashed_id, encode_path
+from notion_sync.convert.links import dashed_id, encode_path, relative_path
 from notion_sync.convert.markdown import database_to_markdown, page_to_markdown
 from notion_sync.convert.properties import with_property_items
 from notion_sync.exporter.files import find_files
@@ -137,26 +139,6 @@ class Catalogue:
             yield str(page_id)
 
 
-def _parts(path: str) -> list[str]:
-    """A snapshot-relative path's components, as `posixpath.normpath` leaves them ("." -> [])."""
-    return [part for part in posixpath.normpath(path).split("/") if part != "."]
-
-
-def _relative(path: str, start: list[str]) -> str:
-    """`posixpath.relpath(path, "/".join(start))` for snapshot-relative paths.
-
-    relpath makes both absolute first, calling os.getcwd() twice per link; the snapshot-relative
-    paths already share their root, so the common prefix of their components is all it takes.
-    """
-    target = _parts(path)
-    common = 0
-    for a, b in zip(start, target, strict=False):
-        if a != b:
-            break
-        common += 1
-    return "/".join([".."] * (len(start) - common) + target[common:]) or "."
-
-
 class ManifestLinks:
     """A LinkResolver backed by the manifest, relative to one exported file (like IndexLinks).
 
@@ -166,28 +148,31 @@ class ManifestLinks:
 
     def __init__(self, catalogue: Catalogue, from_path: str, files: dict[str, str] | None = None) -> None:
         self._catalogue = catalogue
-        self._from_dir = _parts(posixpath.dirname(from_path))
+        self._from_dir = posixpath.dirname(from_path)
         self.files = files or {}
 
     def page_link(self, page_id: str) -> str | None:
         path = self._catalogue.path(dashed_id(page_id))
-        return _relative(path, self._from_dir) if path is not None else None
+        return relative_path(path, self._from_dir) if path is not None else None
 
     def file_link(self, url: str) -> str | None:
         path = self.files.get(url)
-        return _relative(path, self._from_dir) if path is not None else None
+        return relative_path(path, self._from_dir) if path is not None else None
 
     def page_title(self, page_id: str) -> str | None:
         return self._catalogue.title(dashed_id(page_id))
 
 
 class _Renderer:
-    def __init__(self, snapshot: Path, catalogue: Catalogue, formats: Collection[str], out: Path) -> None:
+    def __init__(
+        self, snapshot: Path, catalogue: Catalogue, formats: Collection[str], out: Path, keep_page_html: bool
+    ) -> None:
         self.snapshot = snapshot
         self.catalogue = catalogue
         self.formats = formats
         self.out = out
-        self.site = out / "html"
+        self.site = out / SITE
+        self.keep_page_html = keep_page_html
         self.result = RenderResult()
         # both depend only on the folder (the catalogue's objects never change once loaded)
         self._asset_prefixes: dict[str, str] = {}
@@ -216,18 +201,12 @@ class _Renderer:
         folder = posixpath.dirname(path)
         nav = self._navs.get(folder)
         if nav is None:
-            nav = self._navs[folder] = self._nav(folder)
+            nav = self._navs[folder] = site_nav(folder, self._owner)
         return nav
 
-    def _nav(self, folder: str) -> Nav:
-        parts = folder.split("/") if folder else []
-        crumbs = []
-        for n in range(1, len(parts) + 1):
-            ancestor = self.catalogue.at_folder("/".join(parts[:n]))
-            if ancestor is not None:
-                href = encode_path(_relative(html_path(ancestor.path), parts))
-                crumbs.append((ancestor.title or "Untitled", href))
-        return Nav(root="../" * len(parts), crumbs=tuple(crumbs))
+    def _owner(self, folder: str) -> tuple[str, str] | None:
+        entry = self.catalogue.at_folder(folder)
+        return (entry.title, entry.path) if entry is not None else None
 
     def page(self, entry: _Entry) -> None:
         raw = self.read(entry)
@@ -239,7 +218,9 @@ class _Renderer:
         links = ManifestLinks(self.catalogue, entry.path, raw.get("files") or {})
         if "md" in self.formats:
             self.write("md", entry.path, page_to_markdown(page, blocks, links, comments))
-        if "html" in self.formats:
+        if "html" in self.formats and not (
+            self.keep_page_html and (self.site / html_path(entry.path)).is_file()
+        ):
             text = page_to_html(
                 page, blocks, self.html_links(links, entry.path), comments, self.nav(entry.path)
             )
@@ -308,9 +289,16 @@ def _sort(nodes: list[TreeNode]) -> None:
 
 
 def render_snapshot(
-    snapshot: Path, formats: Collection[str] = ("html",), out: Path | None = None
+    snapshot: Path,
+    formats: Collection[str] = ("html",),
+    out: Path | None = None,
+    keep_page_html: bool = False,
 ) -> RenderResult:
-    """Re-renders a snapshot: HTML into `(out or snapshot)/html/`, Markdown and CSV into `out`."""
+    """Re-renders a snapshot: HTML into `(out or snapshot)/html/`, Markdown and CSV into `out`.
+
+    With `keep_page_html`, a page whose HTML file is already in the site keeps it: the export
+    writes each page's HTML beside its Markdown, leaving databases, tables and the index to this.
+    """
     unknown = set(formats) - set(FORMATS)
     if unknown:
         raise ValueError(f"unknown formats: {', '.join(sorted(unknown))}")
@@ -320,7 +308,7 @@ def render_snapshot(
         catalogue = Catalogue(Path(scratch) / "catalogue.sqlite")
         try:
             catalogue.load(snapshot / MANIFEST)
-            renderer = _Renderer(snapshot, catalogue, formats, out or snapshot)
+            renderer = _Renderer(snapshot, catalogue, formats, out or snapshot, keep_page_html)
             for entry in catalogue.entries("page"):
                 renderer.page(entry)
             for entry in catalogue.entries("database"):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib.resources import files
@@ -25,7 +25,16 @@ from jinja2 import Environment, FunctionLoader, Template
 from markupsafe import Markup, escape
 
 from .csvfmt import csv_header
-from .links import LinkResolver, NoLinks, file_target, is_safe_url, notion_url, page_target
+from .links import (
+    LinkResolver,
+    NoLinks,
+    encode_path,
+    file_target,
+    is_safe_url,
+    notion_url,
+    page_target,
+    relative_path,
+)
 from .markdown import page_title
 from .properties import property_value, value_text
 from .richtext import format_date, plain_text, rich_to_html
@@ -35,6 +44,8 @@ _LIST_TYPES = {"bulleted_list_item": "ul", "numbered_list_item": "ol", "to_do": 
 _HEADING = re.compile(r"heading_(\d)")
 _COLORS = {"gray", "brown", "orange", "yellow", "green", "blue", "purple", "pink", "red"}
 _EXTENSION = re.compile(r"\.(md|csv)$")
+# The site's folder inside a snapshot: `A/B.md` has its twin at `html/A/B.html`.
+SITE = "html"
 
 
 class HtmlLinks:
@@ -71,6 +82,27 @@ class Nav:
 
     root: str = ""
     crumbs: tuple[tuple[str, str], ...] = ()  # (title, href) of the ancestors, outermost first
+
+
+def site_nav(folder: str, owner: Callable[[str], tuple[str, str] | None]) -> Nav:
+    """The Nav of a site file whose export twin is in `folder`.
+
+    `owner(f)` is the (title, export path) of the object whose children live in folder `f`, if any.
+    """
+    parts = folder.split("/") if folder else []
+    crumbs = []
+    for n in range(1, len(parts) + 1):
+        found = owner("/".join(parts[:n]))
+        if found is not None:
+            title, path = found
+            crumbs.append((title or "Untitled", encode_path(relative_path(html_path(path), folder))))
+    return Nav(root="../" * len(parts), crumbs=tuple(crumbs))
+
+
+def site_asset_prefix(folder: str) -> str:
+    """From `html/<folder>/` back to `<folder>/` in the same snapshot, where downloads are."""
+    depth = len(folder.split("/")) if folder else 0
+    return "../" * (depth + 1) + (f"{folder}/" if folder else "")
 
 
 @dataclass
@@ -356,6 +388,7 @@ def index_html(tree: Sequence[TreeNode], title: str = "Notion export") -> str:
 
 
 __all__ = [
+    "SITE",
     "HtmlLinks",
     "Nav",
     "TreeNode",
@@ -365,5 +398,7 @@ __all__ = [
     "index_html",
     "page_to_html",
     "safe_url",
+    "site_asset_prefix",
+    "site_nav",
     "stylesheet",
 ]

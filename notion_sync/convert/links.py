@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import posixpath
 from typing import Protocol
 from urllib.parse import quote, urlsplit
 
@@ -54,6 +55,25 @@ def is_safe_url(url: str) -> bool:
     except ValueError:
         return False
     return scheme in _SAFE_SCHEMES or (scheme == "" and not url.strip().lower().startswith("//"))
+
+
+def relative_path(path: str, folder: str) -> str:
+    """`posixpath.relpath(path, folder)` for two paths relative to the same export root.
+
+    relpath makes both absolute first, calling os.getcwd() twice per link; paths that already
+    share their root need only the common prefix of their components.
+    """
+    target, start = _parts(path), _parts(folder)
+    common = 0
+    for a, b in zip(start, target, strict=False):
+        if a != b:
+            break
+        common += 1
+    return "/".join([".."] * (len(start) - common) + target[common:]) or "."
+
+
+def _parts(path: str) -> list[str]:
+    return [part for part in posixpath.normpath(path).split("/") if part != "."]
 
 
 def page_target(object_id: str, links: LinkResolver) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import posixpath
 
-from notion_sync.convert.links import dashed_id
+from notion_sync.convert.links import dashed_id, relative_path
 from notion_sync.storage.index import ExportIndex
 
 
@@ -13,12 +13,12 @@ class IndexLinks:
 
     def __init__(self, index: ExportIndex, from_path: str) -> None:
         self._index = index
-        self._from_dir = posixpath.dirname(from_path) or "."
+        self._from_dir = posixpath.dirname(from_path)
 
     def page_link(self, page_id: str) -> str | None:
         dashed = dashed_id(page_id)
         path = self._index.paths([dashed]).get(dashed)
-        return posixpath.relpath(path, self._from_dir) if path is not None else None
+        return relative_path(path, self._from_dir) if path is not None else None
 
     def page_title(self, page_id: str) -> str | None:
         key = dashed_id(page_id)
@@ -26,4 +26,4 @@ class IndexLinks:
 
     def file_link(self, url: str) -> str | None:
         path = self._index.file_path(url)
-        return posixpath.relpath(path, self._from_dir) if path is not None else None
+        return relative_path(path, self._from_dir) if path is not None else None

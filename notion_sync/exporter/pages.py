@@ -1,4 +1,4 @@
-"""Exporting pages: block trees fetched recursively, raw JSON and Markdown written to staging."""
+"""Exporting pages: block trees fetched recursively, raw JSON, Markdown and HTML written to staging."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from notion_sync.exporter.context import StepContext, throttled
 from notion_sync.exporter.files import DownloadPolicy, download_all, find_files
 from notion_sync.exporter.links import IndexLinks
 from notion_sync.exporter.publish import saved_json
+from notion_sync.exporter.site import SitePages
 from notion_sync.models import Counters, ExportOptions, PreviousSnapshot
 from notion_sync.notion.errors import ObjectUnavailable
 from notion_sync.storage.index import IndexedObject
@@ -41,11 +42,12 @@ async def export_batch(
     counters = Counters()
     limit = asyncio.Semaphore(concurrency)
     heartbeat = throttled(heartbeat)
+    site = SitePages(ctx) if options.html else None
 
     async def one(obj: IndexedObject) -> None:
         async with limit:
             try:
-                await _export_object(ctx, obj, options, previous, counters)
+                await _export_object(ctx, obj, options, previous, counters, site)
                 counters.exported += 1
             except ObjectUnavailable as error:
                 ctx.index.skip(obj.id, f"{error.status} {error.code}")
@@ -62,10 +64,11 @@ async def _export_object(
     options: ExportOptions,
     previous: PreviousSnapshot | None,
     counters: Counters,
+    site: SitePages | None,
 ) -> None:
     assert obj.raw is not None and obj.path is not None
     if obj.kind == "page":
-        await _export_page(ctx, obj, options, _unchanged(ctx, obj, previous), counters)
+        await _export_page(ctx, obj, options, _unchanged(ctx, obj, previous), counters, site)
     elif obj.kind == "database":
         await _export_database(ctx, obj, options, previous, counters)
     else:
@@ -79,6 +82,7 @@ async def _export_page(
     options: ExportOptions,
     saved: _SavedPage | None,
     counters: Counters,
+    site: SitePages | None,
 ) -> None:
     """Exports a page: from Notion, or from the previous snapshot when it has not changed since."""
     assert obj.raw is not None and obj.path is not None
@@ -109,6 +113,8 @@ async def _export_page(
         "files": local_files,
     }
     markdown = page_to_markdown(complete, blocks, IndexLinks(ctx.index, obj.path), comments)
+    if site is not None:
+        site.write(obj.path, complete, blocks, comments)
     files = [
         _write_json(ctx, saved_json("page", obj.id), raw),
         ctx.destination.write(ctx.staging_id, obj.path, markdown.encode()),

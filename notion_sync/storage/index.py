@@ -7,12 +7,13 @@ or resumed activity skips what is already done. Temporal keeps only cursors and 
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from notion_sync.models import ManifestFile
 
@@ -34,6 +35,7 @@ CREATE TABLE IF NOT EXISTS objects (
     files TEXT
 );
 CREATE INDEX IF NOT EXISTS objects_parent ON objects(parent_id);
+CREATE INDEX IF NOT EXISTS objects_dir ON objects(dir);
 CREATE TABLE IF NOT EXISTS names (dir TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (dir, name));
 CREATE TABLE IF NOT EXISTS synced (original_id TEXT PRIMARY KEY, children TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS files (url TEXT PRIMARY KEY, path TEXT NOT NULL);
@@ -168,7 +170,7 @@ class ExportIndex:
         self._db.execute("UPDATE objects SET path = ?, dir = ? WHERE id = ?", (path, directory, object_id))
 
     def finish(self, object_id: str, files: list[ManifestFile]) -> None:
-        encoded = json.dumps([f.model_dump() for f in files])
+        encoded = _dump([f.model_dump() for f in files])
         self._db.execute(
             "UPDATE objects SET status = 'exported', files = ? WHERE id = ?", (encoded, object_id)
         )
@@ -178,8 +180,8 @@ class ExportIndex:
         row = self._db.execute(
             "SELECT COALESCE(files, '[]') FROM objects WHERE id = ?", (object_id,)
         ).fetchone()
-        files = [f for f in json.loads(row[0]) if f["path"] != file.path] + [file.model_dump()]
-        self._db.execute("UPDATE objects SET files = ? WHERE id = ?", (json.dumps(files), object_id))
+        files = [f for f in orjson.loads(row[0]) if f["path"] != file.path] + [file.model_dump()]
+        self._db.execute("UPDATE objects SET files = ? WHERE id = ?", (_dump(files), object_id))
 
     def skip(self, object_id: str, reason: str, status: str = "skipped") -> None:
         self._db.execute(
@@ -188,19 +190,19 @@ class ExportIndex:
 
     def synced_children(self, original_id: str) -> list[dict[str, Any]] | None:
         row = self._db.execute("SELECT children FROM synced WHERE original_id = ?", (original_id,)).fetchone()
-        return json.loads(row[0]) if row else None
+        return orjson.loads(row[0]) if row else None
 
     def remember_synced(self, original_id: str, children: list[dict[str, Any]]) -> None:
         self._db.execute(
             "INSERT OR IGNORE INTO synced (original_id, children) VALUES (?, ?)",
-            (original_id, json.dumps(children, ensure_ascii=False)),
+            (original_id, _dump(children)),
         )
 
     def add_complete(self, object_id: str, complete: dict[str, Any]) -> None:
         """Keeps a page with its capped properties filled in, for the tables written later."""
         self._db.execute(
             "UPDATE objects SET complete = ? WHERE id = ?",
-            (json.dumps(complete, ensure_ascii=False), object_id),
+            (_dump(complete), object_id),
         )
 
     def rows(self, data_source_id: str) -> Iterator[dict[str, Any]]:
@@ -210,7 +212,7 @@ class ExportIndex:
             "AND raw IS NOT NULL AND status != 'skipped' ORDER BY created_time, id",
             (data_source_id,),
         ):
-            yield json.loads(encoded)
+            yield orjson.loads(encoded)
 
     def load_previous(self, entries: Iterable[tuple[str, str | None]]) -> None:
         """The ids and edit times of the snapshot a sync builds on."""
@@ -271,6 +273,14 @@ class ExportIndex:
         rows = self._db.execute(f"SELECT id, title FROM objects WHERE id IN ({marks})", ids).fetchall()
         return {r[0]: r[1] for r in rows}
 
+    def at_folder(self, directory: str) -> tuple[str, str] | None:
+        """(title, path) of the object whose children live in `directory`, unless it is skipped."""
+        row = self._db.execute(
+            "SELECT title, path FROM objects WHERE dir = ? AND status IN ('pending', 'exported')",
+            (directory,),
+        ).fetchone()
+        return (row[0], row[1]) if row else None
+
     def manifest_rows(
         self,
     ) -> Iterator[tuple[str, str, str, str | None, str | None, str | None, str, str | None, str]]:
@@ -320,8 +330,13 @@ def _object_row(
     """The values of an `objects` row as discovery inserts it (a stub has no JSON yet)."""
     if raw is None:
         return object_id, kind, parent_id, title, None, None, None
-    encoded = json.dumps(raw, ensure_ascii=False, sort_keys=True)
+    encoded = _dump(raw)
     return object_id, kind, parent_id, title, raw.get("created_time"), raw.get("last_edited_time"), encoded
+
+
+def _dump(value: object) -> str:
+    """JSON text for the index (orjson: the index encodes and decodes every object several times)."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
 _COLUMNS = "seq, id, kind, parent_id, title, last_edited_time, raw, path, dir, status"
@@ -335,7 +350,7 @@ def _to_object(row: tuple[Any, ...]) -> IndexedObject:
         parent_id=row[3],
         title=row[4],
         last_edited_time=row[5],
-        raw=json.loads(row[6]) if row[6] else None,
+        raw=orjson.loads(row[6]) if row[6] else None,
         path=row[7],
         dir=row[8],
         status=row[9],
