@@ -26,8 +26,7 @@ async def discover_pages(ctx: StepContext, cursor: str | None, max_requests: int
     found = 0
     for _ in range(max_requests):
         result = await ctx.gateway.search("page", cursor)
-        for page in result["results"]:
-            found += await _add_page(ctx, page)
+        found += await _add_pages(ctx, result["results"])
         cursor = result.get("next_cursor")
         if not result.get("has_more") or not cursor:
             return DiscoverResult(next_cursor=None, discovered=found, api_requests=ctx.gateway.requests)
@@ -75,10 +74,12 @@ async def discover_changed_pages(
     found = 0
     for _ in range(max_requests):
         result = await ctx.gateway.search("page", cursor, newest_first=True)
-        for page in result["results"]:
-            if page.get("last_edited_time", "") < edited_since:
-                return DiscoverResult(next_cursor=None, discovered=found, api_requests=ctx.gateway.requests)
-            found += await _add_page(ctx, page, replace=True)
+        pages: list[JSON] = result["results"]
+        recent = [page for page in pages if page.get("last_edited_time", "") >= edited_since]
+        found += await _add_pages(ctx, recent, replace=True)
+        if len(recent) < len(pages):
+            # Sorted newest first: the rest was edited before too.
+            return DiscoverResult(next_cursor=None, discovered=found, api_requests=ctx.gateway.requests)
         cursor = result.get("next_cursor")
         if not result.get("has_more") or not cursor:
             return DiscoverResult(next_cursor=None, discovered=found, api_requests=ctx.gateway.requests)
@@ -100,8 +101,8 @@ async def discover_changed_data_sources(
         database_id = data_source.get("parent", {}).get("database_id")
         title = page_title(data_source)
         found = int(ctx.index.refresh(data_source["id"], "data_source", database_id, title, data_source))
-        async for row in ctx.gateway.query_rows(data_source["id"], None if changed else edited_since):
-            found += await _add_page(ctx, row, parent_hint=data_source["id"], replace=True)
+        async for rows in ctx.gateway.query_rows(data_source["id"], None if changed else edited_since):
+            found += await _add_pages(ctx, rows, parent_hint=data_source["id"], replace=True)
         return found
 
     found = await _per_database(ctx, result["results"], visit)
@@ -125,7 +126,7 @@ async def resolve_stubs(ctx: StepContext, limit: int) -> DiscoverResult:
                 found += await _ensure_database(ctx, object_id, parent_hint=parent_id)
             else:
                 page = await ctx.gateway.page(object_id)
-                found += await _add_page(ctx, page, parent_hint=parent_id)
+                found += await _add_pages(ctx, [page], parent_hint=parent_id)
         except ObjectUnavailable as error:
             ctx.index.skip(object_id, f"{error.status} {error.code}")
     remaining = len(ctx.index.stubs(1))
@@ -144,15 +145,18 @@ async def export_users(ctx: StepContext) -> int:
     return len(users)
 
 
-async def _add_page(
-    ctx: StepContext, page: JSON, parent_hint: str | None = None, replace: bool = False
+async def _add_pages(
+    ctx: StepContext, pages: list[JSON], parent_hint: str | None = None, replace: bool = False
 ) -> int:
-    """A listed page; `replace` (a changes-only listing) overwrites what the previous snapshot said."""
-    if _trashed(ctx, page):
-        return 0
-    parent = await _parent_id(ctx, page.get("parent", {})) or parent_hint
-    record = ctx.index.refresh if replace else ctx.index.add
-    return int(record(page["id"], "page", parent, page_title(page), page))
+    """Listed pages, recorded in one commit once their parents are known (no transaction is held
+    across a request); `replace` (a changes-only listing) overwrites what the previous snapshot
+    said. Returns how many were new."""
+    entries = []
+    for page in pages:
+        if not _trashed(ctx, page):
+            parent = await _parent_id(ctx, page.get("parent", {})) or parent_hint
+            entries.append((page["id"], "page", parent, page_title(page), page))
+    return ctx.index.add_all(entries, replace=replace)
 
 
 def _trashed(ctx: StepContext, page: JSON) -> bool:
@@ -167,8 +171,8 @@ async def _add_data_source(ctx: StepContext, data_source: JSON) -> int:
     added = int(ctx.index.add(data_source["id"], "data_source", parent, page_title(data_source), data_source))
     if not added:
         return 0
-    async for row in ctx.gateway.query_rows(data_source["id"]):
-        added += await _add_page(ctx, row, parent_hint=data_source["id"])
+    async for rows in ctx.gateway.query_rows(data_source["id"]):
+        added += await _add_pages(ctx, rows, parent_hint=data_source["id"])
     return added
 
 

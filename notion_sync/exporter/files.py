@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import posixpath
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -89,47 +89,58 @@ def find_files(page: JSON, blocks: list[JSON]) -> list[FileRef]:
     return refs
 
 
+@dataclass
+class Downloads:
+    """A page's files: the manifest entries, the local copy of each URL, and what to record.
+
+    `records` (file, the URLs it was had from) go into the index with the page, in one commit; a
+    page cut short downloads them again on retry.
+    """
+
+    written: list[ManifestFile] = field(default_factory=list)
+    local: dict[str, str] = field(default_factory=dict)
+    records: list[tuple[ManifestFile, set[str]]] = field(default_factory=list)
+    failed: int = 0
+
+
 async def download_all(
     ctx: StepContext,
     http: aiohttp.ClientSession,
     refs: list[FileRef],
     policy: DownloadPolicy,
     previous: Path | None = None,
-) -> tuple[list[ManifestFile], int]:
-    """Downloads what the policy allows; returns every file the page refers to, and the failures.
+) -> Downloads:
+    """Downloads what the policy allows: every file the page refers to, and the failures.
 
     A file shared by several pages (through synced blocks) is downloaded once and listed by each.
     With `previous` (the snapshot of an unchanged page), files are taken from it, not downloaded.
     """
-    written: list[ManifestFile] = []
-    failed = 0
-    # Recorded in the index in one commit at the end; a page cut short downloads them again on retry.
+    result = Downloads()
+    wanted = [ref for ref in refs if policy.enabled and (ref.hosted or policy.external)]
+    known = ctx.index.downloads([ref.path for ref in wanted])
     fetched: dict[str, tuple[ManifestFile, set[str]]] = {}
-    for ref in refs:
-        if not policy.enabled or (not ref.hosted and not policy.external):
-            continue
+    for ref in wanted:
         if ref.path in fetched:
             fetched[ref.path][1].add(ref.url)
-            written.append(fetched[ref.path][0])
-            continue
-        known = ctx.index.download(ref.path)
-        if known is None and previous is not None and (previous / ref.path).is_file():
-            known = ctx.destination.adopt(ctx.staging_id, ref.path, previous / ref.path)
-        if known is not None:
-            fetched[ref.path] = (known, {ref.url})
-            written.append(known)
-            continue
-        try:
-            file, url = await _download(ctx, http, ref, policy)
-        except DownloadFailed as error:
-            failed += 1
-            ctx.index.add_problem(ref.owner_id, f"file:{ref.slot}", f"{ref.name}: {error}")
-            continue
-        fetched[ref.path] = (file, {ref.url, url})
-        written.append(file)
-    if fetched:
-        ctx.index.remember_downloads(fetched.values())
-    return written, failed
+        elif ref.path in known:
+            fetched[ref.path] = (known[ref.path], {ref.url})
+        elif previous is not None and (previous / ref.path).is_file():
+            fetched[ref.path] = (
+                ctx.destination.adopt(ctx.staging_id, ref.path, previous / ref.path),
+                {ref.url},
+            )
+        else:
+            try:
+                file, url = await _download(ctx, http, ref, policy)
+            except DownloadFailed as error:
+                result.failed += 1
+                ctx.index.add_problem(ref.owner_id, f"file:{ref.slot}", f"{ref.name}: {error}")
+                continue
+            fetched[ref.path] = (file, {ref.url, url})
+        result.local[ref.url] = ref.path
+        result.written.append(fetched[ref.path][0])
+    result.records = list(fetched.values())
+    return result
 
 
 async def _download(

@@ -9,11 +9,16 @@ from notion_sync.storage.index import ExportIndex
 
 
 class IndexLinks:
-    """A LinkResolver for one exported file: targets come back relative to that file's folder."""
+    """A LinkResolver for one exported file: targets come back relative to that file's folder.
 
-    def __init__(self, index: ExportIndex, from_path: str) -> None:
+    `files` maps the file URLs of the page being exported to their local copies; without it, the
+    index is asked (tables link the files of many rows).
+    """
+
+    def __init__(self, index: ExportIndex, from_path: str, files: dict[str, str] | None = None) -> None:
         self._index = index
         self._from_dir = posixpath.dirname(from_path)
+        self._files = files
 
     def page_link(self, page_id: str) -> str | None:
         dashed = dashed_id(page_id)
@@ -25,5 +30,5 @@ class IndexLinks:
         return self._index.titles([key]).get(key)
 
     def file_link(self, url: str) -> str | None:
-        path = self._index.file_path(url)
+        path = self._index.file_path(url) if self._files is None else self._files.get(url)
         return relative_path(path, self._from_dir) if path is not None else None

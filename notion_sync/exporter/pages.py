@@ -99,28 +99,25 @@ async def _export_page(
         ctx.index.add_complete(obj.id, complete)
     policy = _download_policy(options)
     refs = find_files(complete, blocks)
-    downloads, failed = await download_all(
-        ctx, ctx.http, refs, policy, previous=saved.snapshot if saved else None
-    )
-    counters.files_downloaded += len(downloads)
-    counters.files_failed += failed
-    local_files = {ref.url: path for ref in refs if (path := ctx.index.file_path(ref.url))}
+    downloads = await download_all(ctx, ctx.http, refs, policy, previous=saved.snapshot if saved else None)
+    counters.files_downloaded += len(downloads.written)
+    counters.files_failed += downloads.failed
     raw = {
         "page": page,
         "blocks": blocks,
         "comments": comments,
         "property_items": property_items,
-        "files": local_files,
+        "files": downloads.local,
     }
-    markdown = page_to_markdown(complete, blocks, IndexLinks(ctx.index, obj.path), comments)
+    markdown = page_to_markdown(complete, blocks, IndexLinks(ctx.index, obj.path, downloads.local), comments)
     if site is not None:
-        site.write(obj.path, complete, blocks, comments)
+        site.write(obj.path, complete, blocks, comments, downloads.local)
     files = [
         _write_json(ctx, saved_json("page", obj.id), raw),
         ctx.destination.write(ctx.staging_id, obj.path, markdown.encode()),
-        *downloads,
+        *downloads.written,
     ]
-    ctx.index.finish(obj.id, files)
+    ctx.index.finish(obj.id, files, downloads.records)
 
 
 @dataclass(frozen=True)
@@ -203,22 +200,22 @@ async def _export_database(
     """A database: its JSON, its index file, and its icon and cover (Notion's URLs expire)."""
     assert obj.raw is not None and obj.path is not None
     unchanged = previous is not None and ctx.index.previous_edit(obj.id) == obj.raw.get("last_edited_time")
-    downloads, failed = await download_all(
+    downloads = await download_all(
         ctx,
         ctx.http,
         find_files(obj.raw, []),
         _download_policy(options),
         previous=Path(previous.path) if previous is not None and unchanged else None,
     )
-    counters.files_downloaded += len(downloads)
-    counters.files_failed += failed
-    markdown = database_to_markdown(obj.raw, IndexLinks(ctx.index, obj.path))
+    counters.files_downloaded += len(downloads.written)
+    counters.files_failed += downloads.failed
+    markdown = database_to_markdown(obj.raw, IndexLinks(ctx.index, obj.path, downloads.local))
     files = [
         _write_json(ctx, saved_json("database", obj.id), obj.raw),
         ctx.destination.write(ctx.staging_id, obj.path, markdown.encode()),
-        *downloads,
+        *downloads.written,
     ]
-    ctx.index.finish(obj.id, files)
+    ctx.index.finish(obj.id, files, downloads.records)
 
 
 async def fetch_tree(ctx: StepContext, block_id: str) -> list[JSON]:

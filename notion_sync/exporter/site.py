@@ -31,12 +31,14 @@ class SitePages:
         self._ctx = ctx
         self._navs: dict[str, Nav] = {}
 
-    def write(self, path: str, page: JSON, blocks: list[JSON], comments: list[JSON]) -> None:
-        """The HTML twin of the page exported at `path` (its Markdown path)."""
+    def write(
+        self, path: str, page: JSON, blocks: list[JSON], comments: list[JSON], files: dict[str, str]
+    ) -> None:
+        """The HTML twin of the page exported at `path` (its Markdown path); `files` as in IndexLinks."""
         folder = posixpath.dirname(path)
         nav = self._navs.get(folder)
         if nav is None:
             nav = self._navs[folder] = site_nav(folder, self._ctx.index.at_folder)
-        links = HtmlLinks(IndexLinks(self._ctx.index, path), site_asset_prefix(folder))
+        links = HtmlLinks(IndexLinks(self._ctx.index, path, files), site_asset_prefix(folder))
         text = page_to_html(page, blocks, links, comments, nav)
         self._ctx.destination.write(self._ctx.staging_id, f"{SITE}/{html_path(path)}", text.encode())

@@ -168,9 +168,11 @@ class NotionGateway:
             if not page.get("has_more") or not cursor:
                 return
 
-    async def query_rows(self, data_source_id: str, edited_since: str | None = None) -> AsyncIterator[JSON]:
+    async def query_rows(
+        self, data_source_id: str, edited_since: str | None = None
+    ) -> AsyncIterator[list[JSON]]:
         """Every row of a data source (edited at or after `edited_since`), past the 10,000-row cap of one
-        query."""
+        query, a response's rows at a time."""
         edited: JSON | None = None
         if edited_since:
             edited = {"timestamp": "last_edited_time", "last_edited_time": {"on_or_after": edited_since}}
@@ -195,10 +197,11 @@ class NotionGateway:
                 if cursor:
                     body["start_cursor"] = cursor
                 page = await self.call(data_source_id, partial(self._client.data_sources.query, **body))
-                for row in page["results"]:
-                    seen += 1
-                    last_created = row.get("created_time")
-                    yield row
+                rows: list[JSON] = page["results"]
+                if rows:
+                    seen += len(rows)
+                    last_created = rows[-1].get("created_time")
+                    yield rows
                 cursor = page.get("next_cursor")
                 if not page.get("has_more") or not cursor:
                     break

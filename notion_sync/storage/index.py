@@ -45,6 +45,17 @@ CREATE TABLE IF NOT EXISTS problems (object_id TEXT NOT NULL, kind TEXT NOT NULL
     PRIMARY KEY (object_id, kind));
 """
 
+_INSERT = (
+    "INSERT INTO objects (id, kind, parent_id, title, created_time, last_edited_time, raw) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+    "parent_id = excluded.parent_id, title = excluded.title, "
+    "created_time = excluded.created_time, last_edited_time = excluded.last_edited_time, raw = excluded.raw"
+)
+# A discovered object is recorded once; a later sighting with content fills in a stub.
+_ADD = _INSERT + " WHERE objects.raw IS NULL AND excluded.raw IS NOT NULL"
+# What Notion shows now replaces what a previous snapshot said.
+_REFRESH = _INSERT
+
 
 @dataclass(frozen=True)
 class IndexedObject:
@@ -88,15 +99,33 @@ class ExportIndex:
         raw: dict[str, Any] | None,
     ) -> bool:
         """Records a discovered object once; a later sighting with content fills in a stub."""
-        cur = self._db.execute(
-            "INSERT INTO objects (id, kind, parent_id, title, created_time, last_edited_time, raw) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
-            "parent_id = excluded.parent_id, title = excluded.title, "
-            "created_time = excluded.created_time, last_edited_time = excluded.last_edited_time, "
-            "raw = excluded.raw WHERE objects.raw IS NULL AND excluded.raw IS NOT NULL",
-            _object_row(object_id, kind, parent_id, title, raw),
-        )
+        cur = self._db.execute(_ADD, _object_row(object_id, kind, parent_id, title, raw))
         return cur.rowcount > 0
+
+    def add_all(self, entries: list[tuple[str, str, str | None, str, dict[str, Any]]], replace: bool) -> int:
+        """Records listed objects in one commit, as `add` does, or as `refresh` does with `replace`.
+
+        Returns how many were new (`add`: new or a stub filled in; `refresh`: new to this run).
+        """
+        if not entries:
+            return 0
+        rows = [_object_row(*entry) for entry in entries]
+        self._db.execute("BEGIN")
+        try:
+            if replace:
+                ids = list({entry[0] for entry in entries})
+                known = self._db.execute(
+                    f"SELECT COUNT(*) FROM objects WHERE id IN ({','.join('?' * len(ids))})", ids
+                ).fetchone()[0]
+                self._db.executemany(_REFRESH, rows)
+                added = len(ids) - int(known)
+            else:
+                added = self._db.executemany(_ADD, rows).rowcount
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+        return added
 
     def contains(self, object_id: str) -> bool:
         row = self._db.execute("SELECT 1 FROM objects WHERE id = ?", (object_id,)).fetchone()
@@ -169,11 +198,33 @@ class ExportIndex:
     def place(self, object_id: str, path: str, directory: str) -> None:
         self._db.execute("UPDATE objects SET path = ?, dir = ? WHERE id = ?", (path, directory, object_id))
 
-    def finish(self, object_id: str, files: list[ManifestFile]) -> None:
-        encoded = _dump([f.model_dump() for f in files])
-        self._db.execute(
-            "UPDATE objects SET status = 'exported', files = ? WHERE id = ?", (encoded, object_id)
-        )
+    def finish(
+        self,
+        object_id: str,
+        files: list[ManifestFile],
+        downloads: Iterable[tuple[ManifestFile, Iterable[str]]] = (),
+    ) -> None:
+        """Marks an object exported with its files; `downloads` (a file and the URLs it was had
+        from, for `file_path`) are recorded in the same commit."""
+        self._db.execute("BEGIN")
+        try:
+            for file, urls in downloads:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO downloads (path, sha256, size) VALUES (?, ?, ?)",
+                    (file.path, file.sha256, file.size),
+                )
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO files (url, path) VALUES (?, ?)",
+                    ((url, file.path) for url in urls),
+                )
+            self._db.execute(
+                "UPDATE objects SET status = 'exported', files = ? WHERE id = ?",
+                (_dump([f.model_dump() for f in files]), object_id),
+            )
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def add_file(self, object_id: str, file: ManifestFile) -> None:
         """Adds a file to an exported object's list, replacing an earlier one at the same path."""
@@ -224,22 +275,15 @@ class ExportIndex:
         row = self._db.execute("SELECT last_edited_time FROM previous WHERE id = ?", (object_id,)).fetchone()
         return str(row[0]) if row and row[0] else None
 
-    def remember_downloads(self, downloads: Iterable[tuple[ManifestFile, Iterable[str]]]) -> None:
-        """Files in staging and the URLs each was had from (for `file_path`), in one commit."""
-        self._db.execute("BEGIN")
-        for file, urls in downloads:
-            self._db.execute(
-                "INSERT OR REPLACE INTO downloads (path, sha256, size) VALUES (?, ?, ?)",
-                (file.path, file.sha256, file.size),
-            )
-            self._db.executemany(
-                "INSERT OR REPLACE INTO files (url, path) VALUES (?, ?)", ((url, file.path) for url in urls)
-            )
-        self._db.execute("COMMIT")
-
-    def download(self, path: str) -> ManifestFile | None:
-        row = self._db.execute("SELECT path, sha256, size FROM downloads WHERE path = ?", (path,)).fetchone()
-        return ManifestFile(path=row[0], sha256=row[1], size=row[2]) if row else None
+    def downloads(self, paths: list[str]) -> dict[str, ManifestFile]:
+        """The files among `paths` already downloaded into staging (by this page or another)."""
+        if not paths:
+            return {}
+        marks = ",".join("?" * len(paths))
+        rows = self._db.execute(
+            f"SELECT path, sha256, size FROM downloads WHERE path IN ({marks})", paths
+        ).fetchall()
+        return {r[0]: ManifestFile(path=r[0], sha256=r[1], size=r[2]) for r in rows}
 
     def file_path(self, url: str) -> str | None:
         row = self._db.execute("SELECT path FROM files WHERE url = ?", (url,)).fetchone()
@@ -297,14 +341,7 @@ class ExportIndex:
         Returns whether it is new to this run.
         """
         known = self.contains(object_id)
-        self._db.execute(
-            "INSERT INTO objects (id, kind, parent_id, title, created_time, last_edited_time, raw) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
-            "parent_id = excluded.parent_id, title = excluded.title, "
-            "created_time = excluded.created_time, last_edited_time = excluded.last_edited_time, "
-            "raw = excluded.raw",
-            _object_row(object_id, kind, parent_id, title, raw),
-        )
+        self._db.execute(_REFRESH, _object_row(object_id, kind, parent_id, title, raw))
         return not known
 
     def seed(self, objects: Iterable[tuple[str, str, str | None, str, dict[str, Any]]]) -> int:
