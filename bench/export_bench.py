@@ -113,12 +113,16 @@ def cpu_seconds(pid: int | None) -> float:
 
 @dataclass
 class PhaseClock:
-    """When each workflow phase was first seen, with the emulator's request count at that moment."""
+    """When each workflow phase was first seen, with the emulator's request count and the CPU
+    seconds all processes had used at that moment."""
 
     seen: dict[str, tuple[float, int]] = field(default_factory=dict)
+    cpu: dict[str, float] = field(default_factory=dict)
 
-    def note(self, phase: str, at: float, requests: int) -> None:
-        self.seen.setdefault(phase, (at, requests))
+    def note(self, phase: str, at: float, requests: int, cpu_s: float = 0.0) -> None:
+        if phase not in self.seen:
+            self.seen[phase] = (at, requests)
+            self.cpu[phase] = cpu_s
 
 
 def worker_env(
@@ -247,7 +251,8 @@ async def run_export(args: argparse.Namespace, work: Path, out: dict[str, Any]) 
             client, settings, ExportInput(destination=str(work / "out"), options=options)
         )
         clock = PhaseClock()
-        clock.note("start", start, api_requests(stats0))
+        pids = [w.pid for w in workers] + [emulator.pid, server.process.pid if server.process else None]
+        clock.note("start", start, api_requests(stats0), sum(cpu_seconds(pid) for pid in pids))
         result_task = asyncio.create_task(handle.result())
         deadline = start + args.timeout
         last_progress = None
@@ -256,7 +261,8 @@ async def run_export(args: argparse.Namespace, work: Path, out: dict[str, Any]) 
             now = time.monotonic()
             with contextlib.suppress(Exception):
                 last_progress = await query_progress(handle)
-                clock.note(last_progress.phase.value, now, api_requests(emulator.stats()))
+                used = sum(cpu_seconds(pid) for pid in pids)
+                clock.note(last_progress.phase.value, now, api_requests(emulator.stats()), used)
             for w in workers:
                 if w.poll() is not None:
                     raise RuntimeError(f"a worker exited with {w.returncode}; see {log_path}")
@@ -335,10 +341,12 @@ async def run_export(args: argparse.Namespace, work: Path, out: dict[str, Any]) 
             t_end, r_end = min(after)
             span = t_end - exporting[0]
             if span > 0:
+                next_phase = next(p for p, seen in clock.seen.items() if seen == (t_end, r_end))
                 out["export_phase"] = {
                     "seconds": round(span, 1),
                     "requests": r_end - exporting[1],
                     "requests_per_s": round((r_end - exporting[1]) / span, 3),
+                    "cpu_s": round(clock.cpu[next_phase] - clock.cpu[Phase.EXPORTING.value], 1),
                 }
         return out
     finally:
@@ -403,6 +411,14 @@ def describe(r: dict[str, Any], args: argparse.Namespace) -> str:
         "  CPU ms per page: "
         + ", ".join(f"{k} {1000 * v / max(1, r['pages_exported']):.2f}" for k, v in r["cpu_s"].items()),
         f"  phases first seen at (s, API requests): {r['phases']}",
+        *(
+            [
+                f"  exporting phase: {e['seconds']} s, {e['cpu_s']} CPU-s in all processes = "
+                f"{100 * e['cpu_s'] / e['seconds'] / 2:.0f}% of 2 cores"
+            ]
+            if (e := r.get("export_phase"))
+            else []
+        ),
         f"  1-min load average before/after: {r.get('loadavg_before')}/{r.get('loadavg_after')} "
         "(other jobs on the box inflate wall time)",
     ]

@@ -210,17 +210,21 @@ class _Renderer:
 
     def page(self, entry: _Entry) -> None:
         raw = self.read(entry)
+        parent = raw["page"].get("parent")
+        if isinstance(parent, dict) and parent.get("type") == "data_source_id":
+            self.catalogue.add_row(str(parent["data_source_id"]), raw["page"].get("created_time"), entry.id)
+        markdown = "md" in self.formats
+        html = "html" in self.formats and not (
+            self.keep_page_html and (self.site / html_path(entry.path)).is_file()
+        )
+        if not (markdown or html):
+            return
         page = with_property_items(raw["page"], raw.get("property_items") or {})
         blocks, comments = raw.get("blocks") or [], raw.get("comments") or []
-        parent = page.get("parent") if isinstance(page.get("parent"), dict) else {}
-        if parent and parent.get("type") == "data_source_id":
-            self.catalogue.add_row(str(parent["data_source_id"]), page.get("created_time"), entry.id)
         links = ManifestLinks(self.catalogue, entry.path, raw.get("files") or {})
-        if "md" in self.formats:
+        if markdown:
             self.write("md", entry.path, page_to_markdown(page, blocks, links, comments))
-        if "html" in self.formats and not (
-            self.keep_page_html and (self.site / html_path(entry.path)).is_file()
-        ):
+        if html:
             text = page_to_html(
                 page, blocks, self.html_links(links, entry.path), comments, self.nav(entry.path)
             )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 from typing import Any
 
@@ -106,13 +105,19 @@ def property_text(prop: dict[str, Any], links: LinkResolver) -> str:
 def with_property_items(page: dict[str, Any], items: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     """The page with each capped property (25 items at most in a page object) replaced by the
     complete list read from the property endpoint, keyed by property id."""
-    if not items:
+    if not items or not isinstance(page.get("properties"), dict):
         return page
-    complete: dict[str, Any] = copy.deepcopy(page)
-    for prop in complete.get("properties", {}).values():
+    # New dicts only where something changes: the page object is shared and must stay as received.
+    properties: dict[str, Any] = {}
+    for name, prop in page["properties"].items():
         found = items.get(prop.get("id"))
         if found is not None:
             kind = prop["type"]
-            prop[kind] = [item.get(kind) for item in found if item.get(kind) is not None]
-            prop["has_more"] = False
+            prop = {
+                **prop,
+                kind: [item.get(kind) for item in found if item.get(kind) is not None],
+                "has_more": False,
+            }
+        properties[name] = prop
+    complete = {**page, "properties": properties}
     return complete
