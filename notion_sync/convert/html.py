@@ -1,6 +1,8 @@
 """Notion pages, databases and data sources to a static HTML site (Jinja2, autoescape on).
 
-Decisions: the templates walk the block tree (`templates/blocks.html`); inline rich text reuses
+Decisions: the templates walk the block tree (`templates/blocks.html`) as views built here in one
+pass, whose attributes hold what a block shows (a call in a Jinja template costs far more than
+reading an attribute, and a page has hundreds of values to show); inline rich text reuses
 `richtext.rich_to_html` (it escapes text and drops unsafe link schemes) and property values reuse
 `properties.property_value`. Every `href`/`src` goes through `safe_url`, so `javascript:` and `data:`
 never reach the page. Internal links come from the same LinkResolver as the Markdown, wrapped in
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib.resources import files
@@ -44,6 +46,7 @@ _LIST_TYPES = {"bulleted_list_item": "ul", "numbered_list_item": "ol", "to_do": 
 _HEADING = re.compile(r"heading_(\d)")
 _COLORS = {"gray", "brown", "orange", "yellow", "green", "blue", "purple", "pink", "red"}
 _EXTENSION = re.compile(r"\.(md|csv)$")
+_NOT_IN_ANCHOR = re.compile(r"[^0-9a-zA-Z-]")
 # The site's folder inside a snapshot: `A/B.md` has its twin at `html/A/B.html`.
 SITE = "html"
 
@@ -142,50 +145,131 @@ def color_class(color: object) -> str:
     return f"color-{name}" if name in _COLORS else ""
 
 
-@dataclass(frozen=True)
-class _Group:
-    tag: str | None  # "ul"/"ol" for a run of list items, None for one block
-    kind: str
-    blocks: list[JSON]
-    start: int = 1
-
-
-def group(blocks: Sequence[JSON]) -> Iterator[_Group]:
-    """Consecutive list items of one kind become one list; every other block stands alone."""
-    i = 0
-    while i < len(blocks):
-        kind = str(blocks[i].get("type"))
-        if kind not in _LIST_TYPES:
-            yield _Group(None, kind, [blocks[i]])
-            i += 1
-            continue
-        j = i
-        while j < len(blocks) and blocks[j].get("type") == kind:
-            j += 1
-        start = body(blocks[i]).get("list_start_index")
-        yield _Group(_LIST_TYPES[kind], kind, list(blocks[i:j]), start if isinstance(start, int) else 1)
-        i = j
-
-
 def heading_level(block: JSON) -> int:
     m = _HEADING.fullmatch(str(block.get("type")))
     return min(int(m.group(1)), 6) if m else 0
 
 
-def headings(blocks: Sequence[JSON]) -> list[tuple[int, str, str]]:
-    """(level, text, anchor) of every heading in the tree, for the table of contents."""
-    out: list[tuple[int, str, str]] = []
-    for block in blocks:
-        level = heading_level(block)
-        if level:
-            text = plain_text(body(block).get("rich_text")).replace("\n", " ").strip()
-            out.append((level, text or "Untitled", anchor(block)))
-        out.extend(headings(children(block)))
-    return out
-
-
 def anchor(block: JSON) -> str:
-    return "b-" + re.sub(r"[^0-9a-zA-Z-]", "", str(block.get("id") or ""))
+    return "b-" + _NOT_IN_ANCHOR.sub("", str(block.get("id") or ""))
+
+
+# --- what the templates read -----------------------------------------------------------------
+# Every call in a template goes through Jinja's `Context.call` (1-2 µs each, over a hundred per
+# page), while reading an attribute is cheap: so the block tree is walked once here, and the
+# templates get views whose attributes hold, or render when shown, all they need.
+
+
+@dataclass(slots=True)
+class _Block:
+    """One block as the templates read it: rich text, links and media are rendered when shown."""
+
+    block: JSON
+    kind: object  # the block's `type`, as is
+    data: JSON  # its body: `block[type]`, {} if that is not an object
+    anchor: str
+    color_class: str
+    level: int  # 1-6 for a heading, else 0
+    children: list[_Block]
+    groups: list[_Group]  # the children, grouped
+    h: _Helpers
+
+    def rich(self, rich: object) -> Markup:
+        return self.h.rich(rich)
+
+    @property
+    def text(self) -> Markup:
+        return self.h.rich(self.data.get("rich_text"))
+
+    @property
+    def plain_text(self) -> str:
+        return plain_text(self.data.get("rich_text"))
+
+    @property
+    def caption(self) -> Markup:
+        return self.h.rich(self.data.get("caption"))
+
+    @property
+    def caption_text(self) -> str:
+        return plain_text(self.data.get("caption"))
+
+    @property
+    def language(self) -> str:
+        return str(self.data.get("language") or "plain text")
+
+    @property
+    def url(self) -> object:
+        return self.data.get("url") or ""
+
+    @property
+    def href(self) -> str:
+        return safe_url(self.url)
+
+    @property
+    def cells(self) -> list[Markup]:
+        return [self.h.rich(cell) for cell in self.data.get("cells") or []]
+
+    @property
+    def icon(self) -> Markup:
+        return self.h.icon(self.data.get("icon"))
+
+    @property
+    def src(self) -> str:
+        return self.h.media_src(self.data)
+
+    @property
+    def file_name(self) -> str:
+        return self.h.file_name(self.block)
+
+    @property
+    def link(self) -> tuple[str, str]:
+        return self.h.link_title(self.block)
+
+
+@dataclass(slots=True)
+class _Group:
+    tag: str | None  # "ul"/"ol" for a run of list items, None for one block
+    kind: str
+    blocks: list[_Block]
+    start: int = 1
+
+
+def group(blocks: list[_Block]) -> list[_Group]:
+    """Consecutive list items of one kind become one list; every other block stands alone."""
+    groups = []
+    i = 0
+    while i < len(blocks):
+        kind = str(blocks[i].kind)
+        if kind not in _LIST_TYPES:
+            groups.append(_Group(None, kind, [blocks[i]]))
+            i += 1
+            continue
+        j = i
+        while j < len(blocks) and blocks[j].kind == kind:
+            j += 1
+        start = blocks[i].data.get("list_start_index")
+        groups.append(_Group(_LIST_TYPES[kind], kind, blocks[i:j], start if isinstance(start, int) else 1))
+        i = j
+    return groups
+
+
+Toc = list[tuple[int, str, str]]  # (level, text, anchor) of every heading, in document order
+
+
+def block_views(blocks: Iterable[JSON], h: _Helpers, toc: Toc) -> list[_Block]:
+    """Views of `blocks` and all their descendants; headings are added to `toc` on the way."""
+    views = []
+    for block in blocks:
+        data = body(block)
+        level = heading_level(block)
+        block_anchor = anchor(block)
+        if level:
+            text = plain_text(data.get("rich_text")).replace("\n", " ").strip()
+            toc.append((level, text or "Untitled", block_anchor))
+        kids = block_views(children(block), h, toc)
+        color = color_class(data.get("color"))
+        views.append(_Block(block, block.get("type"), data, block_anchor, color, level, kids, group(kids), h))
+    return views
 
 
 class _Helpers:
@@ -293,17 +377,7 @@ _ENV = Environment(
     # templates ship with the package: compile each once, never re-check it (also for extends/import)
     auto_reload=False,
 )
-_ENV.globals.update(
-    body=body,
-    children=children,
-    color_class=color_class,
-    group=group,
-    heading_level=heading_level,
-    anchor=anchor,
-    safe_url=safe_url,
-    plain_text=plain_text,
-    format_date=format_date,
-)
+_ENV.globals.update(safe_url=safe_url)
 
 
 def stylesheet() -> str:
@@ -332,15 +406,17 @@ def page_to_html(
     props = page.get("properties") if isinstance(page.get("properties"), dict) else {}
     assert isinstance(props, dict)
     shown = {name: p for name, p in props.items() if isinstance(p, dict) and p.get("type") != "title"}
-    return _render(
-        "page.html",
-        links,
+    h = _Helpers(links)
+    toc: Toc = []
+    views = block_views(blocks, h, toc)
+    return _template("page.html").render(
+        h=h,
         title=page_title(page),
         page=page,
         notion=str(page.get("url") or notion_url(str(page.get("id") or ""))),
-        properties=shown,
-        blocks=blocks,
-        toc=headings(blocks),
+        properties=[(name, h.property_html(p)) for name, p in shown.items()],
+        groups=group(views),
+        toc=toc,
         comments=list(comments),
         nav=nav,
     )

@@ -416,8 +416,37 @@ def _html_nodes(nodes: list[_Node], links: LinkResolver, in_link: bool = False) 
     return out
 
 
+_UNMARKED = (*_MARK_ORDER[2:], "code")  # annotations that must all be off for `_unmarked_text`
+
+
+def _unmarked_text(rich: Sequence[dict[str, Any]], links: LinkResolver) -> str | None:
+    """The text of rich text that is only unmarked, unlinked text runs (most of it); else None."""
+    parts = []
+    for item in rich:
+        if not isinstance(item, dict):
+            continue
+        if item.get("type") != "text" or _link_url(item, links) is not None:
+            return None
+        ann = item.get("annotations")
+        if isinstance(ann, dict) and (
+            any(map(ann.get, _UNMARKED)) or color_css(str(ann.get("color") or "default"))
+        ):
+            return None
+        parts.append(item_text(item).replace("\r\n", "\n").replace("\r", "\n"))
+    return "".join(parts)
+
+
 def rich_to_html(rich: Sequence[dict[str, Any]] | None, links: LinkResolver) -> str:
-    return "<br>".join(_html_nodes(_tree(line), links) for line in _segments(rich or (), links))
+    text = _unmarked_text(rich or (), links)
+    if text is None:
+        return "<br>".join(_html_nodes(_tree(line), links) for line in _segments(rich or (), links))
+    # what `_segments` makes of unmarked text: its lines, without blank ones at either end
+    lines = text.split("\n")
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return "<br>".join(html.escape(line) for line in lines)
 
 
 __all__ = [
