@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 
@@ -29,6 +31,8 @@ class StepContext:
     # Downloads of files go to their storage hosts, not to the API: no budget, no token. The gateway
     # sends its requests through the same session (one connection pool per step).
     http: aiohttp.ClientSession
+    # Synced-block originals being read, so pages read side by side read each once.
+    synced_reads: dict[str, asyncio.Future[list[dict[str, Any]]]] = field(default_factory=dict)
 
 
 def throttled(beat: Callable[[], None], interval_s: float = 0.5) -> Callable[[], None]:
@@ -63,9 +67,12 @@ async def open_step(
         timeout_s=settings.request_timeout_s,
         on_request=throttled(on_request) if on_request else None,
     )
+    ctx = StepContext(gateway, index, destination, staging.staging_id, settings, http)
     try:
-        yield StepContext(gateway, index, destination, staging.staging_id, settings, http)
+        yield ctx
     finally:
+        for reading in ctx.synced_reads.values():
+            reading.cancel()
         index.close()
         await gateway.aclose()
         await http.close()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -219,27 +219,55 @@ async def _export_database(
 
 
 async def fetch_tree(ctx: StepContext, block_id: str) -> list[JSON]:
-    """The children of a page or block, recursively, each with an added `children` list."""
-    blocks: list[JSON] = []
-    async for block in ctx.gateway.children(block_id):
+    """The children of a page or block, recursively, each with an added `children` list.
+
+    Nested subtrees are read side by side, so a page takes as long as its deepest chain of
+    requests, not their sum; synced blocks read their originals one after another (once each).
+    """
+    blocks = [block async for block in ctx.gateway.children(block_id)]
+    nested: list[JSON] = []
+    synced: list[tuple[JSON, str]] = []
+    for block in blocks:
         kind = block.get("type", "")
         if kind in _SEPARATE_OBJECTS:
             _note_reference(ctx, block, _SEPARATE_OBJECTS[kind], parent_id=_page_of(block, block_id))
         elif kind == "synced_block" and (block.get("synced_block") or {}).get("synced_from"):
             original = block["synced_block"]["synced_from"].get("block_id")
             if original:
-                block["children"] = await _synced_children(ctx, original)
+                synced.append((block, original))
         elif block.get("has_children"):
-            block["children"] = await fetch_tree(ctx, block["id"])
-        blocks.append(block)
+            nested.append(block)
+    for block, subtree in zip(nested, await _all(fetch_tree(ctx, b["id"]) for b in nested), strict=True):
+        block["children"] = subtree
+    for block, original in synced:
+        block["children"] = await _synced_children(ctx, original)
     return blocks
 
 
+async def _all(reads: Iterable[Coroutine[Any, Any, list[JSON]]]) -> list[list[JSON]]:
+    """The reads' results, in order; the first failure cancels the others and is raised as is."""
+    tasks = [asyncio.ensure_future(read) for read in reads]
+    try:
+        return await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        raise
+
+
 async def _synced_children(ctx: StepContext, original_id: str) -> list[JSON]:
-    """A synced block's content, read from its original once per export."""
+    """A synced block's content, read from its original once per export (pages and subtrees read
+    side by side wait for the one read in flight)."""
     cached = ctx.index.synced_children(original_id)
     if cached is not None:
         return cached
+    reading = ctx.synced_reads.get(original_id)
+    if reading is None:
+        reading = ctx.synced_reads[original_id] = asyncio.ensure_future(_read_original(ctx, original_id))
+    return await asyncio.shield(reading)
+
+
+async def _read_original(ctx: StepContext, original_id: str) -> list[JSON]:
     try:
         children = await fetch_tree(ctx, original_id)
     except ObjectUnavailable:
