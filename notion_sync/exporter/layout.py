@@ -45,14 +45,16 @@ def assign_paths(
         ready = index.unplaced(_CHUNK)
         if not ready:
             return placed
-        for _seq, object_id, kind, title, parent_dir, _parent_status in ready:
-            directory = parent_dir or ""
-            if layout == "notion":
-                # Notion caps its titles shorter than we do, leaving room for the id.
-                name = f"{safe_name(title, max_len=50)} {object_id.replace('-', '')}"
-            else:
-                name = unique_name(safe_name(title), object_id, _ClaimedNames(index, directory))
-            index.claim_name(directory, name.casefold())
-            folder = f"{directory}/{name}" if directory else name
-            index.place(object_id, folder + _EXTENSIONS.get(kind, ".md"), folder)
-            placed += 1
+        # One commit per chunk: thousands of objects are placed before the first page is exported.
+        with index.transaction():
+            for _seq, object_id, kind, title, parent_dir, _parent_status in ready:
+                directory = parent_dir or ""
+                if layout == "notion":
+                    # Notion caps its titles shorter than we do, leaving room for the id.
+                    name = f"{safe_name(title, max_len=50)} {object_id.replace('-', '')}"
+                else:
+                    name = unique_name(safe_name(title), object_id, _ClaimedNames(index, directory))
+                index.claim_name(directory, name.casefold())
+                folder = f"{directory}/{name}" if directory else name
+                index.place(object_id, folder + _EXTENSIONS.get(kind, ".md"), folder)
+                placed += 1

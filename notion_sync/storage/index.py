@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,18 @@ class ExportIndex:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """The statements inside commit together, or not at all. Never hold one across an await:
+        another activity's connection in the same thread would wait on it forever."""
+        self._db.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
     def add(
         self,
         object_id: str,
@@ -110,22 +123,15 @@ class ExportIndex:
         if not entries:
             return 0
         rows = [_object_row(*entry) for entry in entries]
-        self._db.execute("BEGIN")
-        try:
-            if replace:
-                ids = list({entry[0] for entry in entries})
-                known = self._db.execute(
-                    f"SELECT COUNT(*) FROM objects WHERE id IN ({','.join('?' * len(ids))})", ids
-                ).fetchone()[0]
-                self._db.executemany(_REFRESH, rows)
-                added = len(ids) - int(known)
-            else:
-                added = self._db.executemany(_ADD, rows).rowcount
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
-        return added
+        with self.transaction():
+            if not replace:
+                return self._db.executemany(_ADD, rows).rowcount
+            ids = list({entry[0] for entry in entries})
+            known = self._db.execute(
+                f"SELECT COUNT(*) FROM objects WHERE id IN ({','.join('?' * len(ids))})", ids
+            ).fetchone()[0]
+            self._db.executemany(_REFRESH, rows)
+            return len(ids) - int(known)
 
     def contains(self, object_id: str) -> bool:
         row = self._db.execute("SELECT 1 FROM objects WHERE id = ?", (object_id,)).fetchone()
@@ -267,9 +273,10 @@ class ExportIndex:
 
     def load_previous(self, entries: Iterable[tuple[str, str | None]]) -> None:
         """The ids and edit times of the snapshot a sync builds on."""
-        self._db.execute("BEGIN")
-        self._db.executemany("INSERT OR REPLACE INTO previous (id, last_edited_time) VALUES (?, ?)", entries)
-        self._db.execute("COMMIT")
+        with self.transaction():
+            self._db.executemany(
+                "INSERT OR REPLACE INTO previous (id, last_edited_time) VALUES (?, ?)", entries
+            )
 
     def previous_edit(self, object_id: str) -> str | None:
         row = self._db.execute("SELECT last_edited_time FROM previous WHERE id = ?", (object_id,)).fetchone()
@@ -347,18 +354,12 @@ class ExportIndex:
     def seed(self, objects: Iterable[tuple[str, str, str | None, str, dict[str, Any]]]) -> int:
         """Carries objects over from a previous snapshot, all or none; returns how many were new."""
         rows = (_object_row(*entry) for entry in objects)
-        self._db.execute("BEGIN")
-        try:
-            cur = self._db.executemany(
+        with self.transaction():
+            return self._db.executemany(
                 "INSERT OR IGNORE INTO objects (id, kind, parent_id, title, created_time, "
                 "last_edited_time, raw) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 rows,
-            )
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
-        return cur.rowcount
+            ).rowcount
 
 
 def _object_row(
