@@ -3,6 +3,7 @@
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any, Protocol
 
 from notion_sync.emulator.files import BIG_FILE_NAME
@@ -49,6 +50,7 @@ class View(Protocol):
 # --- rich text ---------------------------------------------------------------------------------
 
 
+@cache  # one shared, read-only dict per styling: rich text is most of a page's dicts
 def annotations(color: str = "default", *flags: str) -> JSON:
     return {
         "bold": "bold" in flags,
@@ -210,12 +212,13 @@ class TreeBuilder:
         self.page_id = view.page_id(page)
         self.created, self.edited = times
         self.author = author
+        self.page_parent: JSON = {"type": "page_id", "page_id": self.page_id}  # shared by top blocks
         self.tree = PageTree()
 
     def add(self, parent: int, block_type: str, payload: JSON, object_id: str | None = None) -> int:
         index = len(self.tree.blocks)
         if parent == 0:
-            parent_ref = {"type": "page_id", "page_id": self.page_id}
+            parent_ref = self.page_parent
         else:
             parent_ref = {"type": "block_id", "block_id": self.tree.blocks[parent]["id"]}
             self.tree.blocks[parent]["has_children"] = True

@@ -1,11 +1,16 @@
-"""Token-bucket rate limiting and seeded fault injection for the emulator's /v1 routes."""
+"""Token-bucket rate limiting, seeded fault injection and latency for the emulator's /v1 routes."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
+
+# What asyncio counts as due: a timer runs once loop.time() + this passes its deadline.
+CLOCK_RESOLUTION = time.get_clock_info("monotonic").resolution
 
 # Fixed order so one uniform draw maps to the same kind for the same seed.
 FAULT_KINDS = ("500", "502", "503", "504", "529", "slow", "reset", "truncate")
@@ -56,3 +61,36 @@ class FaultInjector:
             if draw < 0:
                 return kind
         return None
+
+
+class DelayLine:
+    """`asyncio.sleep` for many concurrent requests with one loop timer instead of one each.
+
+    A fixed latency hands out deadlines in order, so waiters queue and one timer releases each
+    batch exactly when their own sleeps would have ended. A deadline that would jump the queue
+    (jitter, a shorter latency set mid-flight) sleeps on its own.
+    """
+
+    def __init__(self) -> None:
+        self._waiting: deque[tuple[float, asyncio.Future[None]]] = deque()
+
+    async def sleep(self, seconds: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        if seconds <= 0 or (self._waiting and deadline < self._waiting[-1][0]):
+            await asyncio.sleep(seconds)
+            return
+        if not self._waiting:
+            loop.call_at(deadline, self._release, loop)
+        waiter = loop.create_future()
+        self._waiting.append((deadline, waiter))
+        await waiter
+
+    def _release(self, loop: asyncio.AbstractEventLoop) -> None:
+        due = loop.time() + CLOCK_RESOLUTION
+        while self._waiting and self._waiting[0][0] < due:
+            waiter = self._waiting.popleft()[1]
+            if not waiter.done():  # cancelled while waiting
+                waiter.set_result(None)
+        if self._waiting:
+            loop.call_at(self._waiting[0][0], self._release, loop)

@@ -88,9 +88,16 @@ class Schemas:
         self.view = view
         self.ids = property_ids(seed)
         self.by_id = {pid: name for name, pid in self.ids.items()}
+        self._options: dict[tuple[int, int, str, str], JSON] = {}
 
     def _option(self, group: int, n: int, name: str, color: str) -> JSON:
-        return {"id": self.view.codec.encode(Kind.OPTION, group, n), "name": name, "color": color}
+        """Shared and read-only, as every row holds a few of the same dozen options."""
+        key = (group, n, name, color)
+        option = self._options.get(key)
+        if option is None:
+            option = {"id": self.view.codec.encode(Kind.OPTION, group, n), "name": name, "color": color}
+            self._options[key] = option
+        return option
 
     def _config(self, name: str, kind: str, source: SourceInfo) -> JSON:
         ids = self.ids

@@ -11,12 +11,14 @@ import asyncio
 import math
 import mimetypes
 import random
+import re
 import socket
 import struct
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Literal
 from urllib.parse import unquote
 
@@ -25,7 +27,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from notion_sync.emulator.backend import JSON, Backend
-from notion_sync.emulator.limits import FAULT_KINDS, FaultInjector, TokenBucket
+from notion_sync.emulator.limits import FAULT_KINDS, DelayLine, FaultInjector, TokenBucket
 from notion_sync.emulator.replay import ReplayBackend
 from notion_sync.emulator.stats import Stats
 
@@ -39,6 +41,9 @@ MISSING_VERSION = (
     "`undefined`."
 )
 INCOMPLETE = {"type": "incomplete", "incomplete_reason": "query_result_limit_reached"}
+CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))  # version and variant bits, as uuid.UUID(version=4)
+UUID4_SET = (4 << 76) | (0x8000 << 48)
 FAULT_BODIES = {
     "500": (500, "internal_server_error", "Unexpected error occurred."),
     "502": (502, "bad_gateway", "Bad Gateway"),
@@ -93,6 +98,8 @@ def validation_error(message: str) -> ApiError:
 
 def parse_uuid(raw: str, where: str) -> str:
     """Dashed lowercase UUID, or Notion's validation error for a malformed id."""
+    if CANONICAL_UUID.fullmatch(raw):  # what clients send; parsing it would give it back unchanged
+        return raw
     try:
         return str(uuid.UUID(raw))
     except ValueError:
@@ -166,6 +173,11 @@ def plain_title(obj: JSON) -> str:
     return "".join(part.get("plain_text", "") for part in rich)
 
 
+@lru_cache(maxsize=64)  # file names repeat (photo.png, paper.pdf, ...); guess_type is slow
+def content_type(name: str) -> str:
+    return mimetypes.guess_type(name)[0] or "application/octet-stream"
+
+
 def s3_error(code: str, message: str, request_id: str) -> web.Response:
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     body = (
@@ -208,6 +220,7 @@ class EmulatorServer:
         self.stats = Stats(track_ids=track_ids)
         self._request_ids = random.Random(seed)  # seeded: same requests, same bytes
         self._jitter = random.Random(seed + 1)
+        self._delays = DelayLine()
         self.config = EmulatorConfig()
         self._bucket: TokenBucket | None = None
         self._faults = FaultInjector({}, 0)
@@ -233,7 +246,9 @@ class EmulatorServer:
     # --- plumbing ------------------------------------------------------------------------------
 
     def request_id(self) -> str:
-        return str(uuid.UUID(int=self._request_ids.getrandbits(128), version=4))
+        """str(uuid.UUID(int=<128 random bits>, version=4)), without building the UUID."""
+        h = f"{self._request_ids.getrandbits(128) & UUID4_CLEAR | UUID4_SET:032x}"
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
     def json(self, payload: JSON, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
         payload["request_id"] = self.request_id()
@@ -292,9 +307,9 @@ class EmulatorServer:
         status, sent = "error", 0
         try:
             response = await self._serve(request, handler)
-            # Faulted responses carry what really went out; see _inject.
-            status = response.get("emulator_status", str(response.status))
-            sent = response.get("emulator_sent", response.content_length or 0)
+            status, sent = str(response.status), response.content_length or 0
+            if len(response):  # a faulted response carries what really went out; see _inject
+                status, sent = response["emulator_status"], response["emulator_sent"]
             return response
         except web.HTTPException as exc:  # aiohttp's own 404/405 outside /v1
             status = str(exc.status)
@@ -330,7 +345,7 @@ class EmulatorServer:
     async def _delay(self) -> None:
         cfg = self.config
         if cfg.latency_ms or cfg.jitter_ms:
-            await asyncio.sleep((cfg.latency_ms + self._jitter.uniform(0, cfg.jitter_ms)) / 1000)
+            await self._delays.sleep((cfg.latency_ms + self._jitter.uniform(0, cfg.jitter_ms)) / 1000)
 
     async def _inject(self, fault: str, request: web.Request, handler: Handler) -> web.StreamResponse:
         if fault in FAULT_BODIES:
@@ -565,8 +580,7 @@ class EmulatorServer:
         data = self.content.file_bytes(key)
         if data is None:
             return web.Response(status=404, text="Not Found")
-        content_type = mimetypes.guess_type(key)[0] or "application/octet-stream"
-        return web.Response(body=data, content_type=content_type)
+        return web.Response(body=data, content_type=content_type(key.rpartition("/")[2]))
 
     # --- replay --------------------------------------------------------------------------------
 

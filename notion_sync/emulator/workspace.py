@@ -7,6 +7,7 @@ The tree lives in compact arrays (parent, timestamps, flags); page content is de
 import hashlib
 import hmac
 import random
+import re
 import time
 from array import array
 from collections import OrderedDict
@@ -53,7 +54,9 @@ HOSTILE_TITLES = (
 FIRST_NAMES = ("Ada", "Grace", "Linus", "Zoë", "José", "Mei", "Oluwaseun", "Åsa", "Ravi", "Ingrid")
 LAST_NAMES = ("Lovelace", "Hopper", "O'Brien", "Müller", "Nakamura", "<b>Bold</b>")
 PRIVATE, ROW, TRASHED, DELETED = 1, 2, 4, 8  # page flag bits
+NOT_ALNUM = re.compile(r"[\W_]")  # \w is exactly str.isalnum() plus "_"
 DAY = 24 * 60
+PAGE_ID_CACHE = 1 << 16  # ~10 MB of ids at most
 
 
 def _minutes_iso(minutes: int) -> str:
@@ -63,18 +66,21 @@ def _minutes_iso(minutes: int) -> str:
 class IdSequence(Sequence[str]):
     """Ids computed on access from compact entries (page index >= 0, data source k as -(k + 1))."""
 
-    def __init__(self, codec: IdCodec, entries: Sequence[int], reverse: bool = False) -> None:
-        self._codec, self._entries, self._reverse = codec, entries, reverse
+    def __init__(
+        self,
+        page_id: Callable[[int], str],
+        source_id: Callable[[int], str],
+        entries: Sequence[int],
+        reverse: bool = False,
+    ) -> None:
+        self._page_id, self._source_id = page_id, source_id
+        self._entries, self._reverse = entries, reverse
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def _id(self, entry: int) -> str:
-        return (
-            self._codec.encode(Kind.PAGE, entry)
-            if entry >= 0
-            else self._codec.encode(Kind.DATA_SOURCE, -entry - 1)
-        )
+        return self._page_id(entry) if entry >= 0 else self._source_id(-entry - 1)
 
     @overload
     def __getitem__(self, index: int) -> str: ...
@@ -108,8 +114,10 @@ class Workspace:
         self.clock: Callable[[], float] = time.time  # only mutations read it (tests may replace it)
         self._rng = random.Random(seed)
         self._titles: dict[int, str] = {}
+        self._page_ids: dict[int, str] = {}
         self._plan_users()
         self._plan_tree(pages)
+        self._sources = [self._source_info(k) for k in range(len(self.ds_count))]
         self.schemas = Schemas(self, seed)
         self._trees: OrderedDict[int, PageTree] = OrderedDict()
         self._versions: dict[int, int] = {}
@@ -125,6 +133,9 @@ class Workspace:
 
     def _plan_users(self) -> None:
         self.n_users = self.shape.users
+        # shared, read-only: users are nested in most objects, and never change
+        self._people = [self._person(u) for u in range(self.n_users)]
+        self._authors: list[JSON] = [{"object": "user", "id": p["id"]} for p in self._people]
         self.bot_user: JSON = {
             "object": "user",
             "id": self.codec.encode(Kind.USER, 0),
@@ -272,7 +283,13 @@ class Workspace:
     # --- the View used by content and properties ----------------------------------------------
 
     def page_id(self, index: int) -> str:
-        return self.codec.encode(Kind.PAGE, index)
+        """Cached: a page's id is in its object, its parent's blocks, relations, mentions, search."""
+        found = self._page_ids.get(index)
+        if found is None:
+            if len(self._page_ids) >= PAGE_ID_CACHE:
+                self._page_ids.clear()
+            found = self._page_ids[index] = self.codec.encode(Kind.PAGE, index)
+        return found
 
     def page_title(self, index: int) -> str:
         if index in self._titles:
@@ -306,6 +323,10 @@ class Workspace:
         return self.n_users
 
     def user_object(self, index: int) -> JSON:
+        """Shared and read-only (nested in other objects); copy it to answer with it."""
+        return self._people[index]
+
+    def _person(self, index: int) -> JSON:
         first, last = FIRST_NAMES[index % len(FIRST_NAMES)], LAST_NAMES[index % len(LAST_NAMES)]
         return {
             "object": "user",
@@ -317,7 +338,7 @@ class Workspace:
         }
 
     def _author(self, index: int) -> JSON:
-        return {"object": "user", "id": self.codec.encode(Kind.USER, index % self.n_users + 1)}
+        return self._authors[index % self.n_users]
 
     def random_page(self, rng: random.Random) -> int:
         return rng.randrange(self.n_tree) if self.n_tree else 0
@@ -332,7 +353,7 @@ class Workspace:
         return f"{tag}-{self._file_sig(tag, name)}/{name}"
 
     def _file_sig(self, tag: str, name: str) -> str:
-        return hmac.new(self.files.secret, f"{tag}/{name}".encode(), hashlib.sha256).hexdigest()[:12]
+        return self.files.mac(f"{tag}/{name}")[:12]
 
     def file_object(self, key: str, external: bool) -> JSON:
         if external:
@@ -382,11 +403,11 @@ class Workspace:
 
     @property
     def _deleted_any(self) -> bool:
-        return any(self.flags[i] & DELETED for i in self._flagged)
+        return bool(self._flagged) and any(self.flags[i] & DELETED for i in self._flagged)
 
     @property
     def _trashed_any(self) -> bool:
-        return any(self.flags[i] & TRASHED for i in self._flagged)
+        return bool(self._flagged) and any(self.flags[i] & TRASHED for i in self._flagged)
 
     def child_pages(self, index: int) -> list[int]:
         if index in self._child_override:
@@ -498,7 +519,7 @@ class Workspace:
         return icon, cover
 
     def _page_url(self, index: int) -> str:
-        slug = "-".join("".join(ch if ch.isalnum() else " " for ch in self.page_title(index)).split())
+        slug = "-".join(NOT_ALNUM.sub(" ", self.page_title(index)).split())
         hex_id = self.page_id(index).replace("-", "")
         return f"https://app.notion.com/p/{slug}-{hex_id}" if slug else f"https://app.notion.com/p/{hex_id}"
 
@@ -541,7 +562,7 @@ class Workspace:
             creator=self.user_object(index % self.n_users),
             editor=self.user_object((index + self._versions.get(index, 0)) % self.n_users),
         )
-        return self.schemas.values(index, self._source_info(-parent - 2), meta, capped)
+        return self.schemas.values(index, self._sources[-parent - 2], meta, capped)
 
     def _source_info(self, k: int) -> SourceInfo:
         target = (
@@ -609,7 +630,7 @@ class Workspace:
             "title": rich(self.source_title(k)),
             "description": [],
             "is_inline": bool(self.db_inline[db]),
-            "properties": self.schemas.schema(self._source_info(k)),
+            "properties": self.schemas.schema(self._sources[k]),
             "parent": {"type": "database_id", "database_id": self.database_id(db)},
             "database_parent": {"type": "page_id", "page_id": self.page_id(home)},
             "url": "https://app.notion.com/p/" + self.database_id(db).replace("-", ""),
@@ -688,13 +709,13 @@ class Workspace:
     # --- users and comments -------------------------------------------------------------------
 
     def users(self) -> list[JSON]:
-        return [self.user_object(u) for u in range(self.n_users)] + [dict(self.bot_user)]
+        return [dict(person) for person in self._people] + [dict(self.bot_user)]
 
     def user(self, user_id: str) -> JSON | None:
         index = self._decode(user_id, Kind.USER)
         if index is None or index > self.n_users:
             return None
-        return dict(self.bot_user) if index == 0 else self.user_object(index - 1)
+        return dict(self.bot_user if index == 0 else self.user_object(index - 1))
 
     def comments(self, block_id: str) -> list[JSON] | None:
         found = self._locate(block_id)
@@ -750,7 +771,7 @@ class Workspace:
         if entries is None:
             entries = self._search_order(kind)
             self._search_cache[kind] = entries
-        return IdSequence(self.codec, entries, reverse=descending)
+        return IdSequence(self.page_id, self._source_id, entries, reverse=descending)
 
     def _search_order(self, kind: str | None) -> "array[int]":
         number, etime = self.codec.number, self.etime
@@ -794,7 +815,7 @@ class Workspace:
             self._query_cache[cache_key] = rows
             if len(self._query_cache) > 32:
                 self._query_cache.popitem(last=False)
-        return IdSequence(self.codec, rows)
+        return IdSequence(self.page_id, self._source_id, rows)
 
     # --- mutations ----------------------------------------------------------------------------
 
