@@ -45,7 +45,9 @@ async def exported(
         yield snapshot, emulator
 
 
-def test_published_site_equals_an_offline_render(exported: tuple[Path, EmulatorProcess], tmp_path: Path) -> None:
+def test_published_site_equals_an_offline_render(
+    exported: tuple[Path, EmulatorProcess], tmp_path: Path
+) -> None:
     """Pages rendered by the export batches are byte for byte what `render` makes of the JSON."""
     snapshot, _ = exported
     published = snapshot.parent.parent.parent / "published-html"
