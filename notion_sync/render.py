@@ -15,7 +15,7 @@ import os
 import posixpath
 import sqlite3
 import tempfile
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -47,11 +47,15 @@ JSON = dict[str, Any]
 FORMATS = ("md", "csv", "html")
 _SCHEMA = """
 CREATE TABLE objects (id TEXT PRIMARY KEY, kind TEXT NOT NULL, title TEXT NOT NULL, path TEXT NOT NULL,
-                      folder TEXT NOT NULL);
+                      dir TEXT NOT NULL, folder TEXT NOT NULL);
+CREATE INDEX objects_dir ON objects(dir);
 CREATE INDEX objects_folder ON objects(folder);
 CREATE TABLE rows (data_source_id TEXT NOT NULL, created_time TEXT, id TEXT NOT NULL);
 CREATE INDEX rows_source ON rows(data_source_id, created_time, id);
 """
+_ENTRY = "SELECT id, kind, title, path FROM objects"
+# The index page lists each folder by title, as a reader looks for things (Python's casefold).
+_BY_TITLE = " ORDER BY tree_title(title), site_href(path)"
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,8 @@ class Catalogue:
         self._db.execute("PRAGMA journal_mode = OFF")
         self._db.execute("PRAGMA synchronous = OFF")
         self._db.executescript(_SCHEMA)
+        self._db.create_function("tree_title", 1, _tree_title, deterministic=True)
+        self._db.create_function("site_href", 1, _site_href, deterministic=True)
 
     def close(self) -> None:
         self._db.close()
@@ -97,8 +103,15 @@ class Catalogue:
                     continue
                 path = str(obj["path"])
                 self._db.execute(
-                    "INSERT OR REPLACE INTO objects VALUES (?, ?, ?, ?, ?)",
-                    (obj["id"], obj["type"], obj.get("title") or "", path, path.rsplit(".", 1)[0]),
+                    "INSERT OR REPLACE INTO objects VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        obj["id"],
+                        obj["type"],
+                        obj.get("title") or "",
+                        path,
+                        posixpath.dirname(path),
+                        _folder(path),
+                    ),
                 )
                 kept += 1
             self._db.execute("COMMIT")
@@ -114,18 +127,24 @@ class Catalogue:
 
     def at_folder(self, folder: str) -> _Entry | None:
         """The object whose children live in `folder` (the page `folder.md`, say)."""
-        row = self._db.execute(
-            "SELECT id, kind, title, path FROM objects WHERE folder = ?", (folder,)
-        ).fetchone()
+        row = self._db.execute(_ENTRY + " WHERE folder = ?", (folder,)).fetchone()
         return _Entry(*row) if row else None
 
-    def entries(self, kind: str | None = None) -> Iterator[_Entry]:
-        query = "SELECT id, kind, title, path FROM objects"
-        args: tuple[str, ...] = ()
-        if kind:
-            query, args = query + " WHERE kind = ?", (kind,)
+    def entries(self, kind: str) -> Iterator[_Entry]:
+        yield from self._entries(_ENTRY + " WHERE kind = ? ORDER BY path", (kind,))
+
+    def in_dir(self, directory: str) -> Iterator[_Entry]:
+        """The objects in one folder, by title."""
+        yield from self._entries(_ENTRY + " WHERE dir = ?" + _BY_TITLE, (directory,))
+
+    def tops(self) -> Iterator[_Entry]:
+        """The objects no other object holds in its folder (the top level, or a parent not exported)."""
+        query = _ENTRY + " AS o WHERE NOT EXISTS (SELECT 1 FROM objects WHERE folder = o.dir)" + _BY_TITLE
+        yield from self._entries(query, ())
+
+    def _entries(self, query: str, args: tuple[str, ...]) -> Iterator[_Entry]:
         # a cursor of its own, so lookups while iterating do not disturb it
-        for row in self._db.cursor().execute(query + " ORDER BY path", args):
+        for row in self._db.cursor().execute(query, args):
             yield _Entry(*row)
 
     def add_row(self, data_source_id: str, created_time: str | None, page_id: str) -> None:
@@ -183,9 +202,13 @@ class _Renderer:
         return data
 
     def write(self, fmt: str, relpath: str, text: str) -> None:
+        self.write_pieces(fmt, relpath, (text,))
+
+    def write_pieces(self, fmt: str, relpath: str, pieces: Iterable[str]) -> None:
         target = (self.site if fmt == "html" else self.out) / relpath
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(text.encode())
+        with target.open("w", encoding="utf-8", newline="") as out:
+            out.writelines(pieces)
         self.result.written[fmt] += 1
 
     def html_links(self, links: ManifestLinks, path: str) -> HtmlLinks:
@@ -262,19 +285,18 @@ class _Renderer:
             text = data_source_to_html(raw, rows, self.html_links(links, entry.path), self.nav(entry.path))
             self.write("html", html_path(entry.path), text)
 
-    def tree(self) -> list[TreeNode]:
-        """Pages, databases and data sources by folder; rows are reached through their tables."""
-        roots: list[TreeNode] = []
-        nodes: dict[str, TreeNode] = {}
-        for entry in self.catalogue.entries():  # by path: a parent (`A.md`) sorts before `A/...`
-            if entry.kind == "page" and self._under_data_source(entry.path):
-                continue
-            node = TreeNode(entry.title or "Untitled", encode_path(html_path(entry.path)), entry.kind)
-            parent = nodes.get(posixpath.dirname(entry.path))
-            (parent.children if parent else roots).append(node)
-            nodes[entry.path.rsplit(".", 1)[0]] = node
-        _sort(roots)
-        return roots
+    def tree(self) -> Iterator[TreeNode]:
+        """Pages, databases and data sources by folder, read as the index page is written; rows are
+        reached through their tables (and what is inside a row, through the row)."""
+        for entry in self.catalogue.tops():
+            if not (entry.kind == "page" and self._under_data_source(entry.path)):
+                yield self._node(entry)
+
+    def _node(self, entry: _Entry) -> TreeNode:
+        inside = (
+            () if entry.kind == "data_source" else map(self._node, self.catalogue.in_dir(_folder(entry.path)))
+        )
+        return TreeNode(entry.title or "Untitled", _site_href(entry.path), entry.kind, inside)
 
     def _under_data_source(self, path: str) -> bool:
         folder = posixpath.dirname(path)
@@ -286,10 +308,17 @@ class _Renderer:
         return False
 
 
-def _sort(nodes: list[TreeNode]) -> None:
-    nodes.sort(key=lambda n: (n.title.casefold(), n.href or ""))
-    for node in nodes:
-        _sort(node.children)
+def _folder(path: str) -> str:
+    """Where an exported file's children live: `A/B.md` -> `A/B`."""
+    return path.rsplit(".", 1)[0]
+
+
+def _tree_title(title: str) -> str:
+    return (title or "Untitled").casefold()
+
+
+def _site_href(path: str) -> str:
+    return encode_path(html_path(path))
 
 
 def render_snapshot(
@@ -321,7 +350,7 @@ def render_snapshot(
                 renderer.data_source(entry)
             if "html" in formats:
                 renderer.write("html", "style.css", stylesheet())
-                renderer.write("html", "index.html", index_html(renderer.tree()))
+                renderer.write_pieces("html", "index.html", index_html(renderer.tree()))
                 renderer.result.written["html"] -= 2
                 renderer.result.index = renderer.site / "index.html"
             return renderer.result

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from notion_sync.cli import app
 from notion_sync.control import start_export
 from notion_sync.emulator.testing import EmulatorProcess
+from notion_sync.exporter.publish import JSON_DIRS
 from notion_sync.models import ExportInput, ExportOptions
 from notion_sync.render import render_snapshot
 from tests.export.harness import running_worker, worker_settings
@@ -184,3 +185,59 @@ def test_nav_crumbs_lead_to_ancestors(site: Path) -> None:
         assert "../" * depth + "style.css" in targets
         ancestors = [posixpath.normpath(posixpath.join(page.parent.as_posix(), unquote(t))) for t in targets]
         assert any(a == page.parent.as_posix() + ".html" for a in ancestors), page
+
+
+def _snapshot_of(root: Path, objects: list[tuple[str, str, str, str | None]]) -> Path:
+    """A hand-made snapshot: (kind, title, path, parent id) per object, ids in list order."""
+    ids = [f"00000000-0000-4000-8000-{n:012d}" for n in range(len(objects))]
+    lines = [{"format": "notion-sync-manifest", "version": 1, "objects": len(objects)}]
+    for object_id, (kind, title, path, parent) in zip(ids, objects, strict=True):
+        text = [{"type": "text", "text": {"content": title}, "plain_text": title}]
+        if kind == "page":
+            page_parent = (
+                {"type": "data_source_id", "data_source_id": parent} if parent else {"type": "workspace"}
+            )
+            raw: dict[str, object] = {
+                "page": {
+                    "object": "page",
+                    "id": object_id,
+                    "parent": page_parent,
+                    "properties": {"title": {"id": "title", "type": "title", "title": text}},
+                },
+                "blocks": [],
+            }
+        else:
+            raw = {"object": kind, "id": object_id, "title": text, "properties": {}, "data_sources": []}
+        saved = root / JSON_DIRS[kind] / f"{object_id}.json"
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        saved.write_text(json.dumps(raw), encoding="utf-8")
+        lines.append({"id": object_id, "type": kind, "title": title, "path": path, "status": "exported"})
+    (root / "manifest.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    return root
+
+
+def test_index_lists_folders_by_title_and_leaves_table_rows_to_their_tables(tmp_path: Path) -> None:
+    source = "00000000-0000-4000-8000-000000000003"  # the data source's id: fourth in the list
+    snapshot = _snapshot_of(
+        tmp_path,
+        [
+            ("page", "beta", "beta.md", None),
+            ("page", "Alpha", "Alpha.md", None),
+            ("page", "zed", "Alpha/zed.md", None),
+            ("data_source", "Table", "Alpha/Table.csv", None),
+            ("page", "Row", "Alpha/Table/Row.md", source),
+            ("page", "Inside a row", "Alpha/Table/Row/Inside.md", None),
+            ("database", "Database in a row", "Alpha/Table/Row/Database.md", None),
+            ("page", "Orphan", "Gone/Orphan.md", None),  # its parent was not exported
+        ],
+    )
+    render_snapshot(snapshot)
+    index = _parse(snapshot / "html" / "index.html")
+    assert [unquote(t) for t in index.targets if not t.endswith((".css", "index.html"))] == [
+        "Alpha.html",
+        "Alpha/Table.html",
+        "Alpha/zed.html",
+        "beta.html",
+        "Gone/Orphan.html",
+    ]
+    assert (snapshot / "html" / "Alpha" / "Table" / "Row" / "Database.html").is_file()

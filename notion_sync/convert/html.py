@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
+from itertools import chain
 from typing import Any
 from urllib.parse import unquote
 
@@ -110,12 +111,15 @@ def site_asset_prefix(folder: str) -> str:
 
 @dataclass
 class TreeNode:
-    """One entry of the workspace tree on the index page; `href` is relative to the site root."""
+    """One entry of the workspace tree on the index page; `href` is relative to the site root.
+
+    `children` may be lazy (read from a catalogue while the index is written): it is iterated once.
+    """
 
     title: str
     href: str | None
     kind: str = "page"
-    children: list[TreeNode] = field(default_factory=list)
+    children: Iterable[TreeNode] = ()
 
 
 # --- helpers the templates call --------------------------------------------------------------
@@ -458,9 +462,36 @@ def database_to_html(
     )
 
 
-def index_html(tree: Sequence[TreeNode], title: str = "Notion export") -> str:
-    """The site's front page: the workspace tree as nested lists of relative links."""
-    return _render("index.html", NoLinks(), title=title, tree=tree, nav=Nav())
+def index_html(tree: Iterable[TreeNode], title: str = "Notion export") -> Iterator[str]:
+    """The site's front page, in pieces: the workspace tree as nested lists of relative links.
+
+    The tree is walked as the pieces are taken, so a workspace of any size is never held whole,
+    as nodes or as one string.
+    """
+    template = _template("index.html")
+    return template.generate(h=_Helpers(NoLinks()), title=title, tree=_tree_list(tree), nav=Nav())
+
+
+def _tree_list(nodes: Iterable[TreeNode]) -> Iterator[Markup] | None:
+    """A `<ul>` of the nodes, or None when there are none (an empty folder shows no list)."""
+    remaining = iter(nodes)
+    first = next(remaining, None)
+    return None if first is None else _tree_items(first, remaining)
+
+
+def _tree_items(first: TreeNode, remaining: Iterator[TreeNode]) -> Iterator[Markup]:
+    yield Markup('<ul class="tree">\n')
+    for node in chain((first,), remaining):
+        if node.href:
+            label = Markup('<a href="{}">{}</a>').format(safe_url(node.href), node.title)
+        else:
+            label = Markup("<span>{}</span>").format(node.title)
+        yield Markup('<li class="{}">{}').format(node.kind, label)
+        children = _tree_list(node.children)
+        if children is not None:
+            yield from children
+        yield Markup("</li>\n")
+    yield Markup("</ul>")
 
 
 __all__ = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Any
@@ -388,7 +389,9 @@ def test_hostile_data_source_database_and_index() -> None:
     _assert_inert(data_source_to_html(data_source, [row], HtmlLinks(NoLinks())))
     database = {"title": [text(SCRIPT)], "data_sources": [{"id": new_id(), "name": SCRIPT}]}
     _assert_inert(database_to_html(database, HtmlLinks(NoLinks())))
-    _assert_inert(index_html([TreeNode(SCRIPT, "javascript:alert(1)", children=[TreeNode(SCRIPT, None)])]))
+    _assert_inert(
+        "".join(index_html([TreeNode(SCRIPT, "javascript:alert(1)", children=[TreeNode(SCRIPT, None)])]))
+    )
 
 
 # --- tables, databases, index ------------------------------------------------------------------------
@@ -428,10 +431,33 @@ def test_database_lists_its_data_sources() -> None:
 
 def test_index_tree_nests() -> None:
     tree = [TreeNode("Top", "Top.html", children=[TreeNode("Kid", "Top/Kid.html")])]
-    root = dom(index_html(tree))
+    root = dom("".join(index_html(tree)))
     top = root.find("ul", "tree").children[0]
     assert top.find("a").attrs["href"] == "Top.html"
     assert top.find("ul").find("a").text == "Kid"
+
+
+def test_index_is_written_while_the_tree_is_walked() -> None:
+    """A workspace's tree is read lazily: each piece goes out before the rest is walked."""
+    walked: list[str] = []
+
+    def kids() -> Iterator[TreeNode]:
+        for name in ("one", "two", "three"):
+            walked.append(name)
+            yield TreeNode(name, f"Top/{name}.html")
+
+    tree = [TreeNode("Top", "Top.html", children=kids()), TreeNode("Empty", "Empty.html", children=iter(()))]
+    seen_at: dict[str, int] = {}
+    html = ""
+    for piece in index_html(tree):
+        html += piece
+        for name in ("one", "two", "three"):
+            if f">{name}<" in piece:
+                seen_at[name] = len(walked)
+    assert seen_at == {"one": 1, "two": 2, "three": 3}
+    empty = dom(html).find("ul", "tree").children[1]
+    assert empty.find("a").text == "Empty" and not empty.find_all("ul")
+    assert "Nothing was exported" in "".join(index_html([]))
 
 
 @pytest.mark.parametrize(
