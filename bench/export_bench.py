@@ -259,6 +259,8 @@ async def run_export(args: argparse.Namespace, work: Path, out: dict[str, Any]) 
         while not result_task.done():
             await asyncio.wait({result_task}, timeout=args.poll)
             now = time.monotonic()
+            if result_task.done():
+                break  # a query now would make the worker replay the ended run (see BENCHMARKS.md)
             with contextlib.suppress(Exception):
                 last_progress = await query_progress(handle)
                 used = sum(cpu_seconds(pid) for pid in pids)

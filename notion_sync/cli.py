@@ -274,8 +274,7 @@ async def _watch(handle: WorkflowHandle[ExportWorkflow, ExportReport]) -> int:
             with contextlib.suppress(RPCError):
                 _show(bar, task, await query_progress(handle))
             await asyncio.wait([result], timeout=0.5)
-        with contextlib.suppress(RPCError):
-            _show(bar, task, await query_progress(handle))
+        _show_ended(bar, task, result)
     try:
         report = result.result()
     except WorkflowFailureError as error:
@@ -293,6 +292,16 @@ async def _watch(handle: WorkflowHandle[ExportWorkflow, ExportReport]) -> int:
 
 def _current_of(destination: str) -> str:
     return f"{destination}/current.json" if is_s3(destination) else str(Path(destination) / "current")
+
+
+def _show_ended(bar: Progress, task: TaskID, result: asyncio.Task[ExportReport]) -> None:
+    """The bar's last state, from the result: a query to an ended run would make a worker replay
+    its whole history (memory in proportion to its length) just to answer it."""
+    if result.exception() is None:
+        report = result.result()
+        counters = report.counters
+        done = counters.exported + counters.skipped + counters.failed
+        bar.update(task, description=report.status, total=counters.discovered or None, completed=done)
 
 
 def _show(bar: Progress, task: TaskID, progress: ExportProgress) -> None:
