@@ -244,6 +244,8 @@ class ManifestObject(BaseModel):
     id: str
     type: Literal["page", "database", "data_source", "users"]
     title: str
+    # Orders a data source's rows (None in manifests written before it was recorded).
+    created_time: str | None = None
     last_edited_time: str | None
     # The page, database or data source it lives under (None at the workspace root).
     parent: str | None = None

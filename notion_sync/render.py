@@ -47,13 +47,18 @@ JSON = dict[str, Any]
 FORMATS = ("md", "csv", "html")
 _SCHEMA = """
 CREATE TABLE objects (id TEXT PRIMARY KEY, kind TEXT NOT NULL, title TEXT NOT NULL, path TEXT NOT NULL,
-                      dir TEXT NOT NULL, folder TEXT NOT NULL);
+                      dir TEXT NOT NULL, folder TEXT NOT NULL, parent TEXT, created_time TEXT);
 CREATE INDEX objects_dir ON objects(dir);
 CREATE INDEX objects_folder ON objects(folder);
 CREATE TABLE rows (data_source_id TEXT NOT NULL, created_time TEXT, id TEXT NOT NULL);
 CREATE INDEX rows_source ON rows(data_source_id, created_time, id);
 """
-_ENTRY = "SELECT id, kind, title, path FROM objects"
+_ENTRY = "SELECT id, kind, title, path, created_time FROM objects"
+# Table rows from the manifest alone: pages under a data source, when it recorded their created_time.
+_ROWS_FROM_MANIFEST = """
+INSERT INTO rows SELECT o.parent, o.created_time, o.id FROM objects AS o JOIN objects AS d ON d.id = o.parent
+WHERE o.kind = 'page' AND o.created_time IS NOT NULL AND d.kind = 'data_source'
+"""
 # The index page lists each folder by title, as a reader looks for things (Python's casefold).
 _BY_TITLE = " ORDER BY tree_title(title), site_href(path)"
 
@@ -64,6 +69,7 @@ class _Entry:
     kind: str
     title: str
     path: str
+    created_time: str | None = None
 
 
 @dataclass
@@ -103,7 +109,7 @@ class Catalogue:
                     continue
                 path = str(obj["path"])
                 self._db.execute(
-                    "INSERT OR REPLACE INTO objects VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT OR REPLACE INTO objects VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         obj["id"],
                         obj["type"],
@@ -111,9 +117,12 @@ class Catalogue:
                         path,
                         posixpath.dirname(path),
                         _folder(path),
+                        obj.get("parent"),
+                        obj.get("created_time"),
                     ),
                 )
                 kept += 1
+            self._db.execute(_ROWS_FROM_MANIFEST)
             self._db.execute("COMMIT")
         return kept
 
@@ -232,14 +241,18 @@ class _Renderer:
         return (entry.title, entry.path) if entry is not None else None
 
     def page(self, entry: _Entry) -> None:
-        raw = self.read(entry)
-        parent = raw["page"].get("parent")
-        if isinstance(parent, dict) and parent.get("type") == "data_source_id":
-            self.catalogue.add_row(str(parent["data_source_id"]), raw["page"].get("created_time"), entry.id)
         markdown = "md" in self.formats
         html = "html" in self.formats and not (
             self.keep_page_html and (self.site / html_path(entry.path)).is_file()
         )
+        row_known = entry.created_time is not None
+        if row_known and not (markdown or html):
+            return
+        raw = self.read(entry)
+        parent = raw["page"].get("parent")
+        if not row_known and isinstance(parent, dict) and parent.get("type") == "data_source_id":
+            # an older manifest: whether the page is a table row, and where, is in its JSON only
+            self.catalogue.add_row(str(parent["data_source_id"]), raw["page"].get("created_time"), entry.id)
         if not (markdown or html):
             return
         page = with_property_items(raw["page"], raw.get("property_items") or {})

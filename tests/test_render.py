@@ -46,15 +46,26 @@ async def exported(
         yield snapshot, emulator
 
 
+@pytest.mark.parametrize("created_times", [True, False], ids=["manifest", "older-manifest"])
 def test_published_site_equals_an_offline_render(
-    exported: tuple[Path, EmulatorProcess], tmp_path: Path
+    exported: tuple[Path, EmulatorProcess], tmp_path: Path, created_times: bool
 ) -> None:
-    """Pages rendered by the export batches are byte for byte what `render` makes of the JSON."""
+    """Pages rendered by the export batches are byte for byte what `render` makes of the JSON.
+
+    Table rows are found from the manifest, or from the pages' JSON in a manifest written before
+    it recorded `created_time`.
+    """
     snapshot, _ = exported
     published = snapshot.parent.parent.parent / "published-html"
     copy = tmp_path / "snapshot"
     shutil.copytree(snapshot, copy, symlinks=True)
     shutil.rmtree(copy / "html")
+    if not created_times:
+        header, *lines = (copy / "manifest.jsonl").read_text(encoding="utf-8").splitlines()
+        entries = [json.loads(line) for line in lines]
+        assert sum(e.pop("created_time") is not None for e in entries) > 60
+        older = [header, *(json.dumps(e) for e in entries)]
+        (copy / "manifest.jsonl").write_text("\n".join(older) + "\n", encoding="utf-8")
     render_snapshot(copy)
     files = sorted(p.relative_to(published) for p in published.rglob("*") if p.is_file())
     assert len(files) > 60

@@ -48,13 +48,25 @@ def write_manifest(
         destination.open_stream(staging_id, PROBLEMS) as problems,
     ):
         manifest.write(ManifestHeader(objects=objects).model_dump_json().encode() + b"\n")
-        for object_id, kind, title, edited, parent, path, status, reason, encoded in index.manifest_rows():
+        for (
+            object_id,
+            kind,
+            title,
+            created,
+            edited,
+            parent,
+            path,
+            status,
+            reason,
+            encoded,
+        ) in index.manifest_rows():
             if status == "pending":
                 status, reason = "failed", "not exported"
             entry = ManifestObject(
                 id=object_id,
                 type=kind,
                 title=title,
+                created_time=created,
                 last_edited_time=edited,
                 parent=parent,
                 path=path,

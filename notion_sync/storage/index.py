@@ -334,9 +334,9 @@ class ExportIndex:
 
     def manifest_rows(
         self,
-    ) -> Iterator[tuple[str, str, str, str | None, str | None, str | None, str, str | None, str]]:
+    ) -> Iterator[tuple[str, str, str, str | None, str | None, str | None, str | None, str, str | None, str]]:
         yield from self._db.execute(
-            "SELECT id, kind, title, last_edited_time, parent_id, path, status, reason, "
+            "SELECT id, kind, title, created_time, last_edited_time, parent_id, path, status, reason, "
             "COALESCE(files, '[]') FROM objects ORDER BY id"
         )
 
