@@ -295,8 +295,8 @@ class _Renderer:
             self.write("csv", entry.path, buffer.getvalue())
         if "html" in self.formats:
             rows = self.rows(entry.id, links)
-            text = data_source_to_html(raw, rows, self.html_links(links, entry.path), self.nav(entry.path))
-            self.write("html", html_path(entry.path), text)
+            pieces = data_source_to_html(raw, rows, self.html_links(links, entry.path), self.nav(entry.path))
+            self.write_pieces("html", html_path(entry.path), pieces)
 
     def tree(self) -> Iterator[TreeNode]:
         """Pages, databases and data sources by folder, read as the index page is written; rows are

@@ -351,8 +351,9 @@ class _Helpers:
 
     def _page_anchor(self, object_id: str) -> Markup:
         local = self.links.page_link(object_id)
-        title = posixpath.basename(local).rsplit(".", 1)[0] if local else object_id
-        return _link(self.page_href(object_id), title)
+        if local is None:
+            return _link(safe_url(notion_url(object_id)), object_id)
+        return _link(safe_url(encode_path(local)), posixpath.basename(local).rsplit(".", 1)[0])
 
     def row_link(self, row: JSON) -> Markup:
         """The title cell of a data source row, linking to the row's page."""
@@ -431,18 +432,31 @@ def data_source_to_html(
     rows: Iterable[JSON],
     links: LinkResolver,
     nav: Nav = Nav(),
-) -> str:
-    """A data source as a table: columns in schema order (title first), one row per page."""
+) -> Iterator[str]:
+    """A data source as a table: columns in schema order (title first), one row per page.
+
+    In pieces, a row at a time as `rows` are read: a table of any length is never held whole.
+    """
     columns = csv_header(data_source)
-    return _render(
-        "data_source.html",
-        links,
+    h = _Helpers(links)
+    return _template("data_source.html").generate(
+        h=h,
         title=page_title(data_source),
         description=data_source.get("description"),
         columns=columns,
-        rows=rows,
+        rows=(_row_cells(row, columns, h) for row in rows),
         nav=nav,
     )
+
+
+def _row_cells(row: JSON, columns: list[str], h: _Helpers) -> list[Markup]:
+    """The cells of one table row: the title links to the row's page, the rest are its properties."""
+    if not columns:
+        return []
+    props = row.get("properties")
+    if not isinstance(props, dict):
+        props = {}
+    return [h.row_link(row), *(h.property_html(props.get(name)) for name in columns[1:])]
 
 
 def database_to_html(

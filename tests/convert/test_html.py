@@ -386,7 +386,7 @@ def test_hostile_data_source_database_and_index() -> None:
         "id": new_id(),
         "properties": {"Name": prop("title", [text(SCRIPT)]), SCRIPT: prop("url", "javascript:alert(1)")},
     }
-    _assert_inert(data_source_to_html(data_source, [row], HtmlLinks(NoLinks())))
+    _assert_inert("".join(data_source_to_html(data_source, [row], HtmlLinks(NoLinks()))))
     database = {"title": [text(SCRIPT)], "data_sources": [{"id": new_id(), "name": SCRIPT}]}
     _assert_inert(database_to_html(database, HtmlLinks(NoLinks())))
     _assert_inert(
@@ -414,12 +414,29 @@ def test_data_source_table_in_schema_order_with_row_links() -> None:
             "Tags": prop("multi_select", [{"name": "a"}, {"name": "b"}]),
         },
     }
-    root = dom(data_source_to_html(data_source, iter([row]), HtmlLinks(Links())))
+    root = dom("".join(data_source_to_html(data_source, iter([row]), HtmlLinks(Links()))))
     table = root.find("table", "rows")
     assert [th.text for th in table.find("thead").find_all("th")] == ["Name", "Done", "Tags"]
     cells = table.find("tbody").find("tr").children
     assert cells[0].find("a").attrs["href"] == "Sub%20dir/Local%20page.html"
     assert [c.text for c in cells] == ["Row one", "true", "a, b"]
+
+
+def test_a_table_is_written_while_its_rows_are_read() -> None:
+    data_source = {"title": [text("Tasks")], "properties": {"Name": {"type": "title"}}}
+    read: list[int] = []
+
+    def rows() -> Iterator[dict[str, Any]]:
+        for n in range(3):
+            read.append(n)
+            yield {"id": new_id(), "properties": {"Name": prop("title", [text(f"Row {n}")])}}
+
+    seen_at: dict[int, int] = {}
+    for piece in data_source_to_html(data_source, rows(), HtmlLinks(Links())):
+        for n in range(3):
+            if f"Row {n}<" in piece:
+                seen_at[n] = len(read)
+    assert seen_at == {0: 1, 1: 2, 2: 3}
 
 
 def test_database_lists_its_data_sources() -> None:
