@@ -278,12 +278,13 @@ async def run_export(args: argparse.Namespace, work: Path, out: dict[str, Any]) 
                 raise TimeoutError(f"export not done after {args.timeout:.0f} s: {last_progress}")
         report = result_task.result()
         end = time.monotonic()
+        used_at_end = sum(cpu_seconds(pid) for pid in pids)
         if profiler is not None:
             profiler.send_signal(signal.SIGINT)
             profiler.wait(timeout=30)
         stats = emulator.stats()
         out["loadavg_after"] = round(os.getloadavg()[0], 2)
-        clock.note("end", end, api_requests(stats))
+        clock.note("end", end, api_requests(stats), used_at_end)
         cpu = {
             "worker": sum(cpu_seconds(w.pid) for w in workers) - cpu0["worker"],
             "emulator": cpu_seconds(emulator.pid) - cpu0["emulator"],

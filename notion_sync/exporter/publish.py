@@ -48,18 +48,8 @@ def write_manifest(
         destination.open_stream(staging_id, PROBLEMS) as problems,
     ):
         manifest.write(ManifestHeader(objects=objects).model_dump_json().encode() + b"\n")
-        for (
-            object_id,
-            kind,
-            title,
-            created,
-            edited,
-            parent,
-            path,
-            status,
-            reason,
-            encoded,
-        ) in index.manifest_rows():
+        for row in index.manifest_rows():
+            object_id, kind, title, created, edited, parent, path, status, reason, encoded = row
             if status == "pending":
                 status, reason = "failed", "not exported"
             entry = ManifestObject(
