@@ -212,8 +212,7 @@ class ExportIndex:
     ) -> None:
         """Marks an object exported with its files; `downloads` (a file and the URLs it was had
         from, for `file_path`) are recorded in the same commit."""
-        self._db.execute("BEGIN")
-        try:
+        with self.transaction():
             for file, urls in downloads:
                 self._db.execute(
                     "INSERT OR REPLACE INTO downloads (path, sha256, size) VALUES (?, ?, ?)",
@@ -227,10 +226,6 @@ class ExportIndex:
                 "UPDATE objects SET status = 'exported', files = ? WHERE id = ?",
                 (_dump([f.model_dump() for f in files]), object_id),
             )
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
 
     def add_file(self, object_id: str, file: ManifestFile) -> None:
         """Adds a file to an exported object's list, replacing an earlier one at the same path."""
