@@ -11,7 +11,8 @@ import yaml
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
-RECORDINGS = Path("/work/shared/fixtures/notion-api-recordings")
+# Real API responses, kept in the repository with their licences (see its README.md)
+RECORDINGS = Path(__file__).resolve().parents[1] / "fixtures/notion-api-recordings"
 GOLDEN = Path(__file__).parent / "golden"
 
 _counter = iter(range(1, 10**9))

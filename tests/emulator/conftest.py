@@ -12,7 +12,8 @@ from notion_client.helpers import collect_paginated_api
 
 from notion_sync.emulator.testing import EmulatorProcess
 
-RECORDINGS = Path(__file__).resolve().parents[3] / "shared/fixtures/notion-api-recordings"
+# Real API responses, kept in the repository with their licences (see its README.md)
+RECORDINGS = Path(__file__).resolve().parents[1] / "fixtures/notion-api-recordings"
 SDK_CASSETTES = RECORDINGS / "notion-sdk-py/tests/cassettes"
 # Small but complete: every block and property type, a 1,200-block page, and one data source
 # past the 10,000-row query cap.
@@ -41,6 +42,7 @@ def emulator_args() -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def sdk_cassettes() -> Path:
     """Real API 2025-09-03 recordings (vcrpy cassettes of notion-sdk-py)."""
+    assert SDK_CASSETTES.is_dir(), f"missing {SDK_CASSETTES}"
     return SDK_CASSETTES
 
 

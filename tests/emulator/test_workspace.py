@@ -21,7 +21,8 @@ from notion_sync.emulator.shape import WorkspaceShape
 from notion_sync.emulator.workspace import HOSTILE_TITLES, Workspace
 
 JSON = dict[str, Any]
-RECORDINGS = Path(__file__).resolve().parents[3] / "shared/fixtures/notion-api-recordings"
+# Real API responses, kept in the repository with their licences (see its README.md)
+RECORDINGS = Path(__file__).resolve().parents[1] / "fixtures/notion-api-recordings"
 BLOCK_TYPES = {
     "paragraph", "heading_1", "heading_2", "heading_3", "bulleted_list_item", "numbered_list_item",
     "to_do", "toggle", "quote", "callout", "code", "equation", "table", "table_row", "column_list",
@@ -463,8 +464,6 @@ def test_move_trash_restore_delete_create(fresh: Workspace) -> None:
 
 # --- shapes against the real recordings ----------------------------------------------------------
 
-requires_recordings = pytest.mark.skipif(not RECORDINGS.is_dir(), reason="recordings not present")
-
 
 def _bodies(path: Path) -> Iterator[Any]:
     data = yaml.safe_load(path.read_text())
@@ -503,6 +502,7 @@ def _normalise(obj: JSON, version: str) -> JSON:
 @cache
 def recorded() -> dict[tuple[str, str], JSON]:
     """The first real example of each object kind, 2025-09-03 recordings first."""
+    assert RECORDINGS.is_dir(), f"missing {RECORDINGS}"
     found: dict[tuple[str, str], JSON] = {}
     for folder, version in (
         ("notion-sdk-py", "2025-09-03"),
@@ -560,7 +560,6 @@ def key_diff(real: Any, ours: Any, path: str = "$") -> list[str]:
     return diffs
 
 
-@requires_recordings
 def test_blocks_match_recordings_key_for_key(all_blocks: list[JSON]) -> None:
     real = recorded()
     compared = set()
@@ -574,7 +573,6 @@ def test_blocks_match_recordings_key_for_key(all_blocks: list[JSON]) -> None:
     assert compared == BLOCK_TYPES
 
 
-@requires_recordings
 def test_objects_match_recordings_key_for_key(ws: Workspace, all_blocks: list[JSON]) -> None:
     real = recorded()
     pages = [ws.search_result(i) for i in ws.search("page", False)]
@@ -597,7 +595,6 @@ def test_objects_match_recordings_key_for_key(ws: Workspace, all_blocks: list[JS
         assert not key_diff(real[("mention", mention_type)], ours), mention_type
 
 
-@requires_recordings
 def test_property_values_match_recordings(ws: Workspace) -> None:
     real = recorded()
     rows = [ws.page(r) or {} for s in ws.search("data_source", False) for r in ws.query(s, None, None) or []]
@@ -645,7 +642,6 @@ def test_hundred_thousand_pages_build_fast_and_small() -> None:
     assert result["rss"] < 300 * 1024 * 1024
 
 
-@requires_recordings
 def test_schema_entries_match_recordings(ws: Workspace) -> None:
     real = recorded()
     schema = (ws.data_source(ws.search("data_source", False)[0]) or {})["properties"]
