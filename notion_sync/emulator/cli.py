@@ -41,14 +41,23 @@ async def serve(server: EmulatorServer, port: int) -> None:
 
 
 def build_server(
-    *, pages: int, seed: int, token: str, shape: str | None, replay: Path | None, track_ids: bool
+    *,
+    pages: int,
+    seed: int,
+    token: str,
+    shape: str | None,
+    replay: Path | None,
+    track_ids: bool,
+    workspace_name: str | None = None,
 ) -> EmulatorServer:
     if replay is not None:
         return EmulatorServer(replay=ReplayBackend(replay), token=token, track_ids=track_ids, seed=seed)
     from notion_sync.emulator.shape import WorkspaceShape  # the generator is not needed to replay
     from notion_sync.emulator.workspace import Workspace
 
-    workspace_shape = WorkspaceShape.model_validate_json(shape) if shape else None
+    workspace_shape = WorkspaceShape.model_validate_json(shape) if shape else WorkspaceShape()
+    if workspace_name is not None:  # the flag wins over the shape's knob
+        workspace_shape = workspace_shape.model_copy(update={"workspace_name": workspace_name})
     workspace = Workspace(seed, pages, workspace_shape)
     return EmulatorServer(workspace, token=token, track_ids=track_ids, seed=seed)
 
@@ -59,6 +68,10 @@ def emulator(
     seed: Annotated[int, typer.Option(help="generator seed: same seed, same workspace")] = 7,
     token: Annotated[str, typer.Option(help="the only bearer token accepted")] = DEFAULT_TOKEN,
     shape: Annotated[str | None, typer.Option(help="WorkspaceShape knobs as JSON")] = None,
+    workspace_name: Annotated[
+        str | None,
+        typer.Option(help='bot.workspace_name of /v1/users/me; default "Emulated Workspace"'),
+    ] = None,
     rate: Annotated[float | None, typer.Option(help="requests/s (token bucket); default unlimited")] = None,
     burst: Annotated[int | None, typer.Option(help="token bucket size; default ceil(rate)")] = None,
     latency_ms: Annotated[float, typer.Option(help="fixed latency per /v1 request")] = 0.0,
@@ -96,7 +109,13 @@ def emulator(
         file_expiry=file_expiry,
     )
     server = build_server(
-        pages=pages, seed=seed, token=token, shape=shape, replay=replay, track_ids=track_ids
+        pages=pages,
+        seed=seed,
+        token=token,
+        shape=shape,
+        replay=replay,
+        track_ids=track_ids,
+        workspace_name=workspace_name,
     )
     try:
         server.configure(config)

@@ -338,6 +338,7 @@ class EmulatorServer:
 
     def _check_headers(self, request: web.Request) -> None:
         if request.headers.get("Authorization") != self.auth_header:
+            self.stats.unauthorized_total += 1
             raise ApiError(401, "unauthorized", "API token is invalid.")
         if "Notion-Version" not in request.headers:
             raise ApiError(400, "missing_version", MISSING_VERSION)

@@ -23,3 +23,6 @@ class WorkspaceShape(BaseModel):
     users: int = Field(40, ge=30, description="people in the workspace (besides the bot)")
     file_expiry_seconds: int = Field(3600, ge=1)
     lru_pages: int = Field(256, ge=1, description="built block trees kept in memory")
+    workspace_name: str = Field(
+        "Emulated Workspace", description="`bot.workspace_name` of GET /v1/users/me (--workspace-name)"
+    )

@@ -18,6 +18,7 @@ class Stats:
     def reset(self) -> None:
         self.requests_total = 0
         self.rate_limited_total = 0
+        self.unauthorized_total = 0  # /v1 requests with a wrong or missing bearer token (401)
         self.bytes_sent = 0
         self.concurrent_peak = self.in_flight
         self.by_endpoint: Counter[str] = Counter()
@@ -61,6 +62,7 @@ class Stats:
             "by_status": dict(self.by_status),
             "by_endpoint_status": {k: dict(v) for k, v in self.by_endpoint_status.items()},
             "rate_limited_total": self.rate_limited_total,
+            "unauthorized_total": self.unauthorized_total,
             "bytes_sent": self.bytes_sent,
             "in_flight": self.in_flight,
             "concurrent_peak": self.concurrent_peak,

@@ -9,6 +9,7 @@ import hmac
 import random
 import re
 import time
+import uuid
 from array import array
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
@@ -57,6 +58,7 @@ PRIVATE, ROW, TRASHED, DELETED = 1, 2, 4, 8  # page flag bits
 NOT_ALNUM = re.compile(r"[\W_]")  # \w is exactly str.isalnum() plus "_"
 DAY = 24 * 60
 PAGE_ID_CACHE = 1 << 16  # ~10 MB of ids at most
+MAX_FILE_UPLOAD = 5 * 1024**3  # bytes, Notion's paid-plan limit
 
 
 def _minutes_iso(minutes: int) -> str:
@@ -125,6 +127,9 @@ class Workspace:
         self._deleted_blocks: dict[int, set[int]] = {}
         self._child_override: dict[int, list[int]] = {}
         self._flagged: set[int] = set()  # pages ever trashed or deleted
+        # sharing overlay (unshare_page / share_page): the nearest override at or above a page
+        # decides, False = unshared with the integration, True = shared again below an unshared page
+        self._access: dict[int, bool] = {}
         # derived orders, cleared by every mutation
         self._search_cache: dict[str | None, array[int]] = {}
         self._query_cache: OrderedDict[tuple[int, str], list[int]] = OrderedDict()
@@ -136,6 +141,8 @@ class Workspace:
         # shared, read-only: users are nested in most objects, and never change
         self._people = [self._person(u) for u in range(self.n_users)]
         self._authors: list[JSON] = [{"object": "user", "id": p["id"]} for p in self._people]
+        self.workspace_id = str(uuid.UUID(bytes=self._seed_bytes(b"workspace", 16), version=4))
+        # an internal integration's bot, as GET /v1/users/me answers for it
         self.bot_user: JSON = {
             "object": "user",
             "id": self.codec.encode(Kind.USER, 0),
@@ -144,9 +151,14 @@ class Workspace:
             "type": "bot",
             "bot": {
                 "owner": {"type": "workspace", "workspace": True},
-                "workspace_name": "Emulated Workspace",
+                "workspace_name": self.shape.workspace_name,
+                "workspace_id": self.workspace_id,
+                "workspace_limits": {"max_file_upload_size_in_bytes": MAX_FILE_UPLOAD},
             },
         }
+
+    def _seed_bytes(self, label: bytes, size: int) -> bytes:
+        return hashlib.blake2b(label, key=str(self.seed).encode(), digest_size=size).digest()
 
     def _plan_tree(self, pages: int) -> None:
         shape = self.shape
@@ -392,11 +404,27 @@ class Workspace:
     def _flag_up(self, index: int, bit: int) -> bool:
         return any(self.flags[i] & bit for i in self._ancestors(index))
 
-    def _visible(self, index: int) -> bool:
-        """Shared with the integration and not deleted (trashed pages stay readable)."""
+    def _live(self, index: int) -> bool:
+        """Not private and not deleted (trashed pages stay readable); unshare_page does not count."""
         if self.flags[index] & (PRIVATE | DELETED):
             return False
         return not self._deleted_any or not self._flag_up(index, DELETED)
+
+    def _visible(self, index: int) -> bool:
+        """What the integration can read: live, and not under a page unshared by unshare_page."""
+        if self.flags[index] & (PRIVATE | DELETED):  # _live, inlined: this runs for every object read
+            return False
+        if self._deleted_any and self._flag_up(index, DELETED):
+            return False
+        return not self._access or self._shared(index)
+
+    def _shared(self, index: int) -> bool:
+        access = self._access
+        for i in self._ancestors(index):
+            found = access.get(i)
+            if found is not None:
+                return found
+        return True
 
     def _in_trash(self, index: int) -> bool:
         return bool(self.flags[index] & TRASHED) or (self._trashed_any and self._flag_up(index, TRASHED))
@@ -416,8 +444,8 @@ class Workspace:
             return []
         return list(self.child_list[self.child_start[index] : self.child_start[index + 1]])
 
-    def _db_visible(self, db: int) -> bool:
-        return db < len(self.db_sources) and self._visible(self.db_parent[db])
+    def _db_visible(self, db: int, live: Callable[[int], bool] | None = None) -> bool:
+        return db < len(self.db_sources) and (live or self._visible)(self.db_parent[db])
 
     # --- page content -------------------------------------------------------------------------
 
@@ -452,7 +480,7 @@ class Workspace:
         refs = [
             ("child_page", self.page_id(c), self.page_title(c))
             for c in self.child_pages(index)
-            if self._visible(c) and not self.flags[c] & TRASHED
+            if self._live(c) and not self.flags[c] & TRASHED  # unshared children keep their block
         ]
         refs += [
             ("child_database", self.database_id(db), self.database_title(db))
@@ -668,15 +696,17 @@ class Workspace:
             kind: {"title": title},
         }
 
-    def _locate(self, block_id: str) -> tuple[Kind, int, int] | None:
-        """(kind, page or database index, block index) of a visible page, database or block."""
+    def _locate(self, block_id: str, shared: bool = True) -> tuple[Kind, int, int] | None:
+        """(kind, page or database index, block index) of a visible page, database or block
+        (with `shared=False`, of a live one, shared with the integration or not)."""
         decoded = self.codec.decode(block_id)
         if decoded is None:
             return None
         kind, a, b = decoded
+        visible = self._visible if shared else self._live
         if kind == Kind.DATABASE:
-            return (kind, a, 0) if self._db_visible(a) else None
-        if kind not in (Kind.PAGE, Kind.BLOCK) or a >= self.n_pages or not self._visible(a):
+            return (kind, a, 0) if self._db_visible(a, visible) else None
+        if kind not in (Kind.PAGE, Kind.BLOCK) or a >= self.n_pages or not visible(a):
             return None
         if kind == Kind.BLOCK:
             blocks = self._tree(a).blocks
@@ -827,8 +857,9 @@ class Workspace:
         self.etime[index] = max(self._now(), self.etime[index])
 
     def _target(self, op: JSON, key: str = "page_id") -> int:
+        """A live page: people edit pages whether the integration can read them or not."""
         index = self._page_index(str(op.get(key, "")))
-        if index is None or not self._visible(index):
+        if index is None or not self._live(index):
             raise ValueError(f"unknown {key}: {op.get(key)!r}")
         return index
 
@@ -872,7 +903,7 @@ class Workspace:
 
     def _op_delete_block(self, op: JSON) -> JSON:
         decoded = self.codec.decode(str(op.get("block_id", "")))
-        if decoded is None or decoded.kind != Kind.BLOCK or self._locate(str(op["block_id"])) is None:
+        if decoded is None or decoded.kind != Kind.BLOCK or self._locate(str(op["block_id"]), False) is None:
             raise ValueError(f"unknown block_id: {op.get('block_id')!r}")
         self._deleted_blocks.setdefault(decoded.a, set()).add(decoded.b)
         self._touch(decoded.a)
@@ -910,6 +941,40 @@ class Workspace:
         self._set_flag(self._target(op), DELETED, True)
         return {}
 
+    def _targets(self, op: JSON) -> list[int]:
+        """`{page_id}` or `{page_ids: [...]}`; every id is checked before anything changes."""
+        if "page_ids" not in op:
+            return [self._target(op)]
+        ids = op["page_ids"]
+        if "page_id" in op or not isinstance(ids, list) or not ids:
+            raise ValueError("give page_id or a non-empty list page_ids, not both")
+        return [self._target({"page_id": page_id}) for page_id in ids]
+
+    def _op_unshare_page(self, op: JSON) -> JSON:
+        """The integration loses the pages and everything under them; nothing is edited (no
+        last_edited_time changes, no content rebuilt): only the overlay and derived orders change."""
+        targets = self._targets(op)
+        for index in targets:
+            self._access[index] = False
+        unshared = set(targets)
+        for index in [i for i, shared in self._access.items() if shared]:
+            if not unshared.isdisjoint(self._ancestors(index)):
+                del self._access[index]  # shared again earlier, now under an unshared page
+        self._forget()
+        return {"count": len(targets)}
+
+    def _op_share_page(self, op: JSON) -> JSON:
+        """Undo unshare_page; a page under a still-unshared page is shared on its own (with what is
+        under it), as when an integration is added to that page."""
+        targets = self._targets(op)
+        for index in targets:
+            self._access.pop(index, None)
+        for index in targets:
+            if not self._shared(index):
+                self._access[index] = True
+        self._forget()
+        return {"count": len(targets)}
+
     def _op_create_page(self, op: JSON) -> JSON:
         parent = self._target(op, "parent_id")
         if self.parent[parent] < TOP:
@@ -943,6 +1008,7 @@ class Workspace:
             "data_sources": len(self.ds_count),
             "largest_data_source_rows": max(self.ds_count, default=0),
             "private_pages": len(self.private),
+            "unshared_pages": sum(1 for shared in self._access.values() if not shared),
             "users": self.n_users + 1,
             "max_depth": max(self.depth, default=0),
             "huge_page_blocks": self.shape.huge_page_blocks if self.huge is not None else 0,
