@@ -10,11 +10,19 @@ from temporalio import activity
 from activities.errors import temporal_errors
 from notion_sync.exporter import discover
 from notion_sync.exporter.carry import CarryOverError, carry_over
-from notion_sync.exporter.context import open_step
-from notion_sync.models import CarryOverInput, CarryOverResult, DiscoverInput, DiscoverResult, StagingRef
+from notion_sync.exporter.context import open_gateway, open_step
+from notion_sync.models import (
+    CarryOverInput,
+    CarryOverResult,
+    DiscoverInput,
+    DiscoverResult,
+    StagingRef,
+    WorkspaceIdentity,
+)
 from notion_sync.settings import Settings
 from notion_sync.storage.destination import open_destination
 from notion_sync.storage.index import ExportIndex
+from notion_sync.workspaces import identity_of
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +30,15 @@ log = logging.getLogger(__name__)
 class DiscoveryActivities:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
+
+    @activity.defn
+    async def identify_workspace(self, staging: StagingRef) -> WorkspaceIdentity:
+        """Who this worker's credential is in Notion; touches nothing at the destination."""
+        with temporal_errors():
+            async with open_gateway(self._settings, activity.heartbeat) as (gateway, _):
+                identity = identity_of(await gateway.me())
+        log.info("export to %s runs as %s", staging.destination, identity.describe())
+        return identity
 
     @activity.defn(name="carry_over")
     def carry_over(self, request: CarryOverInput) -> CarryOverResult:

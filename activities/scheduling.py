@@ -16,9 +16,9 @@ from typing import Any
 
 from temporalio import activity
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import CancelledError, TerminatedError, TimeoutError, WorkflowAlreadyStartedError
+from temporalio.exceptions import CancelledError, TerminatedError, TimeoutError
 
+from notion_sync.control import ExportAlreadyRunning, start_export
 from notion_sync.models import ExportReport, ScheduledExportInput, ScheduledRunResult
 from notion_sync.settings import Settings
 from workflows.export import ExportWorkflow
@@ -82,16 +82,14 @@ class SchedulingActivities:
             return self._handle(client, request, run_id), run_id, attached
         destination = request.export.destination
         try:
-            handle = await client.start_workflow(
-                ExportWorkflow.run,
+            handle = await start_export(
+                client,
+                self._settings,
                 request.export,
-                id=request.export_workflow_id,
-                task_queue=self._settings.task_queue,
-                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-                static_summary=f"Scheduled Notion export to {destination}",
+                workflow_id=request.export_workflow_id,
+                summary="Scheduled Notion export",
             )
-        except WorkflowAlreadyStartedError as error:
+        except ExportAlreadyRunning as error:
             if not error.run_id:
                 raise
             activity.logger.info(

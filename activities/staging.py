@@ -15,15 +15,33 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
 
-from notion_sync.exporter.publish import load_previous, write_manifest, write_report
-from notion_sync.models import PrepareInput, PreviousSnapshot, PublishInput, PublishResult, StagingRef
+from notion_sync.exporter.publish import (
+    REPORT,
+    load_previous,
+    recorded_identity,
+    write_manifest,
+    write_report,
+)
+from notion_sync.exporter.shrink import check_shrink
+from notion_sync.models import (
+    PrepareInput,
+    PreviousSnapshot,
+    PublishInput,
+    PublishResult,
+    ShrinkCheck,
+    ShrinkInput,
+    StagingRef,
+    WorkspaceIdentity,
+)
 from notion_sync.render import render_snapshot
 from notion_sync.retention import prune_snapshots
 from notion_sync.settings import Settings
 from notion_sync.storage.destination import open_destination, remote_destination, seed_mirror
 from notion_sync.storage.index import ExportIndex
+from notion_sync.storage.local import LocalDestination
 from notion_sync.storage.s3 import (
     S3DeleteFailed,
+    S3Destination,
     SnapshotUnusable,
     TransferCancelled,
     sync_mirror_after_discard,
@@ -39,7 +57,9 @@ class StagingActivities:
 
     @activity.defn(name="prepare_staging")
     def prepare_staging(self, request: PrepareInput) -> PreviousSnapshot | None:
-        """Creates staging; for a sync, loads the previous snapshot's manifest into the index."""
+        """Creates staging; for a sync, loads the previous snapshot's manifest into the index (also
+        for a full refresh: the shrink guard measures against it). Refuses, before writing anything,
+        a destination whose snapshots came from another workspace."""
         remote = remote_destination(request.staging.destination, self._settings)
         if remote is not None:
             try:
@@ -57,10 +77,10 @@ class StagingActivities:
                     raise ApplicationError(message, type="S3Unusable", non_retryable=True) from None
                 raise
         destination = open_destination(request.staging.destination, self._settings)
+        other = _other_workspace(request, destination, remote)
         destination.prepare(request.staging.staging_id)
-        if request.full_refresh:
-            return None
-        if remote is not None:
+        # A full refresh reuses nothing: it does not download the last snapshot to a new machine.
+        if remote is not None and not request.full_refresh:
             try:
                 seeded = seed_mirror(destination, remote, activity.heartbeat, activity.is_cancelled)
             except SnapshotUnusable as error:
@@ -79,10 +99,18 @@ class StagingActivities:
                 activity.logger.info("%s: snapshot %s downloaded to the mirror", remote.location.url, seeded)
         # For S3, the mirror's snapshot: the one S3 serves (downloaded if the mirror had another).
         current = destination.current()
-        if current is None:
+        if current is None or other is not None:
+            # Another workspace's snapshot holds nothing to reuse or to measure this one against.
             return None
         with ExportIndex(destination.index_path(request.staging.staging_id)) as index:
             return load_previous(index, current, activity.heartbeat)
+
+    @activity.defn(name="check_shrink")
+    def check_shrink(self, request: ShrinkInput) -> ShrinkCheck:
+        """What publishing this run would lose against the previous snapshot and the listing."""
+        destination = open_destination(request.staging.destination, self._settings)
+        with ExportIndex(destination.index_path(request.staging.staging_id)) as index:
+            return check_shrink(index, request.previous, request.options, activity.heartbeat)
 
     @activity.defn(name="publish_snapshot")
     def publish_snapshot(self, request: PublishInput) -> PublishResult:
@@ -149,3 +177,38 @@ def _heartbeating(work: Callable[[], object]) -> None:
                 return
             except FutureTimeout:
                 activity.heartbeat()
+
+
+def _other_workspace(
+    request: PrepareInput, destination: LocalDestination, remote: S3Destination | None
+) -> WorkspaceIdentity | None:
+    """The workspace of the destination's current snapshot if it is not this run's: refused
+    (non-retryable, before anything is written) unless the user forced it."""
+    if request.identity is None:
+        return None
+    if remote is not None:
+        pointer = remote.current()
+        name = str(pointer.get("snapshot", "")) if pointer else ""
+        report = remote.read(name, REPORT) if name else None
+    else:
+        current = destination.current()
+        report = (current / REPORT).read_bytes() if current and (current / REPORT).is_file() else None
+    recorded = recorded_identity(report)
+    if recorded is None or recorded.same_workspace(request.identity):
+        return None
+    url = request.staging.destination
+    if request.force_workspace:
+        activity.logger.warning(
+            "%s holds snapshots of %s; exporting %s into it as asked (--force-workspace)",
+            url,
+            recorded.describe(),
+            request.identity.describe(),
+        )
+        return recorded
+    raise ApplicationError(
+        f"{url} holds snapshots of {recorded.describe()}, but this credential belongs to "
+        f"{request.identity.describe()}: nothing was written. Export to another destination, or pass "
+        "--force-workspace to export into this one anyway.",
+        type="WorkspaceMismatch",
+        non_retryable=True,
+    )

@@ -32,7 +32,9 @@ from notion_sync.control import (
 from notion_sync.devserver import DevServer, DevServerError, start_dev_server
 from notion_sync.emulator.cli import emulator
 from notion_sync.emulator.testing import EmulatorProcess
+from notion_sync.exporter.context import open_gateway
 from notion_sync.models import ExportInput, ExportOptions, ExportProgress, ExportReport
+from notion_sync.notion.errors import NotionUnauthorized
 from notion_sync.render import render
 from notion_sync.retention import prune_command
 from notion_sync.schedules import schedule_app
@@ -40,6 +42,14 @@ from notion_sync.settings import Settings
 from notion_sync.storage.local import check_destination
 from notion_sync.storage.s3 import S3UrlError, is_s3, parse_s3_url
 from notion_sync.verify import verify_command
+from notion_sync.workspaces import (
+    CredentialsError,
+    WorkspaceCredential,
+    identity_of,
+    implicit_name,
+    load_credentials,
+    settings_for,
+)
 from workflows.export import ExportWorkflow
 
 app = typer.Typer(
@@ -73,6 +83,8 @@ class Session:
     settings: Settings
     server: DevServer | None
     worker: asyncio.Task[None] | None
+    # The workspace an export started here belongs to (by name; its credential stays in the worker).
+    workspace: str
 
 
 @app.command()
@@ -123,6 +135,29 @@ def export(
             "--keep", min=1, help="After publishing, delete all but the KEEP newest snapshots (folder or S3)."
         ),
     ] = None,
+    workspace: Annotated[
+        str | None,
+        typer.Option(
+            "--workspace",
+            "-w",
+            help="The workspace to export, by name (credentials file or folder, see README). Default: "
+            "the one of NOTION_TOKEN, named after Notion's answer for it when this command runs the worker.",
+        ),
+    ] = None,
+    allow_shrink: Annotated[
+        bool,
+        typer.Option(
+            "--allow-shrink",
+            help="Publish even if more than 5 %% (at most 50) of the pages were lost or removed since the "
+            "last snapshot; the report says so.",
+        ),
+    ] = False,
+    force_workspace: Annotated[
+        bool,
+        typer.Option(
+            "--force-workspace", help="Export into a destination whose snapshots came from another workspace."
+        ),
+    ] = False,
 ) -> None:
     """Export a workspace to OUT, or sync the export already there. With no NOTION_TOKEN, exports the
     bundled demo workspace."""
@@ -142,8 +177,10 @@ def export(
         csv_bom=csv_bom,
         html=html,
         keep_snapshots=keep,
+        allow_shrink=allow_shrink,
+        force_workspace=force_workspace,
     )
-    sys.exit(_run(_export(out, options, wait)))
+    sys.exit(_run(_export(out, options, wait, workspace)))
 
 
 @app.command()
@@ -175,10 +212,7 @@ def worker() -> None:
     """Run a worker against TEMPORAL_ADDRESS (settings from the environment)."""
     from worker import run_worker
 
-    settings = Settings()
-    if settings.notion_token is None:
-        _fail("NOTION_TOKEN is not set: a worker needs the integration token.", code=2)
-    sys.exit(_run(run_worker(settings)) or 0)
+    sys.exit(_run(run_worker(Settings())) or 0)
 
 
 def _run(coro: Coroutine[Any, Any, int | None]) -> int:
@@ -187,7 +221,9 @@ def _run(coro: Coroutine[Any, Any, int | None]) -> int:
     except KeyboardInterrupt:
         console.print("Detached. The export goes on where Temporal runs; run the same command to attach.")
         return 130
-    except (DevServerError, ExportAlreadyRunning) as error:
+    except (DevServerError, ExportAlreadyRunning, CredentialsError) as error:
+        _fail(str(error))
+    except NotionUnauthorized as error:
         _fail(str(error))
     except RPCError as error:
         _fail(f"Temporal refused the request: {error}")
@@ -213,18 +249,17 @@ def _fail(message: str, code: int = 1) -> None:
     raise SystemExit(code)
 
 
-async def _export(out: Path, options: ExportOptions, wait: bool) -> int:
+async def _export(out: Path, options: ExportOptions, wait: bool, workspace: str | None) -> int:
     settings = Settings()
-    async with _session(settings, embedded_worker=True) as session:
+    async with _session(settings, embedded_worker=True, workspace=workspace) as session:
         handle = export_handle(session.client, out)
         if await is_running(handle):
             if session.worker is None and not wait:
                 raise ExportAlreadyRunning(handle.id, normalise_destination(out))
             console.print(f"An export to {normalise_destination(out)} is already running; attaching to it.")
         else:
-            handle = await start_export(
-                session.client, session.settings, ExportInput(destination=str(out), options=options)
-            )
+            request = ExportInput(destination=str(out), workspace=session.workspace, options=options)
+            handle = await start_export(session.client, session.settings, request)
             console.print(f"Started export [bold]{handle.id}[/bold] to {normalise_destination(out)}")
         if session.server is not None and session.server.ui_url:
             console.print(
@@ -282,6 +317,11 @@ async def _watch(handle: WorkflowHandle[ExportWorkflow, ExportReport]) -> int:
         console.print(f"[red]Export failed:[/red] {getattr(cause, 'message', None) or cause}")
         return 1
     counters = report.counters
+    shrink = report.shrink
+    if shrink is not None and shrink.allowed:
+        console.print(f"[yellow]Published with --allow-shrink:[/yellow] {shrink.summary()}.")
+    elif shrink is not None and (shrink.lost or shrink.removed):
+        console.print(f"Changes since the last snapshot: {shrink.summary()}.")
     console.print(
         f"[green]Export complete:[/green] {counters.exported} exported, {counters.skipped} skipped, "
         f"{counters.failed} failed, {counters.api_requests} Notion requests.\n"
@@ -317,13 +357,16 @@ def _show(bar: Progress, task: TaskID, progress: ExportProgress) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _session(settings: Settings, embedded_worker: bool) -> AsyncIterator[Session]:
+async def _session(
+    settings: Settings, embedded_worker: bool, workspace: str | None = None
+) -> AsyncIterator[Session]:
     """Connects to TEMPORAL_ADDRESS, or runs the embedded dev server (and a worker) when unset."""
     from worker import configure_logging, connect, run_worker
 
     server: DevServer | None = None
     demo: EmulatorProcess | None = None
     worker_task: asyncio.Task[None] | None = None
+    name = workspace or settings.workspace
     try:
         if settings.temporal_address is None:
             server = start_dev_server(
@@ -334,10 +377,13 @@ async def _session(settings: Settings, embedded_worker: bool) -> AsyncIterator[S
             client = await connect(settings)
         if embedded_worker and settings.temporal_address is None:
             configure_logging(settings.state_dir / "worker.log")
-            if settings.notion_token is None:
+            credentials = load_credentials(settings)
+            if not credentials and workspace is None:
                 demo, settings = _start_demo(settings)
-            worker_task = asyncio.create_task(run_worker(settings, client))
-        yield Session(client=client, settings=settings, server=server, worker=worker_task)
+                credentials = load_credentials(settings)
+            name, credential = await _embedded_workspace(settings, credentials, workspace)
+            worker_task = asyncio.create_task(run_worker(settings, client, {name: credential}))
+        yield Session(client=client, settings=settings, server=server, worker=worker_task, workspace=name)
     finally:
         if worker_task is not None:
             worker_task.cancel()
@@ -347,6 +393,32 @@ async def _session(settings: Settings, embedded_worker: bool) -> AsyncIterator[S
             demo.stop()
         if server is not None:
             server.stop()
+
+
+async def _embedded_workspace(
+    settings: Settings, credentials: dict[str, WorkspaceCredential], requested: str | None
+) -> tuple[str, WorkspaceCredential]:
+    """The workspace this command's own worker serves, and the name its export runs under.
+
+    A named one comes from the credentials. The unnamed one of NOTION_TOKEN is named after what Notion
+    says the token is (`<workspace>-<bot id>`): two commands with two tokens, sharing one embedded
+    server, then never share an activity queue, and a command restarted with the same token finds
+    its export's queue again.
+    """
+    if requested is not None:
+        if requested not in credentials:
+            known = ", ".join(sorted(credentials)) or "none"
+            raise CredentialsError(f"no credential for workspace {requested!r} here (known: {known})")
+        return requested, credentials[requested]
+    if settings.notion_token is not None:
+        credential = credentials[settings.workspace]
+    elif len(credentials) == 1:
+        credential = next(iter(credentials.values()))
+    else:
+        raise CredentialsError(f"choose a workspace with --workspace: {', '.join(sorted(credentials))}")
+    async with open_gateway(settings_for(settings, credential)) as (gateway, _):
+        identity = identity_of(await gateway.me())
+    return implicit_name(identity), credential
 
 
 def _start_demo(settings: Settings) -> tuple[EmulatorProcess, Settings]:

@@ -3,28 +3,37 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
 
+from notion_sync import attributes
 from notion_sync.models import ExportInput, ExportProgress, ExportReport
 from notion_sync.settings import Settings
 from notion_sync.storage.s3 import is_s3, parse_s3_url
 from workflows.export import ExportWorkflow
 
-WORKFLOW_TYPE = "ExportWorkflow"
+log = logging.getLogger(__name__)
 
 
 class ExportAlreadyRunning(Exception):
-    def __init__(self, workflow_id: str, destination: str) -> None:
+    def __init__(self, workflow_id: str, destination: str, run_id: str | None = None) -> None:
         super().__init__(
             f"An export to {destination} is already running (workflow {workflow_id}). "
             f"Watch it with `notion-sync status --out {destination}`, or cancel it with "
             f"`notion-sync cancel --out {destination}`."
         )
         self.workflow_id = workflow_id
+        self.run_id = run_id
 
 
 def normalise_destination(destination: str | Path) -> str:
@@ -41,12 +50,30 @@ def export_workflow_id(destination: str | Path) -> str:
 
 
 async def start_export(
-    client: Client, settings: Settings, request: ExportInput
+    client: Client,
+    settings: Settings,
+    request: ExportInput,
+    workflow_id: str | None = None,
+    summary: str = "Notion export",
 ) -> WorkflowHandle[ExportWorkflow, ExportReport]:
-    destination = normalise_destination(request.destination)
-    request = request.model_copy(update={"destination": destination})
-    workflow_id = export_workflow_id(destination)
-    try:
+    """Starts the export of a destination under its fixed id (the CLI, the starter, schedules).
+
+    The run carries its workspace and destination as search attributes; on a cluster where they
+    are not registered yet it starts without them, and says how to register them.
+    """
+    if workflow_id is None:
+        request = request.model_copy(update={"destination": normalise_destination(request.destination)})
+        workflow_id = export_workflow_id(request.destination)
+    # A given id comes with a destination normalised where it was chosen (a schedule's creator).
+    destination = request.destination
+    searchable = TypedSearchAttributes(
+        [
+            SearchAttributePair(attributes.WORKSPACE, request.workspace),
+            SearchAttributePair(attributes.DESTINATION, destination),
+        ]
+    )
+
+    async def start(search: TypedSearchAttributes) -> WorkflowHandle[ExportWorkflow, ExportReport]:
         return await client.start_workflow(
             ExportWorkflow.run,
             request,
@@ -54,10 +81,33 @@ async def start_export(
             task_queue=settings.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            static_summary=f"Notion export to {destination}",
+            static_summary=f"{summary} of workspace {request.workspace} to {destination}",
+            search_attributes=search,
         )
-    except WorkflowAlreadyStartedError:
-        raise ExportAlreadyRunning(workflow_id, destination) from None
+
+    try:
+        try:
+            return await start(searchable)
+        except RPCError as error:
+            if "search attribute" not in str(error).lower():
+                raise
+            log.warning(
+                "Search attributes are not registered on this Temporal namespace; starting without them. "
+                "Register them once: %s",
+                "; ".join(registration_commands()),
+            )
+            return await start(TypedSearchAttributes.empty)
+    except WorkflowAlreadyStartedError as error:
+        raise ExportAlreadyRunning(workflow_id, destination, error.run_id) from None
+
+
+def registration_commands() -> list[str]:
+    """The `temporal` commands that register the search attributes on a cluster."""
+    return [
+        f"temporal operator search-attribute create --name {key.name} "
+        f"--type {key.indexed_value_type.name.title()}"
+        for key in attributes.ALL
+    ]
 
 
 def export_handle(client: Client, destination: str | Path) -> WorkflowHandle[ExportWorkflow, ExportReport]:

@@ -56,6 +56,13 @@ class ExportOptions(BaseModel):
     full_listing_days: float = Field(default=7, ge=0)
     # Retention: after each publish, delete all but this many newest snapshots (never the current one).
     keep_snapshots: int | None = Field(default=None, ge=1)
+    # The shrink guard: a run that would lose more than this share of the pages, or more than this
+    # many (whichever is smaller), is not published unless `allow_shrink`.
+    shrink_limit_percent: float = Field(default=5.0, ge=0, le=100)
+    shrink_limit_pages: int = Field(default=50, ge=0)
+    allow_shrink: bool = False
+    # Export into a destination whose snapshots came from another Notion workspace.
+    force_workspace: bool = False
 
 
 class Counters(BaseModel):
@@ -71,6 +78,52 @@ class Counters(BaseModel):
     def add(self, other: Counters) -> None:
         for name in type(self).model_fields:
             setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+class WorkspaceIdentity(BaseModel):
+    """Who a credential is, as Notion answers `GET /v1/users/me`: ids and names, never the token."""
+
+    bot_id: str
+    bot_name: str | None = None
+    workspace_id: str | None = None
+    workspace_name: str | None = None
+
+    def same_workspace(self, other: WorkspaceIdentity) -> bool:
+        """Workspace ids where both are known (older API answers lack them), else the bot."""
+        if self.workspace_id and other.workspace_id:
+            return self.workspace_id == other.workspace_id
+        return self.bot_id == other.bot_id
+
+    def describe(self) -> str:
+        name = f"'{self.workspace_name}'" if self.workspace_name else "a workspace"
+        return f"{name} ({self.workspace_id or 'bot ' + self.bot_id})"
+
+
+class ShrinkCheck(BaseModel):
+    """What a run would lose against the previous snapshot and its own listing (the shrink guard)."""
+
+    # Objects the previous snapshot held, or this run listed, that answered 403/404 or failed.
+    lost: int = 0
+    # Objects the previous snapshot held that a full listing no longer returns (deleted, or unshared).
+    removed: int = 0
+    # Objects the guard measures against: the larger of the previous snapshot and this run's listing.
+    base: int = 0
+    limit: int = 0
+    # A few titles of what was lost or removed, for the report.
+    examples: list[str] = Field(default_factory=list)
+    tripped: bool = False
+    allowed: bool = False
+
+    def summary(self) -> str:
+        parts = []
+        if self.lost:
+            parts.append(f"the integration lost access to {self.lost} objects (403/404 or failed)")
+        if self.removed:
+            parts.append(f"{self.removed} objects of the previous snapshot are gone from the listing")
+        text = " and ".join(parts) or "nothing was lost"
+        if self.examples:
+            text += ", e.g. " + ", ".join(f"'{title}'" for title in self.examples)
+        return text
 
 
 class StagingRef(BaseModel):
@@ -103,6 +156,7 @@ class ExportState(BaseModel):
     listing: Listing = "full"
     full_listing_at: datetime | None = None
     carried_over: bool = False
+    identity: WorkspaceIdentity | None = None
     max_seq: int = 0
     next_seq: int = 1
     # Batches cancelled by a pause, to run again: at most max_parallel_batches pairs.
@@ -114,6 +168,9 @@ class ExportState(BaseModel):
 
 class ExportInput(BaseModel):
     destination: str
+    # The workspace's name (never its token): its activities run on the task queue of that name,
+    # served only by workers holding its credential.
+    workspace: str = "default"
     options: ExportOptions = Field(default_factory=ExportOptions)
     state: ExportState | None = None
 
@@ -121,6 +178,15 @@ class ExportInput(BaseModel):
 class PrepareInput(BaseModel):
     staging: StagingRef
     full_refresh: bool = False
+    # Checked against the destination's snapshots before anything is written (None: not checked).
+    identity: WorkspaceIdentity | None = None
+    force_workspace: bool = False
+
+
+class ShrinkInput(BaseModel):
+    staging: StagingRef
+    previous: PreviousSnapshot | None
+    options: ExportOptions
 
 
 class DiscoverInput(BaseModel):
@@ -232,6 +298,9 @@ class ExportReport(BaseModel):
     error: str | None = None
     listing: Listing = "full"
     full_listing_at: datetime | None = None
+    workspace: str | None = None
+    identity: WorkspaceIdentity | None = None
+    shrink: ShrinkCheck | None = None
 
 
 class ManifestFile(BaseModel):

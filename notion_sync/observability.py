@@ -35,11 +35,11 @@ from temporalio.worker import (
     ActivityInboundInterceptor,
     ExecuteActivityInput,
     Interceptor,
-    Worker,
 )
 
 from notion_sync.models import BatchResult, PublishResult
 from notion_sync.settings import Settings
+from notion_sync.workers import WorkerGroup
 
 SERVICE_NAME = "notion-sync-worker"
 log = logging.getLogger(__name__)
@@ -291,7 +291,7 @@ def log_formatter(kind: str) -> logging.Formatter:
 class Health:
     """/healthz: the process serves requests (liveness). /readyz: the worker polls and Temporal answers."""
 
-    def __init__(self, client: Client, worker: Worker) -> None:
+    def __init__(self, client: Client, worker: WorkerGroup) -> None:
         self._client = client
         self._worker = worker
 
@@ -312,7 +312,7 @@ class Health:
 
 
 @contextlib.asynccontextmanager
-async def health_server(port: int | None, client: Client, worker: Worker) -> AsyncIterator[int | None]:
+async def health_server(port: int | None, client: Client, worker: WorkerGroup) -> AsyncIterator[int | None]:
     """Serves the health endpoints on 0.0.0.0:port while the block runs; yields the bound port."""
     if port is None:
         yield None

@@ -33,6 +33,13 @@ class Settings(BaseSettings):
     page_concurrency: int = Field(default=8, alias="NOTION_SYNC_PAGE_CONCURRENCY", ge=1)
     # A mounted secret (Kubernetes Secret, compose secret) instead of the token in the environment.
     notion_token_file: Path | None = Field(default=None, alias="NOTION_TOKEN_FILE")
+    # The name under which NOTION_TOKEN/NOTION_BASE_URL serve (notion_sync/workspaces.py).
+    workspace: str = Field(default="default", alias="NOTION_SYNC_WORKSPACE")
+    # More workspaces: a YAML file of names and credentials, or a folder of mounted secrets.
+    credentials_file: Path | None = Field(default=None, alias="NOTION_SYNC_CREDENTIALS_FILE")
+    credentials_dir: Path | None = Field(default=None, alias="NOTION_SYNC_CREDENTIALS_DIR")
+    # Activities one worker runs at once for each workspace it holds.
+    activity_slots: int = Field(default=16, alias="NOTION_SYNC_ACTIVITY_SLOTS", ge=1)
     # Observability of `python worker.py`; ports unset = that endpoint is off.
     metrics_port: int | None = Field(default=None, alias="NOTION_SYNC_METRICS_PORT", ge=0)
     health_port: int | None = Field(default=None, alias="NOTION_SYNC_HEALTH_PORT", ge=0)

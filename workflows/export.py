@@ -19,6 +19,8 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
+from notion_sync import attributes
+
 with workflow.unsafe.imports_passed_through():
     from activities.discovery import DiscoveryActivities
     from activities.errors import NON_RETRYABLE
@@ -42,9 +44,12 @@ with workflow.unsafe.imports_passed_through():
         PreviousSnapshot,
         PublishInput,
         ReportStatus,
+        ShrinkCheck,
+        ShrinkInput,
         StagingRef,
         TablesInput,
     )
+    from notion_sync.workspaces import activity_queue
 
 NOTION_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -55,6 +60,13 @@ NOTION_RETRY = RetryPolicy(
 DISK_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=10)
 HEARTBEAT = timedelta(seconds=30)
 TABLES_PER_ACTIVITY = 50
+# Runs started before workspaces ran their activities on the workflow's own queue, without identity,
+# shrink guard or outcome attributes; they replay as they ran.
+WORKSPACE_QUEUES = "workspace-queues"
+
+
+class _Refused(Exception):
+    """The run must end without publishing, for the reason given (not an activity's failure)."""
 
 
 @workflow.defn
@@ -66,6 +78,10 @@ class ExportWorkflow:
         self._paused = False
         self._in_flight: dict[Any, tuple[int, int]] = {}
         self._batches_this_run = 0
+        self._workspace = "default"
+        # Where this run's activities go: the workspace's own task queue (None: the workflow's queue).
+        self._queue: str | None = None
+        self._shrink: ShrinkCheck | None = None
 
     @workflow.signal
     def pause(self) -> None:
@@ -109,7 +125,10 @@ class ExportWorkflow:
     async def run(self, request: ExportInput) -> ExportReport:
         self._destination = request.destination
         self._options = request.options
+        self._workspace = request.workspace
         info = workflow.info()
+        if workflow.patched(WORKSPACE_QUEUES):
+            self._queue = activity_queue(info.task_queue, request.workspace)
         self._state = request.state or ExportState(
             staging_id=info.first_execution_run_id, started_at=workflow.now()
         )
@@ -120,12 +139,24 @@ class ExportWorkflow:
         except asyncio.CancelledError:
             await self._compensate(staging, "cancelled", "the export was cancelled")
             raise
+        except _Refused as refused:
+            reason = str(refused)
+            await self._compensate(staging, "failed", reason, outcome="shrink-refused")
+            raise ApplicationError(
+                f"Export refused: {reason}", type="ShrinkGuard", non_retryable=True
+            ) from None
         except ActivityError as error:
             # An activity cancelled while not paused means the workflow itself is being cancelled.
             if isinstance(error.cause, CancelledError):
                 await self._compensate(staging, "cancelled", "the export was cancelled")
                 raise asyncio.CancelledError() from None
             reason = _describe(error)
+            if _failure_type(error) == "WorkspaceMismatch":
+                # Refused before anything was written: the destination is another workspace's.
+                self._state.phase = Phase.FAILED
+                self._record_outcome("workspace-refused")
+                self._show()
+                raise ApplicationError(reason, type="WorkspaceMismatch", non_retryable=True) from None
             await self._compensate(staging, "failed", reason)
             raise ApplicationError(
                 f"Export failed: {reason}", type="ExportFailed", non_retryable=True
@@ -134,9 +165,17 @@ class ExportWorkflow:
     async def _run_phases(self, staging: StagingRef) -> ExportReport:
         state = self._state
         if state.phase == Phase.STARTING:
+            if self._queue is not None and state.identity is None:
+                state.identity = await self._notion(DiscoveryActivities.identify_workspace, staging)
             state.previous = await workflow.execute_activity_method(
                 StagingActivities.prepare_staging,
-                PrepareInput(staging=staging, full_refresh=self._options.full_refresh),
+                PrepareInput(
+                    staging=staging,
+                    full_refresh=self._options.full_refresh,
+                    identity=state.identity,
+                    force_workspace=self._options.force_workspace,
+                ),
+                task_queue=self._queue,
                 # A new machine first downloads the last snapshot of an S3 destination; it heartbeats.
                 start_to_close_timeout=timedelta(hours=2),
                 heartbeat_timeout=HEARTBEAT,
@@ -155,6 +194,7 @@ class ExportWorkflow:
                 layout = await workflow.execute_activity_method(
                     ExportActivities.assign_paths,
                     LayoutInput(staging=staging, layout=self._options.layout),
+                    task_queue=self._queue,
                     start_to_close_timeout=timedelta(minutes=30),
                     heartbeat_timeout=HEARTBEAT,
                     retry_policy=DISK_RETRY,
@@ -166,6 +206,20 @@ class ExportWorkflow:
         if state.phase == Phase.TABLES:
             await self._write_tables(staging)
             state.phase = Phase.PUBLISHING
+        if self._queue is not None:
+            self._shrink = await workflow.execute_activity_method(
+                StagingActivities.check_shrink,
+                ShrinkInput(staging=staging, previous=state.previous, options=self._options),
+                task_queue=self._queue,
+                start_to_close_timeout=timedelta(minutes=30),
+                heartbeat_timeout=HEARTBEAT,
+                retry_policy=DISK_RETRY,
+            )
+            if self._shrink.tripped and not self._shrink.allowed:
+                raise _Refused(
+                    f"{self._shrink.summary()}: more than the {self._shrink.limit} allowed, so nothing was "
+                    "published and the last snapshot stays current (--allow-shrink publishes anyway)"
+                )
         report = self._report("completed", None)
         published = await workflow.execute_activity_method(
             StagingActivities.publish_snapshot,
@@ -179,10 +233,12 @@ class ExportWorkflow:
             start_to_close_timeout=timedelta(minutes=30),
             heartbeat_timeout=HEARTBEAT,
             retry_policy=DISK_RETRY,
+            task_queue=self._queue,
             # Compensation must not start while an upload to S3 is still running.
             cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
         )
         state.phase = Phase.DONE
+        self._record_outcome("completed-shrunk" if self._shrink and self._shrink.tripped else "completed")
         self._show()
         return report.model_copy(update={"snapshot": published.snapshot_path})
 
@@ -199,6 +255,7 @@ class ExportWorkflow:
         result = await workflow.execute_activity_method(
             DiscoveryActivities.carry_over,
             CarryOverInput(staging=staging, previous=state.previous),
+            task_queue=self._queue,
             start_to_close_timeout=timedelta(minutes=30),
             heartbeat_timeout=HEARTBEAT,
             retry_policy=DISK_RETRY,
@@ -301,8 +358,9 @@ class ExportWorkflow:
                 seq_from=seq_from,
                 seq_to=seq_to,
                 options=self._options,
-                previous=state.previous,
+                previous=None if self._options.full_refresh else state.previous,
             ),
+            task_queue=self._queue,
             start_to_close_timeout=timedelta(hours=2),
             heartbeat_timeout=HEARTBEAT,
             retry_policy=NOTION_RETRY,
@@ -324,6 +382,7 @@ class ExportWorkflow:
                     layout=self._options.layout,
                     csv_bom=self._options.csv_bom,
                 ),
+                task_queue=self._queue,
                 start_to_close_timeout=timedelta(minutes=30),
                 heartbeat_timeout=HEARTBEAT,
                 retry_policy=DISK_RETRY,
@@ -338,6 +397,7 @@ class ExportWorkflow:
             handle = workflow.start_activity_method(
                 activity,
                 arg,
+                task_queue=self._queue,
                 start_to_close_timeout=timedelta(hours=1),
                 heartbeat_timeout=HEARTBEAT,
                 retry_policy=NOTION_RETRY,
@@ -369,10 +429,17 @@ class ExportWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
         self._state.runs += 1
         workflow.continue_as_new(
-            ExportInput(destination=self._destination, options=self._options, state=self._state)
+            ExportInput(
+                destination=self._destination,
+                workspace=self._workspace,
+                options=self._options,
+                state=self._state,
+            )
         )
 
-    async def _compensate(self, staging: StagingRef, status: ReportStatus, reason: str) -> None:
+    async def _compensate(
+        self, staging: StagingRef, status: ReportStatus, reason: str, outcome: str | None = None
+    ) -> None:
         self._state.phase = Phase.COMPENSATING
         self._show()
         for handle in list(self._in_flight):
@@ -385,6 +452,7 @@ class ExportWorkflow:
         await workflow.execute_activity_method(
             StagingActivities.discard_staging,
             staging,
+            task_queue=self._queue,
             start_to_close_timeout=timedelta(minutes=10),
             heartbeat_timeout=HEARTBEAT,
             retry_policy=DISK_RETRY,
@@ -392,11 +460,24 @@ class ExportWorkflow:
         await workflow.execute_activity_method(
             StagingActivities.record_report,
             PublishInput(staging=staging, snapshot="", report=self._report(status, reason)),
+            task_queue=self._queue,
             start_to_close_timeout=timedelta(minutes=1),
             retry_policy=DISK_RETRY,
         )
         self._state.phase = Phase.CANCELLED if status == "cancelled" else Phase.FAILED
+        self._record_outcome(outcome or status)
         self._show()
+
+    def _record_outcome(self, outcome: str) -> None:
+        """The outcome and page count as search attributes, where the namespace has them."""
+        if self._queue is None or workflow.info().typed_search_attributes.get(attributes.WORKSPACE) is None:
+            return
+        workflow.upsert_search_attributes(
+            [
+                attributes.OUTCOME.value_set(outcome),
+                attributes.PAGES_EXPORTED.value_set(self._state.counters.exported),
+            ]
+        )
 
     def _report(self, status: ReportStatus, error: str | None) -> ExportReport:
         return ExportReport(
@@ -408,6 +489,9 @@ class ExportWorkflow:
             error=error,
             listing=self._state.listing,
             full_listing_at=self._state.full_listing_at,
+            workspace=self._workspace,
+            identity=self._state.identity,
+            shrink=self._shrink,
         )
 
     def _snapshot_name(self) -> str:
@@ -425,6 +509,12 @@ class ExportWorkflow:
             f"discovered {p.discovered}, exported {p.exported}, skipped {p.skipped}, failed {p.failed}\n\n"
             f"{p.api_requests} Notion requests, {p.requests_per_second}/s{eta}, run {p.runs}"
         )
+
+
+def _failure_type(error: BaseException) -> str | None:
+    """The type of the application error behind an activity failure."""
+    cause = getattr(error, "cause", None)
+    return cause.type if isinstance(cause, ApplicationError) else None
 
 
 def _describe(error: BaseException) -> str:

@@ -51,29 +51,39 @@ def throttled(beat: Callable[[], None], interval_s: float = 0.5) -> Callable[[],
 
 
 @asynccontextmanager
-async def open_step(
-    settings: Settings, staging: StagingRef, on_request: Callable[[], None] | None = None
-) -> AsyncIterator[StepContext]:
-    destination = open_destination(staging.destination, settings)
+async def open_gateway(
+    settings: Settings, on_request: Callable[[], None] | None = None
+) -> AsyncIterator[tuple[NotionGateway, aiohttp.ClientSession]]:
+    """The budgeted gateway of this workspace's token, over one aiohttp session."""
     budget = RequestBudget(settings.budget_path(), settings.requests_per_second, settings.burst)
-    token = settings.token()
-    index = ExportIndex(destination.index_path(staging.staging_id))
     http = open_session(settings.request_timeout_s)
     gateway = NotionGateway(
-        token,
+        settings.token(),
         settings.notion_base_url,
         budget,
         http,
         timeout_s=settings.request_timeout_s,
         on_request=throttled(on_request) if on_request else None,
     )
-    ctx = StepContext(gateway, index, destination, staging.staging_id, settings, http)
     try:
-        yield ctx
+        yield gateway, http
     finally:
-        for reading in ctx.synced_reads.values():
-            reading.cancel()
-        index.close()
         await gateway.aclose()
         await http.close()
         budget.close()
+
+
+@asynccontextmanager
+async def open_step(
+    settings: Settings, staging: StagingRef, on_request: Callable[[], None] | None = None
+) -> AsyncIterator[StepContext]:
+    destination = open_destination(staging.destination, settings)
+    async with open_gateway(settings, on_request) as (gateway, http):
+        index = ExportIndex(destination.index_path(staging.staging_id))
+        ctx = StepContext(gateway, index, destination, staging.staging_id, settings, http)
+        try:
+            yield ctx
+        finally:
+            for reading in ctx.synced_reads.values():
+                reading.cancel()
+            index.close()

@@ -14,6 +14,7 @@ from notion_sync.models import (
     ManifestObject,
     PreviousSnapshot,
     Problem,
+    WorkspaceIdentity,
 )
 from notion_sync.storage.index import ExportIndex
 from notion_sync.storage.local import LocalDestination
@@ -121,3 +122,44 @@ def write_report(destination: LocalDestination, staging_id: str, report: ExportR
     reports.mkdir(parents=True, exist_ok=True)
     stamp = (report.started_at or datetime.now()).strftime("%Y%m%dT%H%M%SZ")
     (reports / f"{stamp}-{report.status}.json").write_bytes(data)
+
+
+def recorded_identity(report: bytes | None) -> WorkspaceIdentity | None:
+    """The workspace a published snapshot came from, as its report records it (None for snapshots
+    written before identities were recorded, or an unreadable report)."""
+    if report is None:
+        return None
+    try:
+        return ExportReport.model_validate_json(report).identity
+    except ValueError:
+        return None
+
+
+def passed_guard(report: bytes | None) -> bool:
+    """Whether a snapshot was published without the shrink guard tripping (older reports: yes)."""
+    if report is None:
+        return False
+    try:
+        shrink = ExportReport.model_validate_json(report).shrink
+    except ValueError:
+        return False
+    return shrink is None or not shrink.tripped
+
+
+def newest_guarded(names_newest_first: Iterable[str], report_of: Callable[[str], bytes | None]) -> str | None:
+    """The newest snapshot that passed the shrink guard: retention never deletes it."""
+    return next((name for name in names_newest_first if passed_guard(report_of(name))), None)
+
+
+def last_run_refused(reports: Path) -> str | None:
+    """The error of the destination's last run if the shrink guard refused it, else None."""
+    latest = max(reports.glob("*.json"), default=None, key=lambda path: path.name)
+    if latest is None or not latest.name.endswith("-failed.json"):
+        return None
+    try:
+        report = ExportReport.model_validate_json(latest.read_bytes())
+    except (OSError, ValueError):
+        return None
+    if report.shrink is not None and report.shrink.tripped and not report.shrink.allowed:
+        return report.error or "the shrink guard refused the last run"
+    return None

@@ -140,6 +140,10 @@ class NotionGateway:
             body["start_cursor"] = cursor
         return await self.call("search", lambda: self._client.search(**body))
 
+    async def me(self) -> JSON:
+        """The token's bot user: who this credential is, and in which workspace."""
+        return await self.call("users/me", self._client.users.me)
+
     async def page(self, page_id: str) -> JSON:
         return await self.call(page_id, lambda: self._client.pages.retrieve(page_id=page_id))
 

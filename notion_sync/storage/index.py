@@ -41,6 +41,7 @@ CREATE TABLE IF NOT EXISTS names (dir TEXT NOT NULL, name TEXT NOT NULL, PRIMARY
 CREATE TABLE IF NOT EXISTS synced (original_id TEXT PRIMARY KEY, children TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS files (url TEXT PRIMARY KEY, path TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS previous (id TEXT PRIMARY KEY, last_edited_time TEXT);
+CREATE TABLE IF NOT EXISTS listed (id TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS downloads (path TEXT PRIMARY KEY, sha256 TEXT NOT NULL, size INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS problems (object_id TEXT NOT NULL, kind TEXT NOT NULL, reason TEXT NOT NULL,
     PRIMARY KEY (object_id, kind));
@@ -124,6 +125,8 @@ class ExportIndex:
             return 0
         rows = [_object_row(*entry) for entry in entries]
         with self.transaction():
+            # What a listing returned is what the shrink guard expects to see exported.
+            self._db.executemany("INSERT OR IGNORE INTO listed (id) VALUES (?)", [(e[0],) for e in entries])
             if not replace:
                 return self._db.executemany(_ADD, rows).rowcount
             ids = list({entry[0] for entry in entries})
@@ -276,6 +279,29 @@ class ExportIndex:
     def previous_edit(self, object_id: str) -> str | None:
         row = self._db.execute("SELECT last_edited_time FROM previous WHERE id = ?", (object_id,)).fetchone()
         return str(row[0]) if row and row[0] else None
+
+    def lost(self, examples: int) -> tuple[int, list[str]]:
+        """Objects listed by this run or held by the previous snapshot that were not exported
+        (403/404, failed, never reached), trashed ones aside; and the first few titles."""
+        where = (
+            "FROM objects WHERE status != 'exported' AND COALESCE(reason, '') != 'in trash' "
+            "AND (id IN (SELECT id FROM listed) OR id IN (SELECT id FROM previous))"
+        )
+        count = int(self._db.execute(f"SELECT COUNT(*) {where}").fetchone()[0])
+        titles = self._db.execute(f"SELECT title, id {where} ORDER BY seq LIMIT ?", (examples,)).fetchall()
+        return count, [title or object_id for title, object_id in titles]
+
+    def removed(self) -> int:
+        """Objects of the previous snapshot that this run did not find, or found in the trash."""
+        gone = "SELECT COUNT(*) FROM previous p WHERE NOT EXISTS (SELECT 1 FROM objects o WHERE o.id = p.id)"
+        trashed = "SELECT COUNT(*) FROM objects WHERE reason = 'in trash'"
+        return int(self._db.execute(gone).fetchone()[0]) + int(self._db.execute(trashed).fetchone()[0])
+
+    def measured(self) -> int:
+        """What the guard measures losses against: the larger of the previous snapshot and the listing."""
+        previous = int(self._db.execute("SELECT COUNT(*) FROM previous").fetchone()[0])
+        listed = int(self._db.execute("SELECT COUNT(*) FROM listed").fetchone()[0])
+        return max(previous, listed)
 
     def downloads(self, paths: list[str]) -> dict[str, ManifestFile]:
         """The files among `paths` already downloaded into staging (by this page or another)."""

@@ -38,6 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from notion_sync.exporter.publish import REPORT, newest_guarded
 from notion_sync.models import ManifestFile
 from notion_sync.settings import Settings
 
@@ -151,6 +152,20 @@ class S3Destination:
                 return None
             raise
         data: dict[str, Any] = json.loads(body["Body"].read())
+        return data
+
+    def read(self, snapshot: str, relpath: str) -> bytes | None:
+        """One small file of a published snapshot (its report), or None if it is not there."""
+        from botocore.exceptions import ClientError
+
+        key = self.location.snapshot_prefix(snapshot) + relpath
+        try:
+            body = self.client.get_object(Bucket=self.location.bucket, Key=key)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+                return None
+            raise
+        data: bytes = body["Body"].read()
         return data
 
     def snapshots(self) -> list[str]:
@@ -457,7 +472,9 @@ class S3Destination:
         if keep < 1:
             raise ValueError("keep must be at least 1")
         current = (self.current() or {}).get("snapshot")
-        removed = [name for name in self.snapshots()[:-keep] if name != current]
+        names = self.snapshots()
+        kept = {current, newest_guarded(reversed(names), lambda name: self.read(name, REPORT))}
+        removed = [name for name in names[:-keep] if name not in kept]
         for name in removed:
             prefix = self.location.snapshot_prefix(name)
             self.abort_uploads(prefix)

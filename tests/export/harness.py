@@ -21,6 +21,7 @@ from notion_sync.control import query_progress, start_export
 from notion_sync.emulator.testing import EmulatorProcess
 from notion_sync.models import ExportInput, ExportOptions, ExportProgress, ExportReport
 from notion_sync.settings import Settings
+from notion_sync.workspaces import WorkspaceCredential
 from worker import build_worker
 from workflows.export import ExportWorkflow
 
@@ -44,10 +45,12 @@ def worker_settings(emulator: EmulatorProcess, state_dir: Path, **changes: Any) 
 
 
 @contextlib.asynccontextmanager
-async def running_worker(client: Client, settings: Settings) -> AsyncIterator[None]:
-    with ThreadPoolExecutor(max_workers=16) as executor:
-        worker = build_worker(client, settings, executor)
-        async with worker:
+async def running_worker(
+    client: Client, settings: Settings, credentials: dict[str, WorkspaceCredential] | None = None
+) -> AsyncIterator[None]:
+    """Workers in this process for the settings' workspaces (or only those `credentials` name)."""
+    with ThreadPoolExecutor(max_workers=32) as executor:
+        async with build_worker(client, settings, executor, credentials):
             yield
 
 
@@ -87,10 +90,14 @@ def worker_process(
 
 
 async def export_and_wait(
-    client: Client, settings: Settings, destination: Path, **options: Any
+    client: Client, settings: Settings, destination: Path, workspace: str | None = None, **options: Any
 ) -> ExportReport:
     """Starts an export (or a sync, when the destination holds one) and returns its report."""
-    request = ExportInput(destination=str(destination), options=ExportOptions(**options))
+    request = ExportInput(
+        destination=str(destination),
+        workspace=workspace or settings.workspace,
+        options=ExportOptions(**options),
+    )
     return await (await start_export(client, settings, request)).result()
 
 
