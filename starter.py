@@ -1,4 +1,5 @@
-"""Starts an export and returns: `python starter.py DESTINATION` (settings from the environment)."""
+"""Starts an export and returns: `python starter.py DESTINATION [WORKSPACE]` (settings from the
+environment; the workspace by name, default NOTION_SYNC_WORKSPACE, served by workers holding it)."""
 
 from __future__ import annotations
 
@@ -11,14 +12,15 @@ from notion_sync.settings import Settings
 from worker import connect
 
 
-async def main(destination: str) -> None:
+async def main(destination: str, workspace: str | None) -> None:
     settings = Settings()
     client = await connect(settings)
-    handle = await start_export(client, settings, ExportInput(destination=destination))
-    print(f"Started export {handle.id} on task queue {settings.task_queue}")
+    request = ExportInput(destination=destination, workspace=workspace or settings.workspace)
+    handle = await start_export(client, settings, request)
+    print(f"Started export {handle.id} of workspace {request.workspace} on task queue {settings.task_queue}")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: python starter.py DESTINATION")
-    asyncio.run(main(sys.argv[1]))
+    if len(sys.argv) not in (2, 3):
+        sys.exit("usage: python starter.py DESTINATION [WORKSPACE]")
+    asyncio.run(main(sys.argv[1], sys.argv[2] if len(sys.argv) == 3 else None))

@@ -142,10 +142,15 @@ async def create_schedule(
     spec: ScheduleSpec,
     spec_text: str,
     options: ExportOptions | None = None,
+    workspace: str | None = None,
 ) -> ScheduleHandle:
     destination = normalise_destination(destination)
     request = ScheduledExportInput(
-        export=ExportInput(destination=destination, options=options or ExportOptions()),
+        export=ExportInput(
+            destination=destination,
+            workspace=workspace or settings.workspace,
+            options=options or ExportOptions(),
+        ),
         export_workflow_id=export_workflow_id(destination),
     )
     action = ScheduleActionStartWorkflow(
@@ -280,6 +285,16 @@ def create_command(
             "is this many days old; other runs list only what changed. 0: always."
         ),
     ] = 7,
+    workspace: Annotated[
+        str | None,
+        typer.Option(
+            "--workspace", "-w", help="The workspace to export, by name (default: NOTION_SYNC_WORKSPACE)."
+        ),
+    ] = None,
+    allow_shrink: Annotated[
+        bool,
+        typer.Option("--allow-shrink", help="Publish every run even when the shrink guard would refuse it."),
+    ] = False,
 ) -> None:
     """Export to OUT on a schedule; a run attaches to an export of OUT already running."""
     from notion_sync.storage.local import check_destination
@@ -295,6 +310,7 @@ def create_command(
             include_comments=comments,
             keep_snapshots=keep,
             full_listing_days=full_listing_days,
+            allow_shrink=allow_shrink,
         )
     except ValidationError as error:
         first = error.errors()[0]
@@ -304,7 +320,7 @@ def create_command(
     problem = None if "://" in out else check_destination(Path(out).expanduser().resolve())
     if problem:
         _fail(problem, code=2)
-    sys.exit(_run(_create(out, spec, text, options)))
+    sys.exit(_run(_create(out, spec, text, options, workspace)))
 
 
 @schedule_app.command("list")
@@ -363,13 +379,15 @@ async def _client() -> AsyncIterator[Client]:
         yield session.client
 
 
-async def _create(out: str, spec: ScheduleSpec, text: str, options: ExportOptions) -> int:
+async def _create(
+    out: str, spec: ScheduleSpec, text: str, options: ExportOptions, workspace: str | None
+) -> int:
     from notion_sync.cli import console
 
     settings = Settings()
     async with _client() as client:
         try:
-            handle = await create_schedule(client, settings, out, spec, text, options)
+            handle = await create_schedule(client, settings, out, spec, text, options, workspace)
         except RPCError as error:
             if error.status != RPCStatusCode.INVALID_ARGUMENT:
                 raise
