@@ -107,3 +107,18 @@ def test_values_are_documented() -> None:
     text = (CHART / "values.yaml").read_text()
     assert "Temporal's own" in text or "temporalio/helm-charts" in text
     assert text.count("#") >= 20
+
+
+def test_more_workspaces_come_from_a_mounted_secret() -> None:
+    plain = render()
+    assert "NOTION_SYNC_CREDENTIALS_DIR" not in plain["ConfigMap"]["data"]
+    manifests = render({"notion": {"credentialsSecret": "notion-workspaces", "workspace": "acme"}})
+    config = manifests["ConfigMap"]["data"]
+    assert config["NOTION_SYNC_WORKSPACE"] == "acme"
+    pod = manifests["Deployment"]["spec"]["template"]["spec"]
+    volume = next(v for v in pod["volumes"] if v["name"] == "notion-workspaces")
+    assert volume["secret"]["secretName"] == "notion-workspaces"
+    (container,) = pod["containers"]
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "notion-workspaces")
+    assert mount["mountPath"] == config["NOTION_SYNC_CREDENTIALS_DIR"] and mount["readOnly"] is True
+    assert not any("acme" in str(e) for e in container.get("env", []))
