@@ -29,7 +29,7 @@ from notion_sync.control import (
     query_progress,
     start_export,
 )
-from notion_sync.devserver import DevServer, DevServerError, start_dev_server
+from notion_sync.devserver import DevServerError, EmbeddedServer
 from notion_sync.emulator.cli import emulator
 from notion_sync.emulator.testing import EmulatorProcess
 from notion_sync.exporter.context import open_gateway
@@ -81,7 +81,7 @@ class Session:
 
     client: Client
     settings: Settings
-    server: DevServer | None
+    server: EmbeddedServer | None
     worker: asyncio.Task[None] | None
     # The workspace an export started here belongs to (by name; its credential stays in the worker).
     workspace: str
@@ -267,7 +267,7 @@ async def _export(out: Path, options: ExportOptions, wait: bool, workspace: str 
             )
         if not wait:
             return 0
-        return await _watch(handle)
+        return await _watch(session, handle)
 
 
 async def _status(out: Path) -> int:
@@ -276,7 +276,7 @@ async def _status(out: Path) -> int:
         if not await is_running(handle):
             console.print(f"No export to {normalise_destination(out)} is running.")
             return 1
-        return await _watch(handle)
+        return await _watch(session, handle)
 
 
 async def _signal(out: Path, what: str) -> int:
@@ -293,8 +293,9 @@ async def _signal(out: Path, what: str) -> int:
         return 0
 
 
-async def _watch(handle: WorkflowHandle[ExportWorkflow, ExportReport]) -> int:
-    """A live progress bar until the export ends; 0 if it completed."""
+async def _watch(session: Session, handle: WorkflowHandle[ExportWorkflow, ExportReport]) -> int:
+    """A live progress bar until the export ends; 0 if it completed. If the embedded server goes
+    away meanwhile, it is started again (same database) and the watch goes on: the export is durable."""
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -302,13 +303,24 @@ async def _watch(handle: WorkflowHandle[ExportWorkflow, ExportReport]) -> int:
         TextColumn("{task.completed}/{task.total} objects, {task.fields[rate]} req/s"),
         TimeElapsedColumn(),
     )
-    result: asyncio.Task[ExportReport] = asyncio.create_task(handle.result())
     with Progress(*columns, console=console, transient=False) as bar:
         task = bar.add_task("starting", total=None, rate=0.0)
-        while not result.done():
-            with contextlib.suppress(RPCError):
-                _show(bar, task, await query_progress(handle))
-            await asyncio.wait([result], timeout=0.5)
+        lost = 0
+        while True:
+            result: asyncio.Task[ExportReport] = asyncio.create_task(handle.result())
+            while not result.done():
+                with contextlib.suppress(RPCError):
+                    _show(bar, task, await query_progress(handle))
+                await asyncio.wait([result], timeout=0.5)
+            if not isinstance(result.exception(), RPCError) or session.server is None or lost >= 5:
+                break
+            lost += 1
+            if await asyncio.to_thread(session.server.ensure_running):
+                console.print(
+                    "The embedded Temporal server had stopped: started it again, the export goes on."
+                )
+            else:
+                await asyncio.sleep(2.0)
         _show_ended(bar, task, result)
     try:
         report = result.result()
@@ -363,15 +375,20 @@ async def _session(
     """Connects to TEMPORAL_ADDRESS, or runs the embedded dev server (and a worker) when unset."""
     from worker import configure_logging, connect, run_worker
 
-    server: DevServer | None = None
+    server: EmbeddedServer | None = None
     demo: EmulatorProcess | None = None
     worker_task: asyncio.Task[None] | None = None
     name = workspace or settings.workspace
     try:
         if settings.temporal_address is None:
-            server = start_dev_server(
-                settings.state_dir, port=settings.dev_server_port, ui_port=settings.dev_server_ui_port
+            server = await asyncio.to_thread(
+                EmbeddedServer.acquire,
+                settings.state_dir,
+                port=settings.dev_server_port,
+                ui_port=settings.dev_server_ui_port,
             )
+            if server.note:
+                console.print(server.note)
             client = await connect(settings, server.address)
         else:
             client = await connect(settings)
@@ -392,7 +409,7 @@ async def _session(
         if demo is not None:
             demo.stop()
         if server is not None:
-            server.stop()
+            server.release()
 
 
 async def _embedded_workspace(
@@ -418,7 +435,8 @@ async def _embedded_workspace(
         raise CredentialsError(f"choose a workspace with --workspace: {', '.join(sorted(credentials))}")
     async with open_gateway(settings_for(settings, credential)) as (gateway, _):
         identity = identity_of(await gateway.me())
-    return implicit_name(identity), credential
+    name = implicit_name(identity)
+    return name, credential.model_copy(update={"name": name})
 
 
 def _start_demo(settings: Settings) -> tuple[EmulatorProcess, Settings]:

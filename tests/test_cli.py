@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -99,6 +101,94 @@ def test_wrong_token_exits_non_zero_and_says_so(tmp_path: Path) -> None:
             timeout=300,
         )
     assert done.returncode == 1
-    assert "Export failed" in done.stderr and "token" in done.stderr
+    # Refused before the export starts: the command asks Notion who the token is first.
+    assert "rejected the integration token" in done.stderr
     assert "Traceback" not in done.stderr
     assert "ntn_wrong" not in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def _started(process: subprocess.Popen[str], lines: list[str]) -> None:
+    """Reads the command's stderr until its export started (collecting what it printed)."""
+    assert process.stderr is not None
+    for line in process.stderr:
+        lines.append(line)
+        if line.startswith(("Started export", "An export to")):
+            return
+    raise AssertionError(f"the export did not start: {''.join(lines)}")
+
+
+def _finish(process: subprocess.Popen[str], lines: list[str]) -> str:
+    assert process.stderr is not None
+    lines.extend(process.stderr)
+    assert process.wait(timeout=300) == 0, "".join(lines)
+    return "".join(lines)
+
+
+def test_two_workspaces_from_two_terminals_never_cross(tmp_path: Path) -> None:
+    """Two commands, two tokens, one state folder (one embedded server): the one that started the
+    server is killed and run again; both exports are whole and no request carried the other's token."""
+    env = _env(tmp_path)
+    with (
+        EmulatorProcess(
+            pages=150, seed=51, token="ntn_first_workspace_token", workspace_name="First"
+        ) as first,
+        EmulatorProcess(
+            pages=150, seed=52, token="ntn_second_workspace_token", workspace_name="Second"
+        ) as second,
+    ):
+        commands = {}
+        for name, emulator in (("first", first), ("second", second)):
+            own = {
+                **env,
+                "NOTION_TOKEN": emulator.token,
+                "NOTION_BASE_URL": emulator.base_url,
+                "NOTION_SYNC_RATE": "0",
+            }
+            argv = [*CLI, "export", "--out", str(tmp_path / name), "--batch-size", "5", "--parallel", "1"]
+            commands[name] = (argv, own)
+        output: dict[str, list[str]] = {"first": [], "second": []}
+        running = {}
+        for name, (argv, own) in commands.items():
+            running[name] = subprocess.Popen(argv, env=own, stderr=subprocess.PIPE, text=True)
+            _started(running[name], output[name])
+        time.sleep(1.0)
+        os.kill(running["first"].pid, signal.SIGKILL)
+        running["first"].wait()
+        argv, own = commands["first"]
+        output["first"] = []
+        running["first"] = subprocess.Popen(argv, env=own, stderr=subprocess.PIPE, text=True)
+        _started(running["first"], output["first"])
+        printed = {name: _finish(process, output[name]) for name, process in running.items()}
+        for name, emulator in (("first", first), ("second", second)):
+            assert "0 skipped, 0 failed" in printed[name], printed[name]
+            assert "had stopped" not in printed[name]
+            stats = emulator.stats()
+            assert stats["unauthorized_total"] == 0 and "401" not in stats["by_status"]
+            snapshot = tmp_path / name / "current"
+            assert (snapshot / "problems.jsonl").read_text() == ""
+            report = json.loads((snapshot / "report.json").read_text())
+            assert report["identity"]["workspace_name"] == name.title()
+            assert report["counters"]["exported"] == report["counters"]["discovered"] > 150
+        assert "already running; attaching" in printed["first"]
+
+
+def test_a_stopped_embedded_server_is_started_again(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    with EmulatorProcess(pages=120, seed=53) as emulator:
+        env.update(NOTION_TOKEN=emulator.token, NOTION_BASE_URL=emulator.base_url, NOTION_SYNC_RATE="0")
+        lines: list[str] = []
+        command = subprocess.Popen(
+            [*CLI, "export", "--out", str(tmp_path / "out"), "--batch-size", "5", "--parallel", "1"],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        _started(command, lines)
+        time.sleep(1.0)
+        state = json.loads((tmp_path / "state" / "temporal.json").read_text())
+        for pid in (state["temporal_pid"], state["supervisor_pid"]):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        printed = _finish(command, lines)
+    assert "had stopped" in printed and "Export complete" in printed and "0 skipped, 0 failed" in printed
