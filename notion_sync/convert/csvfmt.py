@@ -22,6 +22,7 @@ def _schema(data_source: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 
 
 def csv_header(data_source: dict[str, Any]) -> list[str]:
+    """The property names in column order, as they are (`write_csv` neutralises them)."""
     return [name for name, _ in _schema(data_source)]
 
 
@@ -53,6 +54,7 @@ def write_csv(
     if bom:
         fileobj.write("\ufeff")  # Excel needs it to read UTF-8
     writer = csv.writer(fileobj, lineterminator="\r\n")
-    writer.writerow(csv_header(data_source))
+    # property names are user text too: a column named `=HYPERLINK(...)` is as live as a cell
+    writer.writerow([neutralise(name) for name in csv_header(data_source)])
     for row in rows:
         writer.writerow(csv_row(data_source, row, links))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import posixpath
+import re
 from typing import Protocol
 from urllib.parse import quote, urlsplit
 
@@ -48,13 +50,54 @@ def encode_path(path: str) -> str:
     return quote(path, safe="/")
 
 
+# What a browser or Markdown renderer ignores inside a URL, or may drop before reading its scheme:
+# ASCII whitespace and control characters (browsers strip them at the ends and remove tabs and
+# newlines anywhere), Unicode spaces and invisible format characters. Removed only to judge a URL.
+_IGNORED_IN_URL = re.compile(
+    r"[\s\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff]+"
+)
+_MD_ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")  # CommonMark backslash escape of ASCII punctuation
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
+_TWO_SLASHES = re.compile(r"[/\\]{2}")
+_MAX_DECODES = 8  # entity encodings nested deeper than this are not a URL anyone means
+
+
+def url_as_read(url: str, markdown: bool = True) -> str | None:
+    """The URL as a renderer finally reads it: character references decoded (again and again, as
+    a Markdown renderer and then the browser each decode once), CommonMark backslash escapes
+    undone (unless `markdown` is False: a browser keeps them), whitespace and control characters
+    removed. None if the decoding never settles.
+    """
+    for _ in range(_MAX_DECODES):
+        decoded = html.unescape(url)
+        if markdown:
+            decoded = _MD_ESCAPE.sub(r"\1", decoded)
+        if decoded == url:
+            return _IGNORED_IN_URL.sub("", url)
+        url = decoded
+    return None
+
+
 def is_safe_url(url: str) -> bool:
-    """False for schemes a viewer could execute (javascript:, data:, vbscript:, ...)."""
+    """False for schemes a viewer could execute (javascript:, data:, vbscript:, ...).
+
+    Judged on the URL as a Markdown renderer or a browser reads it (`url_as_read`):
+    `&#106;avascript:`, `javascript&colon;` and `jav&#x09;ascript:` are all `javascript:` there.
+    Relative references are safe except protocol-relative ones (`//host`, or with backslashes,
+    which browsers read as slashes): they leave the export.
+    """
     try:
-        scheme = urlsplit(url.strip()).scheme.lower()
+        urlsplit(url)
     except ValueError:
         return False
-    return scheme in _SAFE_SCHEMES or (scheme == "" and not url.strip().lower().startswith("//"))
+    read = url_as_read(url)
+    if read is None:
+        return False
+    scheme = _SCHEME.match(read)
+    if scheme is not None:
+        return scheme.group(1).lower() in _SAFE_SCHEMES
+    as_browser = url_as_read(url, markdown=False) or ""
+    return not (_TWO_SLASHES.match(read) or _TWO_SLASHES.match(as_browser))
 
 
 def relative_path(path: str, folder: str) -> str:

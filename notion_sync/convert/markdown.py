@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
@@ -77,6 +77,12 @@ def _join(*chunks: str) -> str:
     return "\n\n".join(c for c in chunks if c)
 
 
+def _inline(text: object, line_start: bool = False) -> str:
+    """Text outside rich text (names, titles, icons) escaped onto one line: any line break in it
+    could end the list item or quote it stands in, or start a block of its own."""
+    return escape_md(" ".join(str(text).split()), line_start=line_start)
+
+
 # --- lists ----------------------------------------------------------------------------------------
 
 
@@ -123,7 +129,8 @@ def _heading(block: dict[str, Any], ctx: _Ctx, level: int) -> str:
 
 def _code(block: dict[str, Any], ctx: _Ctx) -> str:
     body = _body(block)
-    content = plain_text(body.get("rich_text")).replace("\r\n", "\n")
+    # a lone CR ends a line too: unindented inside a list item or quote, it would end the fence
+    content = plain_text(body.get("rich_text")).replace("\r\n", "\n").replace("\r", "\n")
     runs = [len(r) for r in re.findall(r"`+", content)]
     fence = "`" * max(3, max(runs, default=0) + 1)
     lang = str(body.get("language") or "").lower()
@@ -166,13 +173,13 @@ def _media_url(body: dict[str, Any], ctx: _Ctx) -> str | None:
 def _media(block: dict[str, Any], ctx: _Ctx) -> str:
     body = _body(block)
     target = _media_url(body, ctx)
-    caption = plain_text(body.get("caption")).replace("\n", " ").strip()
+    caption = plain_text(body.get("caption")).strip()
     if target is None:
         return _unsupported(block, ctx, f"{block.get('type')} without a URL")
     if block.get("type") == "image":
-        return f"![{escape_md(caption)}]({link_dest(target)})"
+        return f"![{_inline(caption)}]({link_dest(target)})"
     name = caption or str(body.get("name") or "") or unquote(target.split("?")[0].rstrip("/").rsplit("/")[-1])
-    return md_link(escape_md(name or str(block.get("type"))), target)
+    return md_link(_inline(name) or _inline(block.get("type")), target)
 
 
 def _web_link(block: dict[str, Any], ctx: _Ctx) -> str:
@@ -182,8 +189,8 @@ def _web_link(block: dict[str, Any], ctx: _Ctx) -> str:
         return ""
     caption = rich_to_md(body.get("caption"), ctx.links, "heading")
     if not is_safe_url(url):
-        return caption or escape_md(url)
-    return md_link(caption or escape_md(url), url)
+        return caption or _inline(url)
+    return md_link(caption or _inline(url), url)
 
 
 def _page_link(block: dict[str, Any], ctx: _Ctx) -> str:
@@ -198,13 +205,13 @@ def _page_link(block: dict[str, Any], ctx: _Ctx) -> str:
         title = local.rsplit("/", 1)[-1].rsplit(".", 1)[0] if local else "Linked page"
     if not target_id:
         return _unsupported(block, ctx, "link_to_page without a target")
-    return md_link(escape_md(title), page_target(target_id, ctx.links))
+    return md_link(_inline(title), page_target(target_id, ctx.links))
 
 
 def _unsupported(block: dict[str, Any], ctx: _Ctx, what: str | None = None) -> str:
     body = _body(block)
     what = what or str(body.get("block_type") or block.get("type") or "unknown")
-    note = "> ⚠️ Unsupported block: " + escape_md(what)
+    note = "> ⚠️ Unsupported block: " + _inline(what)
     texts = [
         rich_to_md(body[k], ctx.links)
         for k in ("title", "rich_text", "caption")
@@ -218,8 +225,7 @@ def _toc(ctx: _Ctx) -> str:
         return ""
     top = min(level for level, _, _ in ctx.toc)
     return "\n".join(
-        "  " * (level - top) + "- " + md_link(escape_md(text), "#" + anchor)
-        for level, text, anchor in ctx.toc
+        "  " * (level - top) + "- " + md_link(_inline(text), "#" + anchor) for level, text, anchor in ctx.toc
     )
 
 
@@ -233,10 +239,10 @@ def _callout(block: dict[str, Any], ctx: _Ctx) -> str:
     icon = body.get("icon") if isinstance(body.get("icon"), dict) else {}
     assert isinstance(icon, dict)
     kind = icon.get("type")
-    if kind == "emoji":
-        mark = str(icon.get("emoji") or "")
+    if kind == "emoji":  # an emoji by contract, but any text by content: escaped like text
+        mark = _inline(icon.get("emoji") or "", line_start=True)
     elif kind == "custom_emoji" and isinstance(icon.get("custom_emoji"), dict):
-        mark = escape_md(":" + str(icon["custom_emoji"].get("name") or "emoji") + ":")
+        mark = _inline(":" + str(icon["custom_emoji"].get("name") or "emoji") + ":")
     elif kind in ("file", "external"):
         target = _media_url(icon, ctx)
         mark = f"![icon]({link_dest(target)})" if target else ""
@@ -256,9 +262,7 @@ _RENDERERS: dict[str, Callable[[dict[str, Any], _Ctx], str]] = {
         rich_to_html(_body(b).get("rich_text"), c.links), _render(_children(b), c)
     ),
     "code": _code,
-    "equation": lambda b, _: (
-        "$$" + math_safe(str(_body(b).get("expression") or "").replace("\n", " ")) + "$$"
-    ),
+    "equation": lambda b, _: "$$" + math_safe(str(_body(b).get("expression") or "")) + "$$",
     "table": _table,
     "divider": lambda b, c: "---",
     "bookmark": _web_link,
@@ -372,23 +376,83 @@ def front_matter(page: dict[str, Any], links: LinkResolver) -> str:
         str(name): property_value(prop, links) for name, prop in props.items() if isinstance(prop, dict)
     }
     page_id = str(page.get("id") or "")
+    url = page.get("url")
     data: dict[str, Any] = {
         "id": page_id,
-        "url": str(page.get("url") or notion_url(page_id)),
+        "url": url if isinstance(url, str) and url and is_safe_url(url) else notion_url(page_id),
         "title": page_title(page),
         "created_time": page.get("created_time"),
         "last_edited_time": page.get("last_edited_time"),
         "properties": values,
     }
+    token = _escape_token(data)
     dumped = yaml.dump(
-        data,
-        Dumper=_YAML_DUMPER,
+        _with_markup_escaped(data, token) if token else data,
+        Dumper=_FrontMatterDumper,
         allow_unicode=True,
         sort_keys=False,
         default_flow_style=False,
         width=10**6,
     )
+    if token:
+        dumped = dumped.replace(token, "\\x")
     return f"---\n{dumped}---\n"
+
+
+# Front matter is YAML to the tools that read it, but Markdown to a renderer that does not know it:
+# there `<` could open raw HTML or an autolink, and `[` a link. Strings holding them are written
+# double-quoted with those characters as the YAML escapes `\x3C` and `\x5B`: the same value to
+# YAML, plain text to Markdown. (The emitter cannot be told to escape a printable character, so
+# it writes a token, unique per page, that becomes `\x` afterwards.)
+_MARKUP_IN_YAML = re.compile(r"[<\[]")
+
+
+class _Quoted(str):
+    """A string the front matter writes double-quoted."""
+
+
+class _FrontMatterDumper(_YAML_DUMPER):  # type: ignore[misc,valid-type]
+    pass
+
+
+_FrontMatterDumper.add_representer(
+    _Quoted, lambda dumper, value: dumper.represent_scalar("tag:yaml.org,2002:str", str(value), style='"')
+)
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(key)
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def _escape_token(data: dict[str, Any]) -> str | None:
+    """None when no string of `data` holds markup; else a token found in none of them."""
+    strings = list(_strings(data))
+    if not any(_MARKUP_IN_YAML.search(s) for s in strings):
+        return None
+    n = 0
+    while any(f"escape{n}z" in s for s in strings):
+        n += 1
+    return f"escape{n}z"
+
+
+def _with_markup_escaped(value: Any, token: str) -> Any:
+    if isinstance(value, str):
+        if not _MARKUP_IN_YAML.search(value):
+            return value
+        return _Quoted(_MARKUP_IN_YAML.sub(lambda m: f"{token}{ord(m.group()):02X}", value))
+    if isinstance(value, dict):
+        return {_with_markup_escaped(k, token): _with_markup_escaped(v, token) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_with_markup_escaped(item, token) for item in value]
+    return value
 
 
 def _comments(comments: Sequence[dict[str, Any]], links: LinkResolver) -> str:
@@ -396,9 +460,8 @@ def _comments(comments: Sequence[dict[str, Any]], links: LinkResolver) -> str:
     for comment in comments:
         author = comment.get("created_by") if isinstance(comment.get("created_by"), dict) else {}
         assert isinstance(author, dict)
-        who = escape_md(
-            f"{author.get('name') or author.get('id') or 'unknown'} ({comment.get('created_time')}):"
-        )
+        name = author.get("name") or author.get("id") or "unknown"
+        who = _inline(f"{name} ({comment.get('created_time')}):")
         text = rich_to_md(comment.get("rich_text"), links)
         lines.append(_indent(f"{who} {text}".rstrip(), "- ", "  "))
     return "## Comments\n\n" + "\n".join(lines) if lines else ""
@@ -421,9 +484,10 @@ __all__ = ["blocks_to_markdown", "front_matter", "page_title", "page_to_markdown
 
 def database_to_markdown(database: dict[str, Any], links: LinkResolver) -> str:
     """A database's index file: its title, then a link to each of its data sources' tables."""
-    lines = [f"# {escape_md(page_title(database), line_start=True, heading=True)}", ""]
+    title = escape_md(" ".join(page_title(database).split()), line_start=True, heading=True)
+    lines = [f"# {title}", ""]
     for ref in database.get("data_sources", []):
-        name = escape_md(ref.get("name") or "Untitled")
+        name = _inline(ref.get("name") or "Untitled")
         target = links.page_link(ref["id"])
         lines.append(f"- {md_link(name, encode_path(target))}" if target else f"- {name}")
     return "\n".join(lines) + "\n"

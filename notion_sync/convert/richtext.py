@@ -16,6 +16,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import quote
 
 from .links import LinkResolver, is_safe_url, notion_id_from_url, page_target
 
@@ -193,6 +194,9 @@ _LINE_START_ESCAPE = set(">-=")  # quote, bullet/rule/setext; `#` and `+` only m
 _ENTITY_START = re.compile(r"&(?=[#A-Za-z0-9])")
 _ORDERED_MARKER = re.compile(r"^(\d{1,9})([.)])(?=[ \t]|$)")
 _SPACED_MARKER = re.compile(r"^(#{1,6}|\+)(?=[ \t]|$)")
+_LINE_BREAKS = re.compile(r"\r\n?|\n")
+# A character reference CommonMark decodes in a link destination: its `&` is written `\&`.
+_CHAR_REF = re.compile(r"&(?=#[0-9]{1,7};|#[xX][0-9a-fA-F]{1,6};|[A-Za-z][A-Za-z0-9]{1,31};)")
 
 
 def _is_word(c: str) -> bool:
@@ -224,8 +228,14 @@ def escape_md(text: str, line_start: bool = False, heading: bool = False) -> str
 
 
 def math_safe(expr: str) -> str:
-    """LaTeX with `<` spelled `\\lt ` only where it could open an HTML tag outside a math renderer."""
-    return re.sub(r"<(?=[A-Za-z/!?])", r"\\lt ", expr)
+    """LaTeX that a renderer without math support cannot read as HTML or as a link.
+
+    `<` is spelled `\\lt ` where it could open an HTML tag or an autolink; `](` becomes `]{}(` (an
+    empty TeX group, invisible in the formula) so `[text](url)` never forms a Markdown link. Line
+    breaks are spaces: a line ending in a list item or quote would end the container.
+    """
+    expr = re.sub(r"<(?=[A-Za-z/!?])", r"\\lt ", expr)
+    return _LINE_BREAKS.sub(" ", expr.replace("](", "]{}("))
 
 
 def code_span(text: str, table: bool = False) -> str:
@@ -246,15 +256,26 @@ def _split_ws(s: str) -> tuple[str, str, str]:
     return s[:start], core, s[start + len(core) :]
 
 
-def link_dest(url: str) -> str:
-    """A link destination CommonMark reads back as exactly this URL."""
-    if re.fullmatch(r"[^\s<>()\\\x00-\x1f\x7f]*", url):
+def link_dest(url: str, table: bool = False) -> str:
+    """A link destination CommonMark reads back as exactly this URL.
+
+    Spaces, line breaks, `<`, `>`, backslashes and control characters are percent-encoded inside
+    `<...>` (so no URL can end the link early), and the `&` of anything a renderer would decode as
+    a character reference is backslash-escaped, as is `|` in a table cell (GFM splits cells first).
+    """
+    if (
+        re.fullmatch(r"[^\s<>()\\\x00-\x1f\x7f]*", url)
+        and not _CHAR_REF.search(url)
+        and not (table and "|" in url)
+    ):
         return url
-    return "<" + re.sub(r"[\s<>\\\x00-\x1f\x7f]", lambda m: f"%{ord(m.group()):02X}", url) + ">"
+    encoded = re.sub(r"[\s<>\\\x00-\x1f\x7f]", lambda m: quote(m.group(), safe=""), url)
+    encoded = _CHAR_REF.sub(r"\\&", encoded)
+    return "<" + (encoded.replace("|", "\\|") if table else encoded) + ">"
 
 
-def md_link(text_md: str, url: str) -> str:
-    return f"[{text_md}]({link_dest(url)})"
+def md_link(text_md: str, url: str, table: bool = False) -> str:
+    return f"[{text_md}]({link_dest(url, table)})"
 
 
 def mention_target(mention: dict[str, Any], links: LinkResolver) -> str | None:
@@ -313,7 +334,7 @@ class _MdWriter:
             if not core:
                 out += lead
             elif name == "link":
-                out += lead + md_link(core, value) + trail
+                out += lead + md_link(core, value, self.mode == "table") + trail
             elif name == "color":
                 out += f'{lead}<span style="{value}">{core}</span>{trail}'
             elif name in _MD_DELIMS and self._flanks(out + lead, core, trail, parts[n + 1 :], top):
@@ -357,7 +378,7 @@ class _MdWriter:
             mention = seg.item.get("mention")
             target = mention_target(mention, self.links) if isinstance(mention, dict) else None
             if target:
-                return md_link(escaped, target)
+                return md_link(escaped, target, self.mode == "table")
         return escaped
 
 
