@@ -6,9 +6,11 @@ mirror, published there, then uploaded), so they are synchronous and run on the 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import errno
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager
 
 from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
@@ -17,6 +19,7 @@ from temporalio.exceptions import ApplicationError, CancelledError
 
 from notion_sync.exporter.publish import (
     REPORT,
+    check_staged,
     load_previous,
     recorded_identity,
     write_manifest,
@@ -38,7 +41,7 @@ from notion_sync.retention import prune_snapshots
 from notion_sync.settings import Settings
 from notion_sync.storage.destination import open_destination, remote_destination, seed_mirror
 from notion_sync.storage.index import ExportIndex
-from notion_sync.storage.local import LocalDestination
+from notion_sync.storage.local import LocalDestination, UnsafePath, no_space_message
 from notion_sync.storage.s3 import (
     S3DeleteFailed,
     S3Destination,
@@ -57,6 +60,11 @@ class StagingActivities:
 
     @activity.defn(name="prepare_staging")
     def prepare_staging(self, request: PrepareInput) -> PreviousSnapshot | None:
+        destination = open_destination(request.staging.destination, self._settings)
+        with destination_errors(destination, request.staging.staging_id):
+            return self._prepare(request)
+
+    def _prepare(self, request: PrepareInput) -> PreviousSnapshot | None:
         """Creates staging; for a sync, loads the previous snapshot's manifest into the index (also
         for a full refresh: the shrink guard measures against it). Refuses, before writing anything,
         a destination whose snapshots came from another workspace."""
@@ -115,16 +123,33 @@ class StagingActivities:
     @activity.defn(name="publish_snapshot")
     def publish_snapshot(self, request: PublishInput) -> PublishResult:
         destination = open_destination(request.staging.destination, self._settings)
+        with destination_errors(destination, request.staging.staging_id):
+            return self._publish(destination, request)
+
+    def _publish(self, destination: LocalDestination, request: PublishInput) -> PublishResult:
+        """Checks staging against the index and its own manifest, then promotes it (see publish)."""
         staging_id = request.staging.staging_id
+        staged = destination.staging(staging_id)
         objects = files = 0
-        if destination.staging(staging_id).exists():
+        if staged.exists():
             with ExportIndex(destination.index_path(staging_id)) as index:
+                # Rows are never deleted: fewer than were discovered means the index was lost.
+                if index.count() < request.report.counters.discovered:
+                    detail = (
+                        f"its index holds {index.count()} objects of {request.report.counters.discovered}"
+                    )
+                    raise _damaged(destination, detail)
                 objects, files = write_manifest(index, destination, staging_id, activity.heartbeat)
-            write_report(destination, staging_id, request.report, staged=True)
             if request.html:
                 # Pages were rendered beside their Markdown; a page a batch did not render gets it here.
-                site = destination.staging(staging_id)
-                _heartbeating(lambda: render_snapshot(site, ("html",), keep_page_html=True))
+                _heartbeating(lambda: render_snapshot(staged, ("html",), keep_page_html=True))
+            problems = check_staged(staged, activity.heartbeat)
+            if problems:
+                raise _damaged(destination, "; ".join(problems))
+            write_report(destination, staging_id, request.report, staged=True)
+        elif not destination.snapshot(request.snapshot).is_dir():
+            # Neither staging nor the snapshot a previous attempt promoted it to: the folder went away.
+            raise _damaged(destination, f"its staging folder {staged} is gone")
         final = destination.publish(staging_id, request.snapshot)
         keep = request.keep_snapshots
         remote = remote_destination(request.staging.destination, self._settings)
@@ -163,8 +188,40 @@ class StagingActivities:
 
     @activity.defn(name="record_report")
     def record_report(self, request: PublishInput) -> None:
+        """The report of a failed or cancelled run, where the destination still takes one: a full
+        disk or a vanished folder must not turn compensation itself into a failure."""
         destination = open_destination(request.staging.destination, self._settings)
-        write_report(destination, request.staging.staging_id, request.report, staged=False)
+        try:
+            destination.check_links()
+            write_report(destination, request.staging.staging_id, request.report, staged=False)
+        except (OSError, UnsafePath) as error:
+            activity.logger.warning("no report written to %s: %s", destination.reports(), error)
+
+
+@contextmanager
+def destination_errors(destination: LocalDestination, staging_id: str) -> Iterator[None]:
+    """Destination failures that another attempt cannot fix end the run at once, with a clear message."""
+    try:
+        yield
+    except UnsafePath as error:
+        raise ApplicationError(str(error), type="UnsafePath", non_retryable=True) from None
+    except OSError as error:
+        if error.errno == errno.ENOSPC:
+            message = no_space_message(destination, staging_id)
+            raise ApplicationError(message, type="DestinationFull", non_retryable=True) from None
+        if error.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            message = f"{destination.root} is not writable: {error.strerror}"
+            raise ApplicationError(message, type="DestinationUnwritable", non_retryable=True) from None
+        raise
+
+
+def _damaged(destination: LocalDestination, detail: str) -> ApplicationError:
+    return ApplicationError(
+        f"{destination.root}: this export's staging is damaged ({detail}); nothing was published and the "
+        "last snapshot stays current",
+        type="StagingDamaged",
+        non_retryable=True,
+    )
 
 
 def _heartbeating(work: Callable[[], object]) -> None:

@@ -78,6 +78,34 @@ def write_manifest(
     return objects, files
 
 
+def check_staged(staging: Path, heartbeat: Callable[[], None] = lambda: None, examples: int = 3) -> list[str]:
+    """What the manifest just written promises and staging does not hold: every listed file must be
+    there with its size (checksums were taken from the bytes as they were written). Streamed."""
+    found: list[str] = []
+    missing = 0
+    with (staging / MANIFEST).open("rb") as lines:
+        header = ManifestHeader.model_validate_json(next(lines))
+        count = 0
+        for count, line in enumerate(lines, start=1):
+            if count % 1000 == 0:
+                heartbeat()
+            for file in ManifestObject.model_validate_json(line).files:
+                try:
+                    size = (staging / file.path).stat().st_size
+                except OSError:
+                    size = -1
+                if size != file.size:
+                    missing += 1
+                    if len(found) < examples:
+                        found.append(
+                            file.path if size < 0 else f"{file.path} ({size} bytes, not {file.size})"
+                        )
+    problems = [f"{missing} files missing or damaged, e.g. {', '.join(found)}"] if missing else []
+    if count != header.objects:
+        problems.append(f"the manifest lists {count} objects, its header {header.objects}")
+    return problems
+
+
 def load_previous(
     index: ExportIndex, snapshot: Path, heartbeat: Callable[[], None] = lambda: None
 ) -> PreviousSnapshot | None:

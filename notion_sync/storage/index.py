@@ -7,6 +7,7 @@ or resumed activity skips what is already done. Temporal keeps only cursors and 
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -57,6 +58,12 @@ _INSERT = (
 _ADD = _INSERT + " WHERE objects.raw IS NULL AND excluded.raw IS NOT NULL"
 # What Notion shows now replaces what a previous snapshot said.
 _REFRESH = _INSERT
+
+
+# Ids name files and folders (`json/pages/<id>.json`, Notion's `Title <id>` layout): only Notion's own
+# UUIDs are recorded, anything else a server sends is a problem, never a path.
+_NOTION_ID = re.compile(r"^[0-9a-fA-F]{8}-?(?:[0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}$")
+_PSEUDO_OBJECTS = {"users"}
 
 
 @dataclass(frozen=True)
@@ -113,6 +120,8 @@ class ExportIndex:
         raw: dict[str, Any] | None,
     ) -> bool:
         """Records a discovered object once; a later sighting with content fills in a stub."""
+        if not self._acceptable(object_id, kind):
+            return False
         cur = self._db.execute(_ADD, _object_row(object_id, kind, parent_id, title, raw))
         return cur.rowcount > 0
 
@@ -121,6 +130,7 @@ class ExportIndex:
 
         Returns how many were new (`add`: new or a stub filled in; `refresh`: new to this run).
         """
+        entries = [entry for entry in entries if self._acceptable(entry[0], entry[1])]
         if not entries:
             return 0
         rows = [_object_row(*entry) for entry in entries]
@@ -195,6 +205,17 @@ class ExportIndex:
             (limit,),
         ).fetchall()
         return [(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
+
+    def stuck(self, limit: int) -> list[tuple[str, str]]:
+        """Objects that layout cannot place because their parent is unplaced and pending too:
+        (id, parent id). Waiting on a parent not fetched yet is normal; a chain back to itself is a cycle."""
+        rows = self._db.execute(
+            "SELECT c.id, c.parent_id FROM objects c JOIN objects p ON p.id = c.parent_id "
+            "WHERE c.path IS NULL AND c.raw IS NOT NULL AND c.status = 'pending' "
+            "AND p.dir IS NULL AND p.status = 'pending' LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [(r[0], r[1]) for r in rows]
 
     def name_free(self, directory: str, name: str) -> bool:
         row = self._db.execute("SELECT 1 FROM names WHERE dir = ? AND name = ?", (directory, name)).fetchone()
@@ -368,9 +389,18 @@ class ExportIndex:
 
         Returns whether it is new to this run.
         """
+        if not self._acceptable(object_id, kind):
+            return False
         known = self.contains(object_id)
         self._db.execute(_REFRESH, _object_row(object_id, kind, parent_id, title, raw))
         return not known
+
+    def _acceptable(self, object_id: str, kind: str) -> bool:
+        """A Notion id, or a problem recorded instead of the object."""
+        if _NOTION_ID.match(object_id) or (kind in _PSEUDO_OBJECTS and object_id == kind):
+            return True
+        self.add_problem(object_id[:100], kind, "not a Notion id: the object was left out")
+        return False
 
     def seed(self, objects: Iterable[tuple[str, str, str | None, str, dict[str, Any]]]) -> int:
         """Carries objects over from a previous snapshot, all or none; returns how many were new."""

@@ -13,6 +13,7 @@ A reader of `DEST/current` sees the previous export or the new one, never a mix.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -30,7 +31,7 @@ _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 
 
 class UnsafePath(ValueError):
-    """A relative path that would leave the staging folder."""
+    """A relative path that would leave the staging folder, or a link where a folder of ours goes."""
 
 
 class LocalDestination:
@@ -54,7 +55,27 @@ class LocalDestination:
         link = self.root / CURRENT
         return link.resolve() if link.is_symlink() and link.resolve().is_dir() else None
 
+    def check_links(self) -> None:
+        """Refuses folders of ours that are symbolic links: writing through one (planted at
+        `DEST/snapshots` or `DEST/.notion-sync`) would write outside the destination."""
+        for folder in (
+            self.root / SNAPSHOTS,
+            self.internal,
+            self.internal / "staging",
+            self.internal / "state",
+            self.internal / "reports",
+        ):
+            if folder.is_symlink():
+                raise UnsafePath(
+                    f"{folder} is a symbolic link: notion-sync never writes through links inside a "
+                    "destination; remove it or choose another destination"
+                )
+
+    def snapshot(self, name: str) -> Path:
+        return self.root / SNAPSHOTS / name
+
     def prepare(self, staging_id: str) -> None:
+        self.check_links()
         self.staging(staging_id).mkdir(parents=True, exist_ok=True)
         self.index_path(staging_id).parent.mkdir(parents=True, exist_ok=True)
 
@@ -100,6 +121,7 @@ class LocalDestination:
 
     def publish(self, staging_id: str, snapshot: str) -> Path:
         """Promotes staging whole to a snapshot and points `current` at it. Safe to repeat."""
+        self.check_links()
         staged = self.staging(staging_id)
         final = self.root / SNAPSHOTS / snapshot
         if staged.exists():
@@ -171,6 +193,9 @@ def check_destination(root: Path) -> str | None:
     """Why `root` cannot hold an export, or None if it can."""
     if root.exists() and not root.is_dir():
         return f"{root} exists and is not a folder"
+    for folder in (root / SNAPSHOTS, root / INTERNAL):
+        if folder.is_symlink():
+            return f"{folder} is a symbolic link; notion-sync never writes through links inside a destination"
     current = root / CURRENT
     if current.exists() and not current.is_symlink():
         return f"{current} exists and was not made by notion-sync; choose another destination"
@@ -181,3 +206,26 @@ def check_destination(root: Path) -> str | None:
     if probe is None or not os.access(probe, os.W_OK):
         return f"{root} is not writable"
     return None
+
+
+def no_space_message(destination: LocalDestination, staging_id: str) -> str:
+    """What a user needs to know when the destination's disk is full: how much is free, how much
+    this export had staged, and how much the last snapshot took (about what a new one needs)."""
+    probe = next((p for p in (destination.root, *destination.root.parents) if p.exists()), Path("/"))
+    free = shutil.disk_usage(probe).free
+    staged = _size(destination.staging(staging_id))
+    current = destination.current()
+    last = f", the last snapshot takes {_size(current) >> 20} MB" if current is not None else ""
+    return (
+        f"no space left on device at {destination.root}: {free >> 20} MB free, this export had staged "
+        f"{staged >> 20} MB{last}; staging is removed and the last snapshot stays current"
+    )
+
+
+def _size(folder: Path) -> int:
+    total = 0
+    for dirpath, _dirs, names in os.walk(folder):
+        for name in names:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+    return total
