@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 from opentelemetry import trace
@@ -218,14 +219,35 @@ REDACTED = "[redacted]"
 
 
 def register_secret(value: str | None) -> None:
+    """Masks `value` wherever `redact` runs: as is, URL-encoded and JSON-escaped (a server or proxy
+    that echoes a request may quote it either way)."""
     if value:
-        _secrets.add(value)
+        _secrets.update(
+            variant for variant in (value, quote(value, safe=""), json.dumps(value)[1:-1]) if variant
+        )
 
 
 def redact(text: str) -> str:
-    for secret in _secrets:
+    # Longest first: a secret that contains another is masked whole.
+    for secret in sorted(_secrets, key=len, reverse=True):
         text = text.replace(secret, REDACTED)
     return _TOKEN_PATTERN.sub(REDACTED, text)
+
+
+class RedactingFilter(logging.Filter):
+    """Masks secrets in records of a logger whose handlers we do not format (a library's own)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = redact(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        error = record.exc_info[1] if record.exc_info else None
+        if error is not None and redact(str(error)) != str(error):
+            # A traceback prints the exception's text: leave the traceback out.
+            record.exc_info, record.exc_text = None, None
+            record.msg = f"{record.msg} ({type(error).__name__}, text withheld: it held a secret)"
+        return True
 
 
 def log_context() -> dict[str, Any]:

@@ -31,6 +31,19 @@ class Settings(BaseSettings):
     burst: int = Field(default=6, alias="NOTION_SYNC_BURST", ge=1)
     request_timeout_s: float = Field(default=30.0, alias="NOTION_SYNC_REQUEST_TIMEOUT", gt=0)
     page_concurrency: int = Field(default=8, alias="NOTION_SYNC_PAGE_CONCURRENCY", ge=1)
+    # Caps on work a misbehaving server could make endless (README: "Caps and what a user sees when
+    # they trip"). Tripping one records a problem for that object; the export goes on.
+    # Requests one listing may take (a search, the children of a block, the rows of a data source...).
+    max_listing_requests: int = Field(default=100_000, alias="NOTION_SYNC_MAX_LISTING_REQUESTS", ge=1)
+    # Levels of nested blocks read below a page (Notion's own pages nest about 20 deep).
+    max_block_depth: int = Field(default=64, alias="NOTION_SYNC_MAX_BLOCK_DEPTH", ge=1)
+    # Blocks read for one page, at every level together.
+    max_page_blocks: int = Field(default=100_000, alias="NOTION_SYNC_MAX_PAGE_BLOCKS", ge=1)
+    # The longest Retry-After honoured, in seconds; a longer one is cut to this.
+    max_retry_after_s: float = Field(default=300.0, alias="NOTION_SYNC_MAX_RETRY_AFTER", gt=0)
+    # Attempts at a request whose answer is malformed or never comes before the object it reads is
+    # recorded as failed (when Notion answers other requests; otherwise the step is retried later).
+    object_attempts: int = Field(default=3, alias="NOTION_SYNC_OBJECT_ATTEMPTS", ge=1)
     # A mounted secret (Kubernetes Secret, compose secret) instead of the token in the environment.
     notion_token_file: Path | None = Field(default=None, alias="NOTION_TOKEN_FILE")
     # The name under which NOTION_TOKEN/NOTION_BASE_URL serve (notion_sync/workspaces.py).

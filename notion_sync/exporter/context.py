@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+from temporalio import activity
 
 from notion_sync.models import StagingRef
 from notion_sync.notion.budget import RequestBudget
-from notion_sync.notion.gateway import NotionGateway
+from notion_sync.notion.gateway import Limits, NotionGateway
 from notion_sync.notion.transport import open_session
 from notion_sync.settings import Settings
 from notion_sync.storage.destination import open_destination
@@ -33,6 +34,12 @@ class StepContext:
     http: aiohttp.ClientSession
     # Synced-block originals being read, so pages read side by side read each once.
     synced_reads: dict[str, asyncio.Future[list[dict[str, Any]]]] = field(default_factory=dict)
+    # Parents of objects recorded in this step (id -> parent id), for the parent-cycle check.
+    parents: dict[str, str | None] = field(default_factory=dict)
+
+    def heartbeat(self) -> None:
+        """The activity's heartbeat, with what the gateway is waiting for (throttled)."""
+        self.gateway.beat()
 
 
 def throttled(beat: Callable[[], None], interval_s: float = 0.5) -> Callable[[], None]:
@@ -50,11 +57,23 @@ def throttled(beat: Callable[[], None], interval_s: float = 0.5) -> Callable[[],
     return call
 
 
+def limits_of(settings: Settings) -> Limits:
+    return Limits(
+        max_listing_requests=settings.max_listing_requests,
+        max_retry_after_s=settings.max_retry_after_s,
+        object_attempts=settings.object_attempts,
+    )
+
+
 @asynccontextmanager
 async def open_gateway(
-    settings: Settings, on_request: Callable[[], None] | None = None
+    settings: Settings, heartbeat: Callable[..., None] | None = None
 ) -> AsyncIterator[tuple[NotionGateway, aiohttp.ClientSession]]:
-    """The budgeted gateway of this workspace's token, over one aiohttp session."""
+    """The budgeted gateway of this workspace's token, over one aiohttp session.
+
+    `heartbeat` (the activity's) is called with the gateway's notice as details while it waits on a
+    rate limit or retries, so `control.activity_status` can say so.
+    """
     budget = RequestBudget(settings.budget_path(), settings.requests_per_second, settings.burst)
     http = open_session(settings.request_timeout_s)
     gateway = NotionGateway(
@@ -63,7 +82,9 @@ async def open_gateway(
         budget,
         http,
         timeout_s=settings.request_timeout_s,
-        on_request=throttled(on_request) if on_request else None,
+        heartbeat=heartbeat,
+        limits=limits_of(settings),
+        step_attempt=activity.info().attempt if activity.in_activity() else 1,
     )
     try:
         yield gateway, http
@@ -75,11 +96,13 @@ async def open_gateway(
 
 @asynccontextmanager
 async def open_step(
-    settings: Settings, staging: StagingRef, on_request: Callable[[], None] | None = None
+    settings: Settings, staging: StagingRef, heartbeat: Callable[..., None] | None = None
 ) -> AsyncIterator[StepContext]:
     destination = open_destination(staging.destination, settings)
-    async with open_gateway(settings, on_request) as (gateway, http):
+    async with open_gateway(settings, heartbeat) as (gateway, http):
         index = ExportIndex(destination.index_path(staging.staging_id))
+        # A listing stopped short (a repeated cursor, a cap) is a problem of the object listed.
+        gateway.on_problem = index.add_problem
         ctx = StepContext(gateway, index, destination, staging.staging_id, settings, http)
         try:
             yield ctx

@@ -36,8 +36,9 @@ class RequestBudget:
             os.close(self._fd)
             self._fd = None
 
-    async def acquire(self, on_wait: Callable[[], None] | None = None) -> None:
-        """Takes one request's worth of budget, sleeping while the bucket is empty."""
+    async def acquire(self, on_wait: Callable[[float], None] | None = None) -> None:
+        """Takes one request's worth of budget, sleeping while the bucket is empty (`on_wait` is told
+        how long the bucket is empty for, before each sleep)."""
         if self._fd is None:
             return
         while True:
@@ -46,7 +47,7 @@ class RequestBudget:
                 return
             self.waited_s += wait
             if on_wait is not None:
-                on_wait()
+                on_wait(wait)
             await asyncio.sleep(min(wait, 1.0))
 
     def block_for(self, seconds: float) -> None:

@@ -20,6 +20,8 @@ import yarl
 from httpx._client import UseClientDefault
 from httpx._types import AuthTypes
 
+from notion_sync.notion.errors import MalformedAnswer
+
 # Set by aiohttp itself from the URL and the body.
 _SKIPPED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 
@@ -82,11 +84,21 @@ class NotionHttpClient(httpx.AsyncClient):
 class _Response(httpx.Response):
     """A response whose JSON body is parsed by orjson (~4x less CPU than `json` on API pages).
 
-    Its JSONDecodeError subclasses the standard library's, so callers see the same error type.
+    A body that is not JSON (an HTML page from a proxy, a truncated body whose length matched)
+    raises `MalformedAnswer`, which the gateway retries a bounded number of times.
     """
 
     def json(self, **kwargs: Any) -> Any:
-        return super().json(**kwargs) if kwargs else orjson.loads(self.content)
+        if kwargs:
+            return super().json(**kwargs)
+        try:
+            return orjson.loads(self.content)
+        except orjson.JSONDecodeError as error:
+            # Only the shape of the answer: its text could be anything, secrets included.
+            kind = self.headers.get("content-type", "no content type").split(";", 1)[0].strip()
+            raise MalformedAnswer(
+                f"the answer is not JSON ({kind}, {len(self.content)} bytes; {error.msg} at byte {error.pos})"
+            ) from None
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
