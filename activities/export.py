@@ -44,7 +44,8 @@ class ExportActivities:
                     request.options,
                     request.previous,
                     self._settings.page_concurrency,
-                    activity.heartbeat,
+                    # With the gateway's notice (waiting on a rate limit, retrying), not without.
+                    ctx.heartbeat,
                 )
                 counters.api_requests = ctx.gateway.requests
                 return BatchResult(counters=counters)

@@ -11,7 +11,8 @@ from typing import Any
 from notion_sync.convert.markdown import page_title
 from notion_sync.exporter.context import StepContext
 from notion_sync.models import DiscoverResult
-from notion_sync.notion.errors import ObjectUnavailable
+from notion_sync.notion.errors import ObjectProblem
+from notion_sync.notion.gateway import Cursors
 
 JSON = dict[str, Any]
 SEARCH_LAG = timedelta(hours=1)
@@ -23,22 +24,50 @@ _MAX_BLOCK_CLIMB = 12
 
 async def discover_pages(ctx: StepContext, cursor: str | None, max_requests: int) -> DiscoverResult:
     """Reads up to `max_requests` pages of search results; returns where to continue."""
+    cursors, cursor = _resume(ctx, "page", cursor)
     found = 0
     for _ in range(max_requests):
         result = await ctx.gateway.search("page", cursor)
         found += await _add_pages(ctx, result["results"])
-        cursor = result.get("next_cursor")
-        if not result.get("has_more") or not cursor:
+        cursor = cursors.next(result)
+        if cursor is None:
             return DiscoverResult(next_cursor=None, discovered=found, api_requests=ctx.gateway.requests)
-    return DiscoverResult(next_cursor=cursor, discovered=found, api_requests=ctx.gateway.requests)
+    return DiscoverResult(
+        next_cursor=_carried(cursors, cursor), discovered=found, api_requests=ctx.gateway.requests
+    )
 
 
 async def discover_data_sources(ctx: StepContext, cursor: str | None) -> DiscoverResult:
     """Reads one page of data sources from search, with their databases and every row."""
+    cursors, cursor = _resume(ctx, "data_source", cursor)
     result = await ctx.gateway.search("data_source", cursor)
     found = await _per_database(ctx, result["results"], lambda source: _add_data_source(ctx, source))
-    next_cursor = result.get("next_cursor") if result.get("has_more") else None
+    next_cursor = _carried(cursors, cursors.next(result))
     return DiscoverResult(next_cursor=next_cursor, discovered=found, api_requests=ctx.gateway.requests)
+
+
+# The workflow keeps the search cursor between activities; the cursor it is handed carries how many
+# requests the listing took and digests of its last cursors, so a cursor repeated across activities
+# or a listing without end is caught there too: `ns1:<requests>:<digest>.<digest>...:<Notion's cursor>`.
+_CURSOR_TAG = "ns1"
+_CURSORS_CARRIED = 16
+
+
+def _resume(ctx: StepContext, kind: str, carried: str | None) -> tuple[Cursors, str | None]:
+    what = "the workspace's pages (search)" if kind == "page" else "the workspace's data sources (search)"
+    requests, cursor = 0, carried
+    seen: tuple[str, ...] = ()
+    if carried and carried.startswith(_CURSOR_TAG + ":"):
+        _, count, digests, cursor = carried.split(":", 3)
+        requests, seen = int(count), tuple(d for d in digests.split(".") if d)
+    return ctx.gateway.cursors(f"search/{kind}", what, seen, requests), cursor or None
+
+
+def _carried(cursors: Cursors, cursor: str | None) -> str | None:
+    if cursor is None:
+        return None
+    digests = ".".join(cursors.seen[-_CURSORS_CARRIED:])
+    return f"{_CURSOR_TAG}:{cursors.requests}:{digests}:{cursor}"
 
 
 async def _per_database(
@@ -60,7 +89,11 @@ async def _per_database(
             for data_source in sources:
                 found += await visit(data_source)
             if database_id:
-                found += await _ensure_database(ctx, database_id)
+                try:
+                    found += await _ensure_database(ctx, database_id)
+                except ObjectProblem as error:
+                    ctx.index.add(database_id, "database", None, "", None)
+                    ctx.index.skip(database_id, error.reason, status=error.outcome)
         return found
 
     return sum(await asyncio.gather(*(one_database(d, sources) for d, sources in by_database.items())))
@@ -71,6 +104,7 @@ async def discover_changed_pages(
 ) -> DiscoverResult:
     """Reads search results newest first, up to the first page last edited well before `edited_since`."""
     edited_since = _with_lag(edited_since)
+    cursors, cursor = _resume(ctx, "page", cursor)
     found = 0
     for _ in range(max_requests):
         result = await ctx.gateway.search("page", cursor, newest_first=True)
@@ -80,10 +114,12 @@ async def discover_changed_pages(
         if len(recent) < len(pages):
             # Sorted newest first: the rest was edited before too.
             return DiscoverResult(next_cursor=None, discovered=found, api_requests=ctx.gateway.requests)
-        cursor = result.get("next_cursor")
-        if not result.get("has_more") or not cursor:
+        cursor = cursors.next(result)
+        if cursor is None:
             return DiscoverResult(next_cursor=None, discovered=found, api_requests=ctx.gateway.requests)
-    return DiscoverResult(next_cursor=cursor, discovered=found, api_requests=ctx.gateway.requests)
+    return DiscoverResult(
+        next_cursor=_carried(cursors, cursor), discovered=found, api_requests=ctx.gateway.requests
+    )
 
 
 async def discover_changed_data_sources(
@@ -91,6 +127,7 @@ async def discover_changed_data_sources(
 ) -> DiscoverResult:
     """Reads one page of data sources; queries the rows edited since, or all rows of a new or
     changed data source (Notion's search may lag behind, a query does not)."""
+    cursors, cursor = _resume(ctx, "data_source", cursor)
     result = await ctx.gateway.search("data_source", cursor)
     edited_since = _with_lag(edited_since)
 
@@ -98,15 +135,18 @@ async def discover_changed_data_sources(
         known = ctx.index.get(data_source["id"])
         edited = data_source.get("last_edited_time", "")
         changed = known is None or known.raw is None or edited >= edited_since
-        database_id = data_source.get("parent", {}).get("database_id")
+        database_id = _database_of(data_source)
         title = page_title(data_source)
         found = int(ctx.index.refresh(data_source["id"], "data_source", database_id, title, data_source))
-        async for rows in ctx.gateway.query_rows(data_source["id"], None if changed else edited_since):
-            found += await _add_pages(ctx, rows, parent_hint=data_source["id"], replace=True)
+        try:
+            async for rows in ctx.gateway.query_rows(data_source["id"], None if changed else edited_since):
+                found += await _add_pages(ctx, rows, parent_hint=data_source["id"], replace=True)
+        except ObjectProblem as error:
+            ctx.index.skip(data_source["id"], f"its rows: {error.reason}", status=error.outcome)
         return found
 
     found = await _per_database(ctx, result["results"], visit)
-    next_cursor = result.get("next_cursor") if result.get("has_more") else None
+    next_cursor = _carried(cursors, cursors.next(result))
     return DiscoverResult(next_cursor=next_cursor, discovered=found, api_requests=ctx.gateway.requests)
 
 
@@ -127,8 +167,8 @@ async def resolve_stubs(ctx: StepContext, limit: int) -> DiscoverResult:
             else:
                 page = await ctx.gateway.page(object_id)
                 found += await _add_pages(ctx, [page], parent_hint=parent_id)
-        except ObjectUnavailable as error:
-            ctx.index.skip(object_id, f"{error.status} {error.code}")
+        except ObjectProblem as error:
+            ctx.index.skip(object_id, error.reason, status=error.outcome)
     remaining = len(ctx.index.stubs(1))
     return DiscoverResult(
         next_cursor=None, discovered=found, api_requests=ctx.gateway.requests, remaining=remaining
@@ -136,10 +176,14 @@ async def resolve_stubs(ctx: StepContext, limit: int) -> DiscoverResult:
 
 
 async def export_users(ctx: StepContext) -> int:
-    users = await ctx.gateway.users()
+    ctx.index.add("users", "users", None, "Users", None)
+    try:
+        users = await ctx.gateway.users()
+    except ObjectProblem as error:
+        ctx.index.skip("users", error.reason, status=error.outcome)
+        return 0
     data = json.dumps({"users": users}, ensure_ascii=False, indent=2, sort_keys=True).encode()
     written = ctx.destination.write(ctx.staging_id, "json/users.json", data)
-    ctx.index.add("users", "users", None, "Users", None)
     ctx.index.place("users", written.path, "")
     ctx.index.finish("users", [written])
     return len(users)
@@ -154,9 +198,39 @@ async def _add_pages(
     entries = []
     for page in pages:
         if not _trashed(ctx, page):
-            parent = await _parent_id(ctx, page.get("parent", {})) or parent_hint
-            entries.append((page["id"], "page", parent, page_title(page), page))
+            parent = await _parent_id(ctx, page.get("parent") or {}) or parent_hint
+            entries.append(
+                (page["id"], "page", acyclic_parent(ctx, page["id"], parent), page_title(page), page)
+            )
     return ctx.index.add_all(entries, replace=replace)
+
+
+def acyclic_parent(ctx: StepContext, object_id: str, parent_id: str | None) -> str | None:
+    """`parent_id`, unless the chain of parents above it leads back to `object_id` (a page that is
+    its own parent, or A under B under A): such an object goes to the top level, with a problem,
+    instead of never being placed. Parents are read from the index once per step."""
+    ctx.parents[object_id] = parent_id
+    seen: set[str] = set()
+    current = parent_id
+    while current is not None and current not in seen:
+        if current == object_id:
+            ctx.parents[object_id] = None
+            ctx.index.add_problem(
+                object_id,
+                "parent",
+                f"its chain of parents loops back to it (parent {parent_id}): exported at the top level",
+            )
+            return None
+        seen.add(current)
+        current = _known_parent(ctx, current)
+    return parent_id
+
+
+def _known_parent(ctx: StepContext, object_id: str) -> str | None:
+    if object_id not in ctx.parents:
+        known = ctx.index.get(object_id)
+        ctx.parents[object_id] = known.parent_id if known is not None else None
+    return ctx.parents[object_id]
 
 
 def _trashed(ctx: StepContext, page: JSON) -> bool:
@@ -167,13 +241,23 @@ def _trashed(ctx: StepContext, page: JSON) -> bool:
 
 
 async def _add_data_source(ctx: StepContext, data_source: JSON) -> int:
-    parent = data_source.get("parent", {}).get("database_id")
+    parent = acyclic_parent(ctx, data_source["id"], _database_of(data_source))
     added = int(ctx.index.add(data_source["id"], "data_source", parent, page_title(data_source), data_source))
     if not added:
         return 0
-    async for rows in ctx.gateway.query_rows(data_source["id"]):
-        added += await _add_pages(ctx, rows, parent_hint=data_source["id"])
+    try:
+        async for rows in ctx.gateway.query_rows(data_source["id"]):
+            added += await _add_pages(ctx, rows, parent_hint=data_source["id"])
+    except ObjectProblem as error:
+        # The rows listed so far stay; the table of this data source would be incomplete.
+        ctx.index.skip(data_source["id"], f"its rows: {error.reason}", status=error.outcome)
     return added
+
+
+def _database_of(data_source: JSON) -> str | None:
+    parent = data_source.get("parent") or {}
+    database_id = parent.get("database_id") if isinstance(parent, dict) else None
+    return str(database_id) if database_id else None
 
 
 async def _ensure_database(ctx: StepContext, database_id: str, parent_hint: str | None = None) -> int:
@@ -181,16 +265,19 @@ async def _ensure_database(ctx: StepContext, database_id: str, parent_hint: str 
     if known is not None and known.raw is not None:
         return 0
     database = await ctx.gateway.database(database_id)
-    parent = await _parent_id(ctx, database.get("parent", {})) or parent_hint
+    parent = await _parent_id(ctx, database.get("parent") or {}) or parent_hint
+    parent = acyclic_parent(ctx, database_id, parent)
     added = int(ctx.index.add(database_id, "database", parent, page_title(database), database))
-    for ref in database.get("data_sources", []):
+    for ref in database.get("data_sources") or []:
+        if not isinstance(ref, dict) or not isinstance(ref.get("id"), str):
+            continue
         existing = ctx.index.get(ref["id"])
         if existing is None or existing.raw is None:
             try:
                 data_source = await ctx.gateway.data_source(ref["id"])
-            except ObjectUnavailable as error:
+            except ObjectProblem as error:
                 ctx.index.add(ref["id"], "data_source", database_id, ref.get("name", ""), None)
-                ctx.index.skip(ref["id"], f"{error.status} {error.code}")
+                ctx.index.skip(ref["id"], error.reason, status=error.outcome)
                 continue
             added += await _add_data_source(ctx, data_source)
     return added
@@ -199,6 +286,8 @@ async def _ensure_database(ctx: StepContext, database_id: str, parent_hint: str 
 async def _parent_id(ctx: StepContext, parent: JSON) -> str | None:
     """The page, database or data source an object lives under; None at the workspace root."""
     for _ in range(_MAX_BLOCK_CLIMB):
+        if not isinstance(parent, dict):
+            return None
         kind = parent.get("type")
         if kind in ("page_id", "database_id", "data_source_id"):
             return str(parent[kind])
@@ -206,7 +295,7 @@ async def _parent_id(ctx: StepContext, parent: JSON) -> str | None:
             return None
         try:
             block = await ctx.gateway.block(parent["block_id"])
-        except ObjectUnavailable:
+        except ObjectProblem:
             return None
-        parent = block.get("parent", {})
+        parent = block.get("parent") or {}
     return None

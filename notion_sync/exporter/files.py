@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import posixpath
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,13 +23,15 @@ import yarl
 from notion_sync.convert.names import safe_name
 from notion_sync.exporter.context import StepContext
 from notion_sync.models import ManifestFile
-from notion_sync.notion.errors import ObjectUnavailable
+from notion_sync.notion.errors import ObjectProblem, ObjectUnavailable
 from notion_sync.notion.transport import env_proxy
 
 JSON = dict[str, Any]
 FILE_BLOCKS = ("image", "video", "pdf", "file", "audio")
 _CHUNK = 256 * 1024
 _PREPARING_RETRIES = 3
+# C0 controls, DEL and C1 controls: never sent in a request line.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True)
@@ -134,7 +137,8 @@ async def download_all(
                 file, url = await _download(ctx, http, ref, policy)
             except DownloadFailed as error:
                 result.failed += 1
-                ctx.index.add_problem(ref.owner_id, f"file:{ref.slot}", f"{ref.name}: {error}")
+                reason = ctx.gateway.redact(f"{ref.name}: {error}")
+                ctx.index.add_problem(ref.owner_id, f"file:{ref.slot}", reason)
                 continue
             fetched[ref.path] = (file, {ref.url, url})
         result.local[ref.url] = ref.path
@@ -169,13 +173,27 @@ class _OverCap(DownloadFailed):
     pass
 
 
+def _target(url: str) -> yarl.URL:
+    """The URL to request, exactly as Notion gave it (`encoded`: a signed URL must not change), but
+    never one that would put control characters on the wire or is not plain http(s)."""
+    url = url.strip().replace(" ", "%20")
+    if _CONTROL.search(url):
+        raise DownloadFailed("the URL contains control characters")
+    try:
+        target = yarl.URL(url, encoded=True)
+    except ValueError as error:
+        raise DownloadFailed(f"the URL is not valid ({error})") from None
+    if target.scheme not in ("http", "https") or not target.host:
+        raise DownloadFailed("the URL is not an http(s) URL")
+    return target
+
+
 async def _stream(
     ctx: StepContext, http: aiohttp.ClientSession, url: str, relpath: str, max_bytes: int
 ) -> ManifestFile:
+    target = _target(url)
     for attempt in range(_PREPARING_RETRIES):
         try:
-            # `encoded`: the signed URL goes out exactly as Notion gave it.
-            target = yarl.URL(url, encoded=True)
             async with http.get(target, proxy=env_proxy(target)) as response:
                 if response.status == 403:
                     raise _Expired()
@@ -192,10 +210,15 @@ async def _stream(
         except aiohttp.ClientConnectorError:
             # Nobody listens there (any more): waiting will not help, a fresh URL might.
             raise DownloadFailed("cannot connect to the file's host") from None
+        except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError) as error:
+            raise DownloadFailed(f"the URL is not usable ({type(error).__name__})") from None
         except (aiohttp.ClientError, TimeoutError) as error:
             if attempt == _PREPARING_RETRIES - 1:
                 raise DownloadFailed(f"network error: {type(error).__name__}") from None
             await asyncio.sleep(0.5 * (attempt + 1))
+        except ValueError as error:
+            # aiohttp refuses some URLs only when it writes the request (header injection, ...).
+            raise DownloadFailed(f"the URL is not usable ({type(error).__name__}: {error})") from None
     raise DownloadFailed("the file was never ready (202)")
 
 
@@ -232,6 +255,8 @@ async def _fresh_url(ctx: StepContext, ref: FileRef) -> str:
             obj = _slot_of(page, ref.slot)
     except ObjectUnavailable as error:
         raise DownloadFailed(f"its holder is gone ({error.status})") from None
+    except ObjectProblem as error:
+        raise DownloadFailed(f"its holder could not be read again ({error.reason})") from None
     url = _url_of(obj)
     if not url:
         raise DownloadFailed("the file is no longer there")

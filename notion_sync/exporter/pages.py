@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine, Iterable
-from dataclasses import dataclass
+from contextlib import aclosing
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +14,13 @@ import orjson
 from notion_sync.convert.markdown import database_to_markdown, page_to_markdown
 from notion_sync.convert.properties import with_property_items
 from notion_sync.exporter.context import StepContext, throttled
+from notion_sync.exporter.discover import acyclic_parent
 from notion_sync.exporter.files import DownloadPolicy, download_all, find_files
 from notion_sync.exporter.links import IndexLinks
 from notion_sync.exporter.publish import saved_json
 from notion_sync.exporter.site import SitePages
 from notion_sync.models import Counters, ExportOptions, PreviousSnapshot
-from notion_sync.notion.errors import ObjectUnavailable
+from notion_sync.notion.errors import ObjectProblem, ObjectUnavailable
 from notion_sync.storage.index import IndexedObject
 
 JSON = dict[str, Any]
@@ -49,9 +51,13 @@ async def export_batch(
             try:
                 await _export_object(ctx, obj, options, previous, counters, site)
                 counters.exported += 1
-            except ObjectUnavailable as error:
-                ctx.index.skip(obj.id, f"{error.status} {error.code}")
-                counters.skipped += 1
+            except ObjectProblem as error:
+                # This object only (gone, malformed, rejected, unreachable): recorded, the batch goes on.
+                ctx.index.skip(obj.id, error.reason, status=error.outcome)
+                if error.outcome == "skipped":
+                    counters.skipped += 1
+                else:
+                    counters.failed += 1
             heartbeat()
 
     await asyncio.gather(*(one(obj) for obj in ctx.index.batch(seq_from, seq_to)))
@@ -218,13 +224,65 @@ async def _export_database(
     ctx.index.finish(obj.id, files, downloads.records)
 
 
+@dataclass
+class _Walk:
+    """One block tree being read: the blocks seen (a block listed twice is a cycle or a repeated
+    listing, read once), how many, and the caps (NOTION_SYNC_MAX_BLOCK_DEPTH, _MAX_PAGE_BLOCKS).
+
+    `owner` is the object whose problems.jsonl entry says what was cut; `synced` the synced-block
+    originals this read is nested in (a chain that loops back is cut, never awaited).
+    """
+
+    owner: str
+    max_depth: int
+    max_blocks: int
+    seen: set[str] = field(default_factory=set)
+    blocks: int = 0
+    synced: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, ctx: StepContext, root: str, synced: frozenset[str] = frozenset()) -> _Walk:
+        settings = ctx.settings
+        return cls(root, settings.max_block_depth, settings.max_page_blocks, {root}, synced=synced)
+
+    def cut(self, ctx: StepContext, kind: str, reason: str) -> None:
+        ctx.index.add_problem(self.owner, kind, reason)
+
+
 async def fetch_tree(ctx: StepContext, block_id: str) -> list[JSON]:
     """The children of a page or block, recursively, each with an added `children` list.
 
     Nested subtrees are read side by side, so a page takes as long as its deepest chain of
     requests, not their sum; synced blocks read their originals one after another (once each).
+    A cycle, a block listed twice, nesting past the depth cap or more blocks than the page cap
+    end that part of the read, with a problem recorded for the page; the rest is exported.
     """
-    blocks = [block async for block in ctx.gateway.children(block_id)]
+    return await _read_level(ctx, block_id, _Walk.of(ctx, block_id), depth=1)
+
+
+async def _read_level(ctx: StepContext, block_id: str, walk: _Walk, depth: int) -> list[JSON]:
+    blocks: list[JSON] = []
+    async with aclosing(ctx.gateway.children(block_id, problem_of=walk.owner)) as listing:
+        async for block in listing:
+            if walk.blocks >= walk.max_blocks:
+                walk.cut(
+                    ctx,
+                    "blocks:cap",
+                    f"more than {walk.max_blocks} blocks (NOTION_SYNC_MAX_PAGE_BLOCKS): "
+                    "the rest of the page was not read",
+                )
+                break
+            if block["id"] in walk.seen:
+                walk.cut(
+                    ctx,
+                    "blocks:cycle",
+                    f"block {block['id']} was listed again under {block_id} (a cycle or a repeated "
+                    "listing): read once",
+                )
+                continue
+            walk.seen.add(block["id"])
+            walk.blocks += 1
+            blocks.append(block)
     nested: list[JSON] = []
     synced: list[tuple[JSON, str]] = []
     for block in blocks:
@@ -237,10 +295,20 @@ async def fetch_tree(ctx: StepContext, block_id: str) -> list[JSON]:
                 synced.append((block, original))
         elif block.get("has_children"):
             nested.append(block)
-    for block, subtree in zip(nested, await _all(fetch_tree(ctx, b["id"]) for b in nested), strict=True):
+    if nested and depth >= walk.max_depth:
+        walk.cut(
+            ctx,
+            "blocks:depth",
+            f"blocks nested deeper than {walk.max_depth} levels (NOTION_SYNC_MAX_BLOCK_DEPTH) were not read",
+        )
+        for block in nested:
+            block["children"] = []
+        nested = []
+    subtrees = await _all(_read_level(ctx, b["id"], walk, depth + 1) for b in nested)
+    for block, subtree in zip(nested, subtrees, strict=True):
         block["children"] = subtree
     for block, original in synced:
-        block["children"] = await _synced_children(ctx, original)
+        block["children"] = await _synced_children(ctx, original, walk)
     return blocks
 
 
@@ -255,31 +323,46 @@ async def _all(reads: Iterable[Coroutine[Any, Any, list[JSON]]]) -> list[list[JS
         raise
 
 
-async def _synced_children(ctx: StepContext, original_id: str) -> list[JSON]:
+async def _synced_children(ctx: StepContext, original_id: str, walk: _Walk) -> list[JSON]:
     """A synced block's content, read from its original once per export (pages and subtrees read
     side by side wait for the one read in flight)."""
+    if original_id in walk.synced:
+        walk.cut(ctx, "blocks:cycle", f"synced block {original_id} holds a copy of itself: read once")
+        return []
     cached = ctx.index.synced_children(original_id)
     if cached is not None:
         return cached
+    if walk.synced:
+        # Inside an original (Notion allows no synced block there, a hostile server might): read it
+        # in this chain, never wait on another read, which could be waiting on this one.
+        return await _read_original(ctx, original_id, walk.synced | {original_id}, remember=False)
     reading = ctx.synced_reads.get(original_id)
     if reading is None:
-        reading = ctx.synced_reads[original_id] = asyncio.ensure_future(_read_original(ctx, original_id))
+        reading = ctx.synced_reads[original_id] = asyncio.ensure_future(
+            _read_original(ctx, original_id, frozenset({original_id}))
+        )
     return await asyncio.shield(reading)
 
 
-async def _read_original(ctx: StepContext, original_id: str) -> list[JSON]:
+async def _read_original(
+    ctx: StepContext, original_id: str, chain: frozenset[str], remember: bool = True
+) -> list[JSON]:
     try:
-        children = await fetch_tree(ctx, original_id)
+        children = await _read_level(ctx, original_id, _Walk.of(ctx, original_id, chain), depth=1)
     except ObjectUnavailable:
         children = []
-    ctx.index.remember_synced(original_id, children)
+    except ObjectProblem as error:
+        ctx.index.add_problem(original_id, "synced", f"the original of a synced block: {error.reason}")
+        children = []
+    if remember:
+        ctx.index.remember_synced(original_id, children)
     return children
 
 
 def _note_reference(ctx: StepContext, block: JSON, kind: str, parent_id: str) -> None:
     if not ctx.index.contains(block["id"]):
         title = (block.get(block["type"]) or {}).get("title", "")
-        ctx.index.add(block["id"], kind, parent_id, title, None)
+        ctx.index.add(block["id"], kind, acyclic_parent(ctx, block["id"], parent_id), title, None)
 
 
 def _page_of(block: JSON, fallback: str) -> str:
