@@ -27,6 +27,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from notion_sync.emulator.backend import JSON, Backend
+from notion_sync.emulator.hostile import SAME_CURSOR, HostileConfig, echo_message
 from notion_sync.emulator.limits import FAULT_KINDS, DelayLine, FaultInjector, TokenBucket
 from notion_sync.emulator.replay import ReplayBackend
 from notion_sync.emulator.stats import Stats
@@ -225,6 +226,8 @@ class EmulatorServer:
         self._bucket: TokenBucket | None = None
         self._faults = FaultInjector({}, 0)
         self.configure(config or EmulatorConfig())
+        self.hostile = HostileConfig()
+        self._rate_limited_left = 0
         self.app = self._build_app()
 
     # --- configuration -------------------------------------------------------------------------
@@ -276,6 +279,8 @@ class EmulatorServer:
         r.add_post("/_emulator/reset", self._admin_reset)
         r.add_get("/_emulator/config", self._admin_get_config)
         r.add_post("/_emulator/config", self._admin_config)
+        r.add_get("/_emulator/hostile", self._admin_get_hostile)
+        r.add_post("/_emulator/hostile", self._admin_hostile)
         if self.replay is not None:
             r.add_route("*", "/v1/{tail:.*}", self._replay)
             return app
@@ -324,6 +329,11 @@ class EmulatorServer:
             self._check_headers(request)
             if request.match_info.http_exception is not None:
                 raise ApiError(400, "invalid_request_url", "Invalid request URL.")
+            if self._rate_limited_left > 0 and self.hostile.rate_limit is not None:
+                self._rate_limited_left -= 1
+                self.stats.hostile_answer("rate_limit", self.hostile.rate_limit.retry_after)
+                headers = {"Retry-After": self.hostile.rate_limit.retry_after}
+                return self.error(ApiError(429, "rate_limited", RATE_LIMITED), headers)
             limited = self._bucket.take() if self._bucket is not None else None
             if limited is not None:
                 return self.error(ApiError(429, "rate_limited", RATE_LIMITED), {"Retry-After": str(limited)})
@@ -405,7 +415,9 @@ class EmulatorServer:
             if not needle or needle in plain_title(obj).casefold() or needle in obj["id"]:
                 results.append(obj)
         next_cursor = encode_offset(index) if index < len(ids) else None
-        return self.json(list_body(results, next_cursor, "page_or_data_source"))
+        if self.hostile.search is not None:
+            return self._hostile_search(request, body, kind)
+        return self.json(list_body(self._rewritten(results), next_cursor, "page_or_data_source"))
 
     @staticmethod
     def _search_kind(spec: Any) -> Literal["page", "data_source"] | None:
@@ -451,7 +463,14 @@ class EmulatorServer:
         return self.json(found)
 
     async def _page(self, request: web.Request) -> web.Response:
-        return self._retrieve(request, "page", self.content.page)
+        if self.hostile.pages:
+            mode = self.hostile.pages.get(parse_uuid(request.match_info["id"], "path failed validation"))
+            if mode is not None:
+                self.stats.hostile_answer(mode, request.match_info["id"])
+                return await self._hostile_answer(request, request.match_info["id"], mode)
+        return self._retrieve(
+            request, "page", lambda page_id: self._rewritten_page(self.content.page(page_id))
+        )
 
     async def _property_item(self, request: web.Request) -> web.Response:
         page_id = parse_uuid(request.match_info["id"], "path failed validation: path.page_id")
@@ -489,6 +508,8 @@ class EmulatorServer:
 
     async def _block_children(self, request: web.Request) -> web.Response:
         block_id = parse_uuid(request.match_info["id"], "path failed validation: path.block_id")
+        if self.hostile.children and block_id in self.hostile.children:
+            return await self._hostile_children(request, block_id)
         query = request.query
         cursor = query.get("start_cursor")
         if not cursor:
@@ -520,7 +541,7 @@ class EmulatorServer:
         visible = rows[:QUERY_ROW_CAP] if capped else rows
         ids, next_cursor = page_by_offset(visible, body.get("start_cursor"), size)
         results = [page for page in map(self.content.page, ids) if page is not None]
-        payload = list_body(results, next_cursor, "page_or_data_source")
+        payload = list_body(self._rewritten(results), next_cursor, "page_or_data_source")
         if capped and next_cursor is None:
             payload["request_status"] = INCOMPLETE
         return self.json(payload)
@@ -553,6 +574,92 @@ class EmulatorServer:
         size = parse_page_size(request.query.get("page_size"), "query")
         results, next_cursor = page_by_offset(comments, request.query.get("start_cursor"), size)
         return self.json(list_body(results, next_cursor, "comment"))
+
+    # --- hostile modes (hostile.py) -------------------------------------------------------------
+
+    async def _hostile_children(self, request: web.Request, block_id: str) -> web.Response:
+        mode = self.hostile.children[block_id]
+        self.stats.hostile_answer(mode, block_id)
+        if mode in ("hang", "html", "echo_token_400"):
+            return await self._hostile_answer(request, block_id, mode)
+        children = self.content.block_children(block_id)
+        if children is None:
+            raise not_found("block", block_id)
+        size = parse_page_size(request.query.get("page_size"), "query")
+        if mode == "same_cursor":
+            results, _ = page_by_id(children, None, size)
+            return self.json(list_body(results, SAME_CURSOR, "block"))
+        results, next_cursor = page_by_id(children, request.query.get("start_cursor"), size)
+        if mode == "cycle" and next_cursor is None:
+            toggle = {"rich_text": [], "color": "default"}
+            itself = {
+                "object": "block",
+                "id": block_id,
+                "type": "toggle",
+                "has_children": True,
+                "toggle": toggle,
+            }
+            results = [*results, itself]
+        body = list_body(results, next_cursor, "block")
+        if mode == "results_null":
+            body["results"] = None
+        response = self.json(body)
+        if mode == "truncated":
+            assert isinstance(response.body, bytes)
+            return web.Response(
+                body=response.body[: len(response.body) // 2],
+                content_type="application/json",
+                charset="utf-8",
+            )
+        return response
+
+    async def _hostile_answer(self, request: web.Request, object_id: str, mode: str) -> web.Response:
+        if mode == "hang":
+            await asyncio.sleep(self.hostile.hang_seconds)
+            raise ApiError(504, "gateway_timeout", "Gateway Timeout")
+        if mode == "html":
+            page = "<!DOCTYPE html><html><body><h1>502 Bad Gateway</h1></body></html>"
+            return web.Response(text=page, content_type="text/html")
+        token = self.auth_header.removeprefix("Bearer ")
+        authorization = request.headers.get("Authorization", "")
+        raise validation_error(echo_message(request.method, request.path, authorization, token))
+
+    def _hostile_search(
+        self, request: web.Request, body: JSON, kind: Literal["page", "data_source"] | None
+    ) -> web.Response:
+        mode = self.hostile.search
+        assert mode is not None
+        self.stats.hostile_answer(mode, "search")
+        if mode == "echo_token_400":
+            token = self.auth_header.removeprefix("Bearer ")
+            authorization = request.headers.get("Authorization", "")
+            raise validation_error(echo_message(request.method, request.path, authorization, token))
+        # same_cursor: the first page again, whatever the cursor, always "more" behind one cursor.
+        descending = self._search_descending(body.get("sort"))
+        size = parse_page_size(body.get("page_size"), "body")
+        ids = self.content.search(kind, descending)
+        results = [self.content.search_result(object_id) for object_id in ids[:size]]
+        return self.json(list_body(self._rewritten(results), SAME_CURSOR, "page_or_data_source"))
+
+    def _rewritten(self, objects: list[JSON]) -> list[JSON]:
+        if not self.hostile.rewrites_pages:
+            return objects
+        return [self._rewritten_page(obj) or obj for obj in objects]
+
+    def _rewritten_page(self, page: JSON | None) -> JSON | None:
+        """A page object as the hostile modes have it: another parent, unusable file URLs."""
+        if page is None or page.get("object") != "page" or not self.hostile.rewrites_pages:
+            return page
+        page_id = page["id"]
+        parent = self.hostile.parents.get(page_id)
+        if parent is not None:
+            page = {**page, "parent": {"type": "page_id", "page_id": parent}}
+        if page_id in self.hostile.bad_file_urls:
+            base = self.backend.files.base_url if self.backend is not None else "http://127.0.0.1"
+            cover = {"type": "external", "external": {"url": f"{base}/_external/bad\u0007name.png"}}
+            icon = {"type": "external", "external": {"url": "http://[::1/bad-icon.png"}}
+            page = {**page, "cover": cover, "icon": icon}
+        return page
 
     # --- files ---------------------------------------------------------------------------------
 
@@ -614,6 +721,18 @@ class EmulatorServer:
         except (orjson.JSONDecodeError, ValidationError, ValueError, TypeError) as exc:
             return web.json_response({"ok": False, "error": str(exc)}, status=400)
         return web.json_response(self.config.model_dump())
+
+    async def _admin_get_hostile(self, request: web.Request) -> web.Response:
+        return web.json_response(self.hostile.model_dump())
+
+    async def _admin_hostile(self, request: web.Request) -> web.Response:
+        """Replaces the hostile configuration as a whole (`{}` turns every mode off)."""
+        try:
+            self.hostile = HostileConfig.model_validate(orjson.loads(await request.read() or b"{}"))
+        except (orjson.JSONDecodeError, ValidationError, ValueError, TypeError) as exc:
+            return web.json_response({"ok": False, "error": str(exc)}, status=400)
+        self._rate_limited_left = self.hostile.rate_limit.count if self.hostile.rate_limit else 0
+        return web.json_response(self.hostile.model_dump())
 
     async def _admin_workspace(self, request: web.Request) -> web.Response:
         return web.json_response(self.content.summary())

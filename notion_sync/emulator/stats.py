@@ -27,6 +27,8 @@ class Stats:
         self.faults_injected: Counter[str] = Counter()
         self.page_fetches: Counter[str] = Counter()
         self.children_fetches: Counter[str] = Counter()
+        # Answers of hostile modes, "<mode>:<id>" (counted when the request arrives: a hang never ends).
+        self.hostile: Counter[str] = Counter()
 
     def started(self) -> None:
         self.in_flight += 1
@@ -46,6 +48,9 @@ class Stats:
         per_endpoint[status] += 1
         if status == "429":
             self.rate_limited_total += 1
+
+    def hostile_answer(self, mode: str, object_id: str) -> None:
+        self.hostile[f"{mode}:{object_id}"] += 1
 
     def fetched_page(self, page_id: str) -> None:
         if self.track_ids:
@@ -68,6 +73,8 @@ class Stats:
             "concurrent_peak": self.concurrent_peak,
             "faults_injected": dict(self.faults_injected),
         }
+        if self.hostile:
+            snap["hostile"] = dict(self.hostile)
         if self.track_ids:
             snap["fetches_by_id"] = {
                 "pages": dict(self.page_fetches),

@@ -130,6 +130,11 @@ class EmulatorProcess:
         result: dict[str, Any] = self._admin("POST", "config", knobs)
         return result
 
+    def hostile(self, **modes: Any) -> dict[str, Any]:
+        """Sets the hostile modes (hostile.py; all of them at once, none to turn them off)."""
+        result: dict[str, Any] = self._admin("POST", "hostile", modes)
+        return result
+
     def mutate(self, op: dict[str, Any]) -> dict[str, Any]:
         """Apply a workspace mutation; raises ValueError when the workspace rejects it."""
         result: dict[str, Any] = self._admin("POST", "mutations", op)
