@@ -296,4 +296,8 @@ def _url_of(obj: JSON) -> str | None:
 
 
 def _name_from_url(url: str) -> str:
-    return unquote(posixpath.basename(urlsplit(url).path)) or "file"
+    try:
+        path = urlsplit(url).path
+    except ValueError:  # not a URL at all: downloading it fails later, as a problem of that file
+        return "file"
+    return unquote(posixpath.basename(path)) or "file"

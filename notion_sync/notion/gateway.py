@@ -15,6 +15,7 @@ heartbeats (`control.activity_status` reads it back).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import logging
 import math
@@ -22,6 +23,7 @@ import random
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from enum import Enum
 from functools import partial
 from typing import Any, Literal
 
@@ -58,6 +60,9 @@ _STEP_ATTEMPTS_BEFORE_OBJECT_FAILS = 3
 _MAX_IN_ACTIVITY_WAIT_S = 60.0
 # Heartbeats carry the gateway's notices; Temporal throttles them further (every 2 s at most).
 _BEAT_INTERVAL_S = 0.5
+_WAIT_SLICE_S = 5.0
+# Longer than Temporal's heartbeat throttle (2 s in worker.py), so the newest heartbeat still has it.
+_NOTICE_LINGERS_S = 5.0
 # A wait for the shared budget this long is shown as a wait on the rate limit.
 _NOTABLE_BUDGET_WAIT_S = 2.0
 
@@ -85,7 +90,8 @@ class Cursors:
     """The cursors of one listing: a cursor Notion gives twice, or more than `max_listing_requests`
     requests, ends the listing and records a problem for the object listed.
 
-    `seen` and `requests` carry a listing across activities (the search, see `discover.py`).
+    `seen` (digests of the cursors given, oldest first) and `requests` carry a listing across
+    activities (the search, see `discover.py`).
     """
 
     def __init__(
@@ -111,7 +117,8 @@ class Cursors:
         if not answer.get("has_more") or not cursor:
             return None
         cap = self._gateway.limits.max_listing_requests
-        if cursor in self._known:
+        digest = hashlib.sha256(str(cursor).encode()).hexdigest()[:12]
+        if digest in self._known:
             self._stop(
                 f"Notion gave the same cursor twice while listing {self.what} ({self.requests} requests): "
                 "the listing stopped there, later items are missing"
@@ -123,8 +130,8 @@ class Cursors:
                 "the listing stopped there, later items are missing"
             )
             return None
-        self._known.add(cursor)
-        self.seen.append(cursor)
+        self._known.add(digest)
+        self.seen.append(digest)
         return str(cursor)
 
     def _stop(self, reason: str) -> None:
@@ -163,6 +170,7 @@ class NotionGateway:
         self._last_beat = -math.inf
         self._notices: dict[int, JSON] = {}
         self._notice_ids = itertools.count()
+        self._recent: tuple[JSON | None, float] = (None, 0.0)
         self.timeout_s = timeout_s
         # Temporal's attempt at the step this gateway serves (5xx for one object fail it from the third).
         self.step_attempt = step_attempt
@@ -191,9 +199,15 @@ class NotionGateway:
             self._heartbeat(notice)
 
     def notice(self) -> JSON | None:
-        """What holds the activity up now: the latest rate-limit wait, else the most-tried retry."""
+        """What holds the activity up now: the latest rate-limit wait, else the most-tried retry.
+
+        A notice stays a few seconds after its wait ends: Temporal sends the newest heartbeat of
+        each 2-second window, and a bare heartbeat right after the wait would hide it. Readers
+        ignore a notice whose `until` has passed.
+        """
         if not self._notices:
-            return None
+            recent, expires = self._recent
+            return recent if recent is not None and time.monotonic() < expires else None
         waits = [n for n in self._notices.values() if "waiting" in n]
         if waits:
             return max(waits, key=lambda n: n["until"])
@@ -201,20 +215,23 @@ class NotionGateway:
 
     async def _wait(self, seconds: float, notice: JSON) -> None:
         key = next(self._notice_ids)
-        self._notices[key] = {**notice, "until": round(time.time() + seconds, 1)}
+        self._notices[key] = shown = {**notice, "until": round(time.time() + seconds, 1)}
         self.beat(force=True)
         try:
-            await asyncio.sleep(seconds)
+            # In slices, heartbeating: a wait may outlast the activity's heartbeat timeout (30 s).
+            deadline = time.monotonic() + seconds
+            while (left := deadline - time.monotonic()) > 0:
+                await asyncio.sleep(min(left, _WAIT_SLICE_S))
+                self.beat(force=True)
         finally:
             del self._notices[key]
-            self.beat(force=True)
+            self._recent = (shown, time.monotonic() + _NOTICE_LINGERS_S)
 
     def _budget_waits(self, seconds: float) -> None:
         if seconds >= _NOTABLE_BUDGET_WAIT_S:
-            key = next(self._notice_ids)
-            self._notices[key] = {"waiting": "rate limit", "until": round(time.time() + seconds, 1)}
+            shown = {"waiting": "rate limit", "until": round(time.time() + seconds, 1)}
+            self._recent = (shown, time.monotonic() + _NOTICE_LINGERS_S)
             self.beat(force=True)
-            del self._notices[key]
         else:
             self.beat()
 
@@ -277,7 +294,7 @@ class NotionGateway:
             except HTTPResponseError as error:
                 status = error.status
                 seen.answered(status)
-                code = self.redact(str(error.code))
+                code = self.redact(_code(error))
                 if status == 401:
                     raise NotionUnauthorized(
                         "Notion rejected the integration token (401 unauthorized): check NOTION_TOKEN "
@@ -541,6 +558,12 @@ def _check(answer: Any, expect: Expect) -> None:
             raise MalformedAnswer('"results" holds something other than objects')
         if expect == "listed_objects" and not isinstance(item.get("id"), str):
             raise MalformedAnswer('an item of "results" has no "id"')
+
+
+def _code(error: HTTPResponseError) -> str:
+    """Notion's error code as it sends it ("object_not_found"), not as the client's enum prints."""
+    code = error.code
+    return str(code.value) if isinstance(code, Enum) else str(code)
 
 
 def _log_problem(object_id: str, kind: str, reason: str) -> None:
