@@ -34,8 +34,6 @@ class StepContext:
     http: aiohttp.ClientSession
     # Synced-block originals being read, so pages read side by side read each once.
     synced_reads: dict[str, asyncio.Future[list[dict[str, Any]]]] = field(default_factory=dict)
-    # Parents of objects recorded in this step (id -> parent id), for the parent-cycle check.
-    parents: dict[str, str | None] = field(default_factory=dict)
 
     def heartbeat(self) -> None:
         """The activity's heartbeat, with what the gateway is waiting for (throttled)."""

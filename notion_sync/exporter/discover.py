@@ -199,38 +199,8 @@ async def _add_pages(
     for page in pages:
         if not _trashed(ctx, page):
             parent = await _parent_id(ctx, page.get("parent") or {}) or parent_hint
-            entries.append(
-                (page["id"], "page", acyclic_parent(ctx, page["id"], parent), page_title(page), page)
-            )
+            entries.append((page["id"], "page", parent, page_title(page), page))
     return ctx.index.add_all(entries, replace=replace)
-
-
-def acyclic_parent(ctx: StepContext, object_id: str, parent_id: str | None) -> str | None:
-    """`parent_id`, unless the chain of parents above it leads back to `object_id` (a page that is
-    its own parent, or A under B under A): such an object goes to the top level, with a problem,
-    instead of never being placed. Parents are read from the index once per step."""
-    ctx.parents[object_id] = parent_id
-    seen: set[str] = set()
-    current = parent_id
-    while current is not None and current not in seen:
-        if current == object_id:
-            ctx.parents[object_id] = None
-            ctx.index.add_problem(
-                object_id,
-                "parent",
-                f"its chain of parents loops back to it (parent {parent_id}): exported at the top level",
-            )
-            return None
-        seen.add(current)
-        current = _known_parent(ctx, current)
-    return parent_id
-
-
-def _known_parent(ctx: StepContext, object_id: str) -> str | None:
-    if object_id not in ctx.parents:
-        known = ctx.index.get(object_id)
-        ctx.parents[object_id] = known.parent_id if known is not None else None
-    return ctx.parents[object_id]
 
 
 def _trashed(ctx: StepContext, page: JSON) -> bool:
@@ -241,7 +211,7 @@ def _trashed(ctx: StepContext, page: JSON) -> bool:
 
 
 async def _add_data_source(ctx: StepContext, data_source: JSON) -> int:
-    parent = acyclic_parent(ctx, data_source["id"], _database_of(data_source))
+    parent = _database_of(data_source)
     added = int(ctx.index.add(data_source["id"], "data_source", parent, page_title(data_source), data_source))
     if not added:
         return 0
@@ -266,7 +236,6 @@ async def _ensure_database(ctx: StepContext, database_id: str, parent_hint: str 
         return 0
     database = await ctx.gateway.database(database_id)
     parent = await _parent_id(ctx, database.get("parent") or {}) or parent_hint
-    parent = acyclic_parent(ctx, database_id, parent)
     added = int(ctx.index.add(database_id, "database", parent, page_title(database), database))
     for ref in database.get("data_sources") or []:
         if not isinstance(ref, dict) or not isinstance(ref.get("id"), str):

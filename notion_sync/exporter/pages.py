@@ -14,7 +14,6 @@ import orjson
 from notion_sync.convert.markdown import database_to_markdown, page_to_markdown
 from notion_sync.convert.properties import with_property_items
 from notion_sync.exporter.context import StepContext, throttled
-from notion_sync.exporter.discover import acyclic_parent
 from notion_sync.exporter.files import DownloadPolicy, download_all, find_files
 from notion_sync.exporter.links import IndexLinks
 from notion_sync.exporter.publish import saved_json
@@ -362,7 +361,7 @@ async def _read_original(
 def _note_reference(ctx: StepContext, block: JSON, kind: str, parent_id: str) -> None:
     if not ctx.index.contains(block["id"]):
         title = (block.get(block["type"]) or {}).get("title", "")
-        ctx.index.add(block["id"], kind, acyclic_parent(ctx, block["id"], parent_id), title, None)
+        ctx.index.add(block["id"], kind, parent_id, title, None)
 
 
 def _page_of(block: JSON, fallback: str) -> str:
