@@ -21,9 +21,10 @@ ChildrenMode = Literal[
     "html",  # 200 with an HTML page (a proxy's error page)
     "hang",  # never answers (sleeps `hang_seconds`)
     "echo_token_400",  # 400 validation_error whose message echoes the request's Authorization header
+    "error_500",  # 500 internal_server_error, every time
 ]
 # How GET /v1/pages/{id} answers for one page.
-PageMode = Literal["hang", "echo_token_400", "html"]
+PageMode = Literal["hang", "echo_token_400", "html", "error_500"]
 SearchMode = Literal["same_cursor", "echo_token_400"]
 # The cursor `same_cursor` hands out: UUID-shaped, as Notion's are.
 SAME_CURSOR = "0c0ffee0-0000-4000-8000-000000000000"

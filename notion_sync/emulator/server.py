@@ -580,7 +580,7 @@ class EmulatorServer:
     async def _hostile_children(self, request: web.Request, block_id: str) -> web.Response:
         mode = self.hostile.children[block_id]
         self.stats.hostile_answer(mode, block_id)
-        if mode in ("hang", "html", "echo_token_400"):
+        if mode in ("hang", "html", "echo_token_400", "error_500"):
             return await self._hostile_answer(request, block_id, mode)
         children = self.content.block_children(block_id)
         if children is None:
@@ -617,6 +617,8 @@ class EmulatorServer:
         if mode == "hang":
             await asyncio.sleep(self.hostile.hang_seconds)
             raise ApiError(504, "gateway_timeout", "Gateway Timeout")
+        if mode == "error_500":
+            raise ApiError(*FAULT_BODIES["500"])
         if mode == "html":
             page = "<!DOCTYPE html><html><body><h1>502 Bad Gateway</h1></body></html>"
             return web.Response(text=page, content_type="text/html")

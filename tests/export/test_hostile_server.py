@@ -171,6 +171,26 @@ async def test_a_page_that_never_answers_fails_alone_in_bounded_time(
     assert everyone - {victim} <= exported_pages(destination)
 
 
+@pytest.mark.slow
+async def test_a_page_that_always_answers_500_fails_alone_from_the_third_attempt(
+    temporal_client: Client, destination: Path, tmp_path: Path
+) -> None:
+    with EmulatorProcess(pages=30, seed=32) as emulator:
+        everyone = {page["id"] for page in listed_pages(emulator)}
+        victim = plain_pages(emulator)[0]["id"]
+        emulator.hostile(children={victim: "error_500"})
+        settings = worker_settings(emulator, tmp_path / "state")
+        async with running_worker(temporal_client, settings):
+            report = await export_and_wait(temporal_client, settings, destination, **LOSSY)
+        hits = hostile_hits(emulator, "error_500", victim)
+    assert report.status == "completed"
+    # A 5xx storm passes: two attempts of the batch retry it (6 requests each), the third fails it alone.
+    assert hits == 3 * 6
+    entry = manifest(destination)[victim]
+    assert entry["status"] == "failed" and "Notion answered 500 internal_server_error" in entry["reason"]
+    assert everyone - {victim} <= exported_pages(destination)
+
+
 async def test_a_huge_retry_after_is_capped_and_shown(
     temporal_client: Client, destination: Path, tmp_path: Path
 ) -> None:
@@ -282,11 +302,12 @@ async def test_a_token_echoed_by_the_server_is_never_kept(
         "temporal workflow show": shown,
         "logs": caplog.text,
     }
-    for root in (one_page, whole, tmp_path / "state"):
-        for path in root.rglob("*"):
-            if path.is_file() and not path.name.endswith((".sqlite", ".sqlite-wal", ".bucket")):
-                texts[str(path)] = path.read_bytes().decode(errors="replace")
     leaks = [where for where, text in texts.items() if token in text]
+    # Every byte written: snapshots, problems, reports, the index (SQLite), the worker's state.
+    for root in (one_page, whole, tmp_path / "state"):
+        leaks += [
+            str(path) for path in root.rglob("*") if path.is_file() and token.encode() in path.read_bytes()
+        ]
     assert not leaks
 
 
