@@ -216,6 +216,28 @@ async def test_a_huge_retry_after_is_capped_and_shown(
         assert until - at <= cap + 1, line
 
 
+async def test_a_wait_longer_than_an_activity_holds_is_temporals_and_shown(
+    temporal_client: Client, destination: Path, tmp_path: Path
+) -> None:
+    cap = 61.0  # past the 60 s an activity waits itself: Temporal waits, as the next attempt's delay
+    with EmulatorProcess(pages=20, seed=33) as emulator:
+        emulator.hostile(rate_limit={"count": 1, "retry_after": "999999"})
+        settings = worker_settings(emulator, tmp_path / "state", max_retry_after_s=cap)
+        async with running_worker(temporal_client, settings):
+            handle = await start_export(temporal_client, settings, ExportInput(destination=str(destination)))
+            line, deadline = None, time.monotonic() + 30
+            while time.monotonic() < deadline and not (line and "rate limit" in line):
+                line = await activity_status(handle)
+                await asyncio.sleep(0.2)
+            seen_at = time.time()
+            await handle.cancel()
+            with pytest.raises(WorkflowFailureError):
+                await handle.result()
+    assert line is not None and line.startswith("waiting on Notion's rate limit until "), line
+    until = _clock_after(line.split(" until ", 1)[1][:8], seen_at)
+    assert cap - 30 < until - seen_at <= cap + 1, line
+
+
 async def test_retries_are_shown_while_they_happen(
     temporal_client: Client, destination: Path, tmp_path: Path
 ) -> None:
