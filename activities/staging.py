@@ -6,17 +6,16 @@ mirror, published there, then uploaded), so they are synchronous and run on the 
 
 from __future__ import annotations
 
-import errno
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from contextlib import contextmanager
 
 from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
 
+from activities.disk import destination_errors
 from notion_sync.exporter.publish import (
     REPORT,
     check_staged,
@@ -41,7 +40,7 @@ from notion_sync.retention import prune_snapshots
 from notion_sync.settings import Settings
 from notion_sync.storage.destination import open_destination, remote_destination, seed_mirror
 from notion_sync.storage.index import ExportIndex
-from notion_sync.storage.local import LocalDestination, UnsafePath, no_space_message
+from notion_sync.storage.local import LocalDestination, UnsafePath
 from notion_sync.storage.s3 import (
     S3DeleteFailed,
     S3Destination,
@@ -196,23 +195,6 @@ class StagingActivities:
             write_report(destination, request.staging.staging_id, request.report, staged=False)
         except (OSError, UnsafePath) as error:
             activity.logger.warning("no report written to %s: %s", destination.reports(), error)
-
-
-@contextmanager
-def destination_errors(destination: LocalDestination, staging_id: str) -> Iterator[None]:
-    """Destination failures that another attempt cannot fix end the run at once, with a clear message."""
-    try:
-        yield
-    except UnsafePath as error:
-        raise ApplicationError(str(error), type="UnsafePath", non_retryable=True) from None
-    except OSError as error:
-        if error.errno == errno.ENOSPC:
-            message = no_space_message(destination, staging_id)
-            raise ApplicationError(message, type="DestinationFull", non_retryable=True) from None
-        if error.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-            message = f"{destination.root} is not writable: {error.strerror}"
-            raise ApplicationError(message, type="DestinationUnwritable", non_retryable=True) from None
-        raise
 
 
 def _damaged(destination: LocalDestination, detail: str) -> ApplicationError:

@@ -1,0 +1,35 @@
+"""Destination failures that another attempt cannot fix: they end the run at once, with a message a
+user can act on, instead of minutes of silent retries."""
+
+from __future__ import annotations
+
+import errno
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from temporalio.exceptions import ApplicationError
+
+from notion_sync.storage.local import LocalDestination, UnsafePath, no_space_message
+
+
+@contextmanager
+def destination_errors(destination: LocalDestination, staging_id: str) -> Iterator[None]:
+    try:
+        yield
+    except UnsafePath as error:
+        raise ApplicationError(str(error), type="UnsafePath", non_retryable=True) from None
+    except sqlite3.OperationalError as error:
+        # The export index lives in the destination too: SQLite says "database or disk is full".
+        if error.sqlite_errorcode != sqlite3.SQLITE_FULL:
+            raise
+        message = no_space_message(destination, staging_id)
+        raise ApplicationError(message, type="DestinationFull", non_retryable=True) from None
+    except OSError as error:
+        if error.errno == errno.ENOSPC:
+            message = no_space_message(destination, staging_id)
+            raise ApplicationError(message, type="DestinationFull", non_retryable=True) from None
+        if error.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            message = f"{destination.root} is not writable: {error.strerror}"
+            raise ApplicationError(message, type="DestinationUnwritable", non_retryable=True) from None
+        raise
