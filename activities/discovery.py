@@ -7,6 +7,7 @@ from pathlib import Path
 
 from temporalio import activity
 
+from activities.disk import on_destination
 from activities.errors import temporal_errors
 from notion_sync.exporter import discover
 from notion_sync.exporter.carry import CarryOverError, carry_over
@@ -44,7 +45,10 @@ class DiscoveryActivities:
     def carry_over(self, request: CarryOverInput) -> CarryOverResult:
         """Starts a changes-only sync from the previous snapshot's objects (disk only)."""
         destination = open_destination(request.staging.destination, self._settings)
-        with ExportIndex(destination.index_path(request.staging.staging_id)) as index:
+        with (
+            on_destination(self._settings, request.staging),
+            ExportIndex(destination.index_path(request.staging.staging_id)) as index,
+        ):
             try:
                 carried = carry_over(index, Path(request.previous.path), activity.heartbeat)
             except CarryOverError as error:
@@ -54,7 +58,7 @@ class DiscoveryActivities:
 
     @activity.defn
     async def discover_pages(self, request: DiscoverInput) -> DiscoverResult:
-        with temporal_errors():
+        with temporal_errors(), on_destination(self._settings, request.staging):
             async with open_step(self._settings, request.staging, activity.heartbeat) as ctx:
                 if request.edited_since:
                     return await discover.discover_changed_pages(
@@ -64,7 +68,7 @@ class DiscoveryActivities:
 
     @activity.defn
     async def discover_data_sources(self, request: DiscoverInput) -> DiscoverResult:
-        with temporal_errors():
+        with temporal_errors(), on_destination(self._settings, request.staging):
             async with open_step(self._settings, request.staging, activity.heartbeat) as ctx:
                 if request.edited_since:
                     return await discover.discover_changed_data_sources(
@@ -74,12 +78,12 @@ class DiscoveryActivities:
 
     @activity.defn
     async def resolve_references(self, request: DiscoverInput) -> DiscoverResult:
-        with temporal_errors():
+        with temporal_errors(), on_destination(self._settings, request.staging):
             async with open_step(self._settings, request.staging, activity.heartbeat) as ctx:
                 return await discover.resolve_stubs(ctx, limit=100)
 
     @activity.defn
     async def export_users(self, staging: StagingRef) -> int:
-        with temporal_errors():
+        with temporal_errors(), on_destination(self._settings, staging):
             async with open_step(self._settings, staging, activity.heartbeat) as ctx:
                 return await discover.export_users(ctx)

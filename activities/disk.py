@@ -10,6 +10,9 @@ from contextlib import contextmanager
 
 from temporalio.exceptions import ApplicationError
 
+from notion_sync.models import StagingRef
+from notion_sync.settings import Settings
+from notion_sync.storage.destination import open_destination
 from notion_sync.storage.local import LocalDestination, UnsafePath, no_space_message
 
 
@@ -33,3 +36,10 @@ def destination_errors(destination: LocalDestination, staging_id: str) -> Iterat
             message = f"{destination.root} is not writable: {error.strerror}"
             raise ApplicationError(message, type="DestinationUnwritable", non_retryable=True) from None
         raise
+
+
+@contextmanager
+def on_destination(settings: Settings, staging: StagingRef) -> Iterator[None]:
+    """`destination_errors` for an activity that writes a run's staging or index."""
+    with destination_errors(open_destination(staging.destination, settings), staging.staging_id):
+        yield

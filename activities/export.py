@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from temporalio import activity
 
+from activities.disk import on_destination
 from activities.errors import temporal_errors
 from notion_sync.exporter.context import open_step
 from notion_sync.exporter.layout import assign_paths
@@ -29,13 +30,16 @@ class ExportActivities:
     @activity.defn(name="assign_paths")
     def assign_paths(self, request: LayoutInput) -> LayoutResult:
         destination = open_destination(request.staging.destination, self._settings)
-        with ExportIndex(destination.index_path(request.staging.staging_id)) as index:
+        with (
+            on_destination(self._settings, request.staging),
+            ExportIndex(destination.index_path(request.staging.staging_id)) as index,
+        ):
             placed = assign_paths(index, activity.heartbeat, request.layout)
             return LayoutResult(placed=placed, max_seq=index.max_seq())
 
     @activity.defn
     async def export_batch(self, request: BatchInput) -> BatchResult:
-        with temporal_errors():
+        with temporal_errors(), on_destination(self._settings, request.staging):
             async with open_step(self._settings, request.staging, activity.heartbeat) as ctx:
                 counters = await export_batch(
                     ctx,
@@ -53,7 +57,10 @@ class ExportActivities:
     @activity.defn(name="write_tables")
     def write_tables(self, request: TablesInput) -> TablesResult:
         destination = open_destination(request.staging.destination, self._settings)
-        with ExportIndex(destination.index_path(request.staging.staging_id)) as index:
+        with (
+            on_destination(self._settings, request.staging),
+            ExportIndex(destination.index_path(request.staging.staging_id)) as index,
+        ):
             staging_id = request.staging.staging_id
             return write_tables(
                 index,

@@ -129,7 +129,7 @@ class StagingActivities:
         """Checks staging against the index and its own manifest, then promotes it (see publish)."""
         staging_id = request.staging.staging_id
         staged = destination.staging(staging_id)
-        objects = files = 0
+        objects = files = problems = 0
         if staged.exists():
             with ExportIndex(destination.index_path(staging_id)) as index:
                 # Rows are never deleted: fewer than were discovered means the index was lost.
@@ -138,14 +138,15 @@ class StagingActivities:
                         f"its index holds {index.count()} objects of {request.report.counters.discovered}"
                     )
                     raise _damaged(destination, detail)
-                objects, files = write_manifest(index, destination, staging_id, activity.heartbeat)
+                objects, files, problems = write_manifest(index, destination, staging_id, activity.heartbeat)
             if request.html:
                 # Pages were rendered beside their Markdown; a page a batch did not render gets it here.
                 _heartbeating(lambda: render_snapshot(staged, ("html",), keep_page_html=True))
-            problems = check_staged(staged, activity.heartbeat)
-            if problems:
-                raise _damaged(destination, "; ".join(problems))
-            write_report(destination, staging_id, request.report, staged=True)
+            damage = check_staged(staged, activity.heartbeat)
+            if damage:
+                raise _damaged(destination, "; ".join(damage))
+            report = request.report.model_copy(update={"problems": problems})
+            write_report(destination, staging_id, report, staged=True)
         elif not destination.snapshot(request.snapshot).is_dir():
             # Neither staging nor the snapshot a previous attempt promoted it to: the folder went away.
             raise _damaged(destination, f"its staging folder {staged} is gone")
@@ -156,7 +157,7 @@ class StagingActivities:
             if keep is not None:
                 # Retention after the switch, so a retry finds the new snapshot current and keeps it.
                 _heartbeating(lambda: prune_snapshots(destination.root, keep))
-            return PublishResult(snapshot_path=str(final), objects=objects, files=files)
+            return PublishResult(snapshot_path=str(final), objects=objects, files=files, problems=problems)
         try:
             remote.publish(final, request.snapshot, staging_id, activity.heartbeat, activity.is_cancelled)
             if keep is not None:
@@ -173,6 +174,7 @@ class StagingActivities:
             local_path=str(final),
             objects=objects,
             files=files,
+            problems=problems,
         )
 
     @activity.defn(name="discard_staging")

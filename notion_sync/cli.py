@@ -23,6 +23,7 @@ from temporalio.service import RPCError
 from notion_sync.archive import archive_command
 from notion_sync.control import (
     ExportAlreadyRunning,
+    activity_status,
     export_handle,
     is_running,
     normalise_destination,
@@ -302,15 +303,21 @@ async def _watch(session: Session, handle: WorkflowHandle[ExportWorkflow, Export
         TaskProgressColumn(),
         TextColumn("{task.completed}/{task.total} objects, {task.fields[rate]} req/s"),
         TimeElapsedColumn(),
+        # What holds the export up right now: a rate-limit wait and until when, a retry and its cause.
+        TextColumn("[yellow]{task.fields[holdup]}"),
     )
     with Progress(*columns, console=console, transient=False) as bar:
-        task = bar.add_task("starting", total=None, rate=0.0)
+        task = bar.add_task("starting", total=None, rate=0.0, holdup="")
         lost = 0
+        polls = 0
         while True:
             result: asyncio.Task[ExportReport] = asyncio.create_task(handle.result())
             while not result.done():
                 with contextlib.suppress(RPCError):
                     _show(bar, task, await query_progress(handle))
+                    if polls % 4 == 0:
+                        bar.update(task, holdup=await activity_status(handle) or "")
+                polls += 1
                 await asyncio.wait([result], timeout=0.5)
             if not isinstance(result.exception(), RPCError) or session.server is None or lost >= 5:
                 break
@@ -336,7 +343,8 @@ async def _watch(session: Session, handle: WorkflowHandle[ExportWorkflow, Export
         console.print(f"Changes since the last snapshot: {shrink.summary()}.")
     console.print(
         f"[green]Export complete:[/green] {counters.exported} exported, {counters.skipped} skipped, "
-        f"{counters.failed} failed, {counters.api_requests} Notion requests.\n"
+        f"{counters.failed} failed, {report.problems} problems{' (in problems.jsonl)' if report.problems else ''}, "
+        f"{counters.api_requests} Notion requests.\n"
         f"Open {_current_of(report.destination)} (snapshot {report.snapshot})"
     )
     return 0 if counters.failed == 0 else 1
@@ -353,7 +361,9 @@ def _show_ended(bar: Progress, task: TaskID, result: asyncio.Task[ExportReport])
         report = result.result()
         counters = report.counters
         done = counters.exported + counters.skipped + counters.failed
-        bar.update(task, description=report.status, total=counters.discovered or None, completed=done)
+        bar.update(
+            task, description=report.status, total=counters.discovered or None, completed=done, holdup=""
+        )
 
 
 def _show(bar: Progress, task: TaskID, progress: ExportProgress) -> None:

@@ -263,6 +263,8 @@ class PublishResult(BaseModel):
     local_path: str | None = None  # for S3: the snapshot in the worker's local mirror
     objects: int
     files: int
+    # Lines of problems.jsonl: objects skipped or failed, and problems inside exported ones.
+    problems: int = 0
 
 
 class ExportProgress(BaseModel):
@@ -301,6 +303,8 @@ class ExportReport(BaseModel):
     workspace: str | None = None
     identity: WorkspaceIdentity | None = None
     shrink: ShrinkCheck | None = None
+    # Lines of the snapshot's problems.jsonl (set when it is published).
+    problems: int = 0
 
 
 class ManifestFile(BaseModel):

@@ -36,14 +36,14 @@ def write_manifest(
     destination: LocalDestination,
     staging_id: str,
     heartbeat: Callable[[], None] = lambda: None,
-) -> tuple[int, int]:
+) -> tuple[int, int, int]:
     """manifest.jsonl: a header line, then one line per object sorted by id, streamed.
 
-    Problems (skipped or failed objects, with the reason) go to problems.jsonl beside it.
-    Returns (objects, files).
+    Problems (skipped or failed objects, with the reason, and what went wrong inside exported
+    ones) go to problems.jsonl beside it. Returns (objects, files, problems).
     """
     objects = index.count()
-    files = 0
+    files = reported = 0
     with (
         destination.open_stream(staging_id, MANIFEST) as manifest,
         destination.open_stream(staging_id, PROBLEMS) as problems,
@@ -72,10 +72,12 @@ def write_manifest(
             if status != "exported":
                 problem = Problem(object_id=object_id, kind=kind, reason=reason or status)
                 problems.write(problem.model_dump_json().encode() + b"\n")
+                reported += 1
         for object_id, kind, reason in index.problems():
             problem = Problem(object_id=object_id, kind=kind, reason=reason)
             problems.write(problem.model_dump_json().encode() + b"\n")
-    return objects, files
+            reported += 1
+    return objects, files, reported
 
 
 def check_staged(staging: Path, heartbeat: Callable[[], None] = lambda: None, examples: int = 3) -> list[str]:
