@@ -341,9 +341,10 @@ async def _watch(session: Session, handle: WorkflowHandle[ExportWorkflow, Export
         console.print(f"[yellow]Published with --allow-shrink:[/yellow] {shrink.summary()}.")
     elif shrink is not None and (shrink.lost or shrink.removed):
         console.print(f"Changes since the last snapshot: {shrink.summary()}.")
+    listed = " (in problems.jsonl)" if report.problems else ""
     console.print(
         f"[green]Export complete:[/green] {counters.exported} exported, {counters.skipped} skipped, "
-        f"{counters.failed} failed, {report.problems} problems{' (in problems.jsonl)' if report.problems else ''}, "
+        f"{counters.failed} failed, {report.problems} problems{listed}, "
         f"{counters.api_requests} Notion requests.\n"
         f"Open {_current_of(report.destination)} (snapshot {report.snapshot})"
     )
