@@ -49,6 +49,8 @@ class HostileConfig(BaseModel):
     parents: dict[str, str] = Field(default_factory=dict)
     # Pages whose cover URL holds a control character and whose icon URL is not a valid URL.
     bad_file_urls: list[str] = Field(default_factory=list)
+    # page id -> the "id" its page object claims instead (any text, e.g. "../../x").
+    ids: dict[str, str] = Field(default_factory=dict)
     rate_limit: RateLimitBurst | None = None
     hang_seconds: float = Field(3600.0, ge=0)
 
@@ -62,6 +64,13 @@ class HostileConfig(BaseModel):
     def _parents_by_id(cls, value: object) -> object:
         return {_id(key): _id(parent) for key, parent in value.items()} if isinstance(value, dict) else value
 
+    @field_validator("ids", mode="before")
+    @classmethod
+    def _claimed_ids(cls, value: object) -> object:
+        if not isinstance(value, dict):
+            return value
+        return {_id(key): str(claimed) for key, claimed in value.items()}
+
     @field_validator("bad_file_urls", mode="before")
     @classmethod
     def _ids(cls, value: object) -> object:
@@ -73,7 +82,7 @@ class HostileConfig(BaseModel):
 
     @property
     def rewrites_pages(self) -> bool:
-        return bool(self.parents or self.bad_file_urls)
+        return bool(self.parents or self.bad_file_urls or self.ids)
 
 
 def _id(raw: object) -> str:

@@ -661,6 +661,8 @@ class EmulatorServer:
             cover = {"type": "external", "external": {"url": f"{base}/_external/bad\u0007name.png"}}
             icon = {"type": "external", "external": {"url": "http://[::1/bad-icon.png"}}
             page = {**page, "cover": cover, "icon": icon}
+        if page_id in self.hostile.ids:
+            page = {**page, "id": self.hostile.ids[page_id]}
         return page
 
     # --- files ---------------------------------------------------------------------------------

@@ -387,3 +387,23 @@ def _chain(error: BaseException) -> str:
         parts.append(f"{type(cause).__name__}: {cause}")
         cause = cause.__cause__ or getattr(cause, "cause", None)
     return "\n".join(parts)
+
+
+@pytest.mark.parametrize("layout", ["tree", "notion"])
+async def test_an_id_that_is_not_notions_is_left_out_and_reported(
+    temporal_client: Client, tmp_path: Path, layout: str
+) -> None:
+    destination = tmp_path / "deep" / "backup"
+    with EmulatorProcess(pages=30, seed=33) as emulator:
+        everyone = {page["id"] for page in listed_pages(emulator)}
+        victim = plain_pages(emulator)[0]["id"]
+        emulator.hostile(ids={victim: "../../x"})
+        settings = worker_settings(emulator, tmp_path / "state")
+        async with running_worker(temporal_client, settings):
+            report = await export_and_wait(temporal_client, settings, destination, layout=layout)
+    assert report.status == "completed"
+    assert everyone - {victim} <= exported_pages(destination)
+    problems = (destination / "current" / "problems.jsonl").read_text()
+    assert "../../x" in problems and "not a Notion id" in problems
+    outside = {p.name for p in (tmp_path / "deep").iterdir()} | {p.name for p in tmp_path.iterdir()}
+    assert "x" not in outside and "x.md" not in outside, "something was written outside the destination"
