@@ -44,13 +44,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psutil
 import yaml
 from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from export_bench import cpu_seconds  # noqa: E402  (this script's folder is on sys.path)
 
 from notion_sync.control import query_progress, start_export  # noqa: E402
 from notion_sync.devserver import free_port, start_dev_server  # noqa: E402
@@ -73,22 +74,6 @@ BEFORE_EXPORTING = (WorkflowPhase.STARTING, WorkflowPhase.DISCOVERING, WorkflowP
 
 def small_name(i: int) -> str:
     return f"small{i + 1:02d}"
-
-
-def cpu_seconds(pid: int | None) -> float:
-    """User + system CPU of a process and its children so far (0 if it is gone)."""
-    if pid is None:
-        return 0.0
-    total = 0.0
-    try:
-        procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
-    except psutil.Error:
-        return 0.0
-    for proc in procs:
-        with contextlib.suppress(psutil.Error):
-            t = proc.cpu_times()
-            total += t.user + t.system
-    return total
 
 
 def manifest_pages(snapshot: str | None) -> int:

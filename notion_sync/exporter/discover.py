@@ -169,6 +169,11 @@ async def resolve_stubs(ctx: StepContext, limit: int) -> DiscoverResult:
                 found += await _add_pages(ctx, [page], parent_hint=parent_id)
         except ObjectProblem as error:
             ctx.index.skip(object_id, error.reason, status=error.outcome)
+            continue
+        still = ctx.index.get(object_id)
+        if still is not None and still.raw is None and still.status == "pending":
+            # The answer named another object (or none this index accepts): never ask again.
+            ctx.index.skip(object_id, "Notion's answer for it named another object", status="failed")
     remaining = len(ctx.index.stubs(1))
     return DiscoverResult(
         next_cursor=None, discovered=found, api_requests=ctx.gateway.requests, remaining=remaining
