@@ -151,7 +151,12 @@ class LocalDestination:
         return target
 
     def discard(self, staging_id: str) -> None:
-        """Compensation: removes everything this run staged; published snapshots are untouched."""
+        """Compensation: removes everything this run staged; published snapshots are untouched.
+        Through a link planted inside the destination nothing is touched (nothing was staged there)."""
+        try:
+            self.check_links()
+        except UnsafePath:
+            return
         shutil.rmtree(self.staging(staging_id), ignore_errors=True)
         index = self.index_path(staging_id)
         for path in (index, Path(f"{index}-wal"), Path(f"{index}-shm")):
