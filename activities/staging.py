@@ -20,6 +20,7 @@ from notion_sync.exporter.publish import (
     REPORT,
     check_staged,
     load_previous,
+    read_report,
     recorded_identity,
     write_manifest,
     write_report,
@@ -232,8 +233,7 @@ def _other_workspace(
         name = str(pointer.get("snapshot", "")) if pointer else ""
         report = remote.read(name, REPORT) if name else None
     else:
-        current = destination.current()
-        report = (current / REPORT).read_bytes() if current and (current / REPORT).is_file() else None
+        report = read_report(destination.current())
     recorded = recorded_identity(report)
     if recorded is None or recorded.same_workspace(request.identity):
         return None

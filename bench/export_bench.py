@@ -45,6 +45,7 @@ from notion_sync.control import query_progress, start_export  # noqa: E402
 from notion_sync.devserver import free_port, start_dev_server  # noqa: E402
 from notion_sync.emulator.testing import EmulatorProcess  # noqa: E402
 from notion_sync.models import ExportInput, ExportOptions, Phase  # noqa: E402
+from notion_sync.processes import die_with_parent  # noqa: E402
 from notion_sync.settings import Settings  # noqa: E402
 
 DEFAULTS = ExportOptions()
@@ -125,6 +126,23 @@ class PhaseClock:
             self.cpu[phase] = cpu_s
 
 
+def start_workers(count: int, env: dict[str, str], log_path: Path) -> list[subprocess.Popen[bytes]]:
+    """`count` worker processes (`python worker.py`), configured only through `env` as in production,
+    their output in `log_path`; they die with this script."""
+    with log_path.open("wb") as log:
+        return [
+            subprocess.Popen(
+                [sys.executable, str(REPO / "worker.py")],
+                env=env,
+                cwd=REPO,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=die_with_parent,
+            )
+            for _ in range(count)
+        ]
+
+
 def worker_env(
     args: argparse.Namespace, emulator: EmulatorProcess, address: str, queue: str, state: Path
 ) -> dict[str, str]:
@@ -195,17 +213,7 @@ async def run_export(args: argparse.Namespace, work: Path, out: dict[str, Any]) 
 
         queue = f"bench-{uuid.uuid4().hex[:8]}"
         env = worker_env(args, emulator, server.address, queue, work / "state")
-        with log_path.open("wb") as log:
-            for _ in range(args.workers):
-                workers.append(
-                    subprocess.Popen(
-                        [sys.executable, str(REPO / "worker.py")],
-                        env=env,
-                        cwd=REPO,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                    )
-                )
+        workers.extend(start_workers(args.workers, env, log_path))
         worker = workers[0]
         samplers = [RssSampler(w.pid) for w in workers]
         for sampler in samplers:

@@ -51,14 +51,13 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from export_bench import cpu_seconds  # noqa: E402  (this script's folder is on sys.path)
+from export_bench import cpu_seconds, start_workers  # noqa: E402  (this script's folder is on sys.path)
 
 from notion_sync.control import query_progress, start_export  # noqa: E402
 from notion_sync.devserver import free_port, start_dev_server  # noqa: E402
 from notion_sync.emulator.testing import EmulatorProcess  # noqa: E402
 from notion_sync.models import ExportInput, ExportOptions, ExportProgress, ExportReport  # noqa: E402
 from notion_sync.models import Phase as WorkflowPhase  # noqa: E402
-from notion_sync.processes import die_with_parent  # noqa: E402
 from notion_sync.settings import Settings  # noqa: E402
 
 DEFAULTS = ExportOptions()
@@ -176,18 +175,7 @@ class Cluster:
         )
         if args.activity_slots is not None:
             env["NOTION_SYNC_ACTIVITY_SLOTS"] = str(args.activity_slots)
-        with self.log_path.open("wb") as log:
-            for _ in range(args.workers):
-                self.workers.append(
-                    subprocess.Popen(
-                        [sys.executable, str(REPO / "worker.py")],
-                        env=env,
-                        cwd=REPO,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        preexec_fn=die_with_parent,
-                    )
-                )
+        self.workers.extend(start_workers(args.workers, env, self.log_path))
 
     def check_workers(self) -> None:
         for w in self.workers:

@@ -7,6 +7,8 @@ The embedded dev server registers them when it starts; a cluster needs them crea
 
 from __future__ import annotations
 
+from typing import Any
+
 from temporalio.common import SearchAttributeKey
 
 WORKSPACE = SearchAttributeKey.for_keyword("NotionWorkspace")
@@ -22,5 +24,15 @@ def registration_flags() -> list[str]:
     """`temporal server start-dev` flags that register every attribute."""
     flags: list[str] = []
     for key in ALL:
-        flags += ["--search-attribute", f"{key.name}={key.indexed_value_type.name.title()}"]
+        flags += ["--search-attribute", f"{key.name}={_type(key)}"]
     return flags
+
+
+def registration_commands() -> list[str]:
+    """The `temporal` commands that register every attribute on a cluster."""
+    return [f"temporal operator search-attribute create --name {key.name} --type {_type(key)}" for key in ALL]
+
+
+def _type(key: SearchAttributeKey[Any]) -> str:
+    """The type's name as the `temporal` CLI spells it (Keyword, Int)."""
+    return key.indexed_value_type.name.title()

@@ -100,20 +100,11 @@ async def start_export(
             log.warning(
                 "Search attributes are not registered on this Temporal namespace; starting without them. "
                 "Register them once: %s",
-                "; ".join(registration_commands()),
+                "; ".join(attributes.registration_commands()),
             )
             return await start(TypedSearchAttributes.empty)
     except WorkflowAlreadyStartedError as error:
         raise ExportAlreadyRunning(workflow_id, destination, error.run_id) from None
-
-
-def registration_commands() -> list[str]:
-    """The `temporal` commands that register the search attributes on a cluster."""
-    return [
-        f"temporal operator search-attribute create --name {key.name} "
-        f"--type {key.indexed_value_type.name.title()}"
-        for key in attributes.ALL
-    ]
 
 
 def export_handle(client: Client, destination: str | Path) -> WorkflowHandle[ExportWorkflow, ExportReport]:

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from botocore.exceptions import BotoCoreError, ClientError
 
-from notion_sync.exporter.publish import REPORT, last_run_refused, newest_guarded
+from notion_sync.exporter.publish import last_run_refused, newest_guarded, read_report
 from notion_sync.settings import Settings
 from notion_sync.storage.destination import open_destination, remote_destination
 from notion_sync.storage.local import CURRENT, SNAPSHOTS
@@ -31,7 +31,7 @@ def prune_snapshots(dest: str | Path, keep: int) -> list[Path]:
     current = link.resolve() if link.is_symlink() else None
     snapshots = sorted(p for p in (root / SNAPSHOTS).glob("*") if p.is_dir() and not p.is_symlink())
     by_name = {p.name: p for p in snapshots}
-    guarded = newest_guarded((p.name for p in reversed(snapshots)), lambda name: _report(by_name[name]))
+    guarded = newest_guarded((p.name for p in reversed(snapshots)), lambda name: read_report(by_name[name]))
     removed = [p for p in snapshots[:-keep] if p.resolve() != current and p.name != guarded]
     for snapshot in removed:
         shutil.rmtree(snapshot)
@@ -75,10 +75,3 @@ def prune_command(
         raise typer.Exit(1) from None
     for name in removed:
         typer.echo(f"removed s3://{remote.location.bucket}/{remote.location.snapshot_prefix(name)}")
-
-
-def _report(snapshot: Path) -> bytes | None:
-    try:
-        return (snapshot / REPORT).read_bytes()
-    except OSError:
-        return None

@@ -20,10 +20,6 @@ class WorkerGroup:
         self._stack: AsyncExitStack | None = None
 
     @property
-    def task_queues(self) -> list[str]:
-        return [worker.task_queue for worker in self.workers]
-
-    @property
     def is_running(self) -> bool:
         return all(worker.is_running for worker in self.workers)
 

@@ -154,26 +154,36 @@ def write_report(destination: LocalDestination, staging_id: str, report: ExportR
     (reports / f"{stamp}-{report.status}.json").write_bytes(data)
 
 
-def recorded_identity(report: bytes | None) -> WorkspaceIdentity | None:
-    """The workspace a published snapshot came from, as its report records it (None for snapshots
-    written before identities were recorded, or an unreadable report)."""
+def read_report(snapshot: Path | None) -> bytes | None:
+    """A published snapshot's report.json as stored, or None if there is none to read."""
+    if snapshot is None:
+        return None
+    try:
+        return (snapshot / REPORT).read_bytes()
+    except OSError:
+        return None
+
+
+def _parsed(report: bytes | None) -> ExportReport | None:
     if report is None:
         return None
     try:
-        return ExportReport.model_validate_json(report).identity
+        return ExportReport.model_validate_json(report)
     except ValueError:
         return None
+
+
+def recorded_identity(report: bytes | None) -> WorkspaceIdentity | None:
+    """The workspace a published snapshot came from, as its report records it (None for snapshots
+    written before identities were recorded, or an unreadable report)."""
+    parsed = _parsed(report)
+    return parsed.identity if parsed is not None else None
 
 
 def passed_guard(report: bytes | None) -> bool:
     """Whether a snapshot was published without the shrink guard tripping (older reports: yes)."""
-    if report is None:
-        return False
-    try:
-        shrink = ExportReport.model_validate_json(report).shrink
-    except ValueError:
-        return False
-    return shrink is None or not shrink.tripped
+    parsed = _parsed(report)
+    return parsed is not None and (parsed.shrink is None or not parsed.shrink.tripped)
 
 
 def newest_guarded(names_newest_first: Iterable[str], report_of: Callable[[str], bytes | None]) -> str | None:
