@@ -6,10 +6,9 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from notion_sync.control import start_export
+from notion_sync.control import connect, start_export
 from notion_sync.models import ExportInput
 from notion_sync.settings import Settings
-from worker import connect
 
 
 async def main(destination: str, workspace: str | None) -> None:

@@ -24,7 +24,7 @@ import aiohttp
 import httpx
 import psutil
 
-from notion_sync.emulator.testing import EmulatorProcess
+from notion_sync.emulator.process import EmulatorProcess
 
 TARGET_RPS = 1_500
 TARGET_RSS_MB = 300

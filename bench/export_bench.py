@@ -43,7 +43,7 @@ sys.path.insert(0, str(REPO))
 
 from notion_sync.control import query_progress, start_export  # noqa: E402
 from notion_sync.devserver import free_port, start_dev_server  # noqa: E402
-from notion_sync.emulator.testing import EmulatorProcess  # noqa: E402
+from notion_sync.emulator.process import EmulatorProcess  # noqa: E402
 from notion_sync.models import ExportInput, ExportOptions, Phase  # noqa: E402
 from notion_sync.processes import die_with_parent  # noqa: E402
 from notion_sync.settings import Settings  # noqa: E402

@@ -55,7 +55,7 @@ from export_bench import cpu_seconds, start_workers  # noqa: E402  (this script'
 
 from notion_sync.control import query_progress, start_export  # noqa: E402
 from notion_sync.devserver import free_port, start_dev_server  # noqa: E402
-from notion_sync.emulator.testing import EmulatorProcess  # noqa: E402
+from notion_sync.emulator.process import EmulatorProcess  # noqa: E402
 from notion_sync.models import ExportInput, ExportOptions, ExportProgress, ExportReport  # noqa: E402
 from notion_sync.models import Phase as WorkflowPhase  # noqa: E402
 from notion_sync.settings import Settings  # noqa: E402

@@ -31,11 +31,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from notion_sync.control import start_export
 from notion_sync.devserver import free_port, start_dev_server
-from notion_sync.emulator.testing import EmulatorProcess
+from notion_sync.emulator.process import EmulatorProcess
 from notion_sync.models import ExportInput, ExportOptions, ExportReport
 from notion_sync.settings import Settings
+from notion_sync.workers import build_worker
 from tests.export.harness import snapshot_files
-from worker import build_worker
 
 
 def api_requests(stats: dict[str, Any]) -> int:

@@ -32,7 +32,7 @@ from notion_sync.control import (
 )
 from notion_sync.devserver import DevServerError, EmbeddedServer
 from notion_sync.emulator.cli import emulator
-from notion_sync.emulator.testing import EmulatorProcess
+from notion_sync.emulator.process import EmulatorProcess
 from notion_sync.exporter.context import open_gateway
 from notion_sync.models import ExportInput, ExportOptions, ExportProgress, ExportReport
 from notion_sync.notion.errors import NotionUnauthorized
@@ -211,7 +211,7 @@ def cancel(out: OutOption) -> None:
 @app.command()
 def worker() -> None:
     """Run a worker against TEMPORAL_ADDRESS (settings from the environment)."""
-    from worker import run_worker
+    from notion_sync.workers import run_worker
 
     sys.exit(_run(run_worker(Settings())) or 0)
 
@@ -384,7 +384,9 @@ async def _session(
     settings: Settings, embedded_worker: bool, workspace: str | None = None
 ) -> AsyncIterator[Session]:
     """Connects to TEMPORAL_ADDRESS, or runs the embedded dev server (and a worker) when unset."""
-    from worker import configure_logging, connect, run_worker
+    from notion_sync.control import connect
+    from notion_sync.observability import configure_logging
+    from notion_sync.workers import run_worker
 
     server: EmbeddedServer | None = None
     demo: EmulatorProcess | None = None

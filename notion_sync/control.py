@@ -18,10 +18,12 @@ from temporalio.common import (
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.runtime import Runtime
 from temporalio.service import RPCError
 
-from notion_sync import attributes
+from notion_sync import attributes, observability
 from notion_sync.models import ExportInput, ExportProgress, ExportReport
 from notion_sync.observability import redact
 from notion_sync.settings import Settings
@@ -40,6 +42,18 @@ class ExportAlreadyRunning(Exception):
         )
         self.workflow_id = workflow_id
         self.run_id = run_id
+
+
+async def connect(settings: Settings, address: str | None = None, runtime: Runtime | None = None) -> Client:
+    target = address or settings.temporal_address or "127.0.0.1:7233"
+    return await Client.connect(
+        target,
+        namespace=settings.temporal_namespace,
+        data_converter=pydantic_data_converter,
+        # Starting an export opens its trace; workers built on this client inherit the interceptor.
+        interceptors=[observability.tracing_interceptor()],
+        runtime=runtime,
+    )
 
 
 def normalise_destination(destination: str | Path) -> str:

@@ -19,7 +19,7 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from aiohttp import web
@@ -40,7 +40,9 @@ from temporalio.worker import (
 
 from notion_sync.models import BatchResult, PublishResult
 from notion_sync.settings import Settings
-from notion_sync.workers import WorkerGroup
+
+if TYPE_CHECKING:
+    from notion_sync.workers import WorkerGroup
 
 SERVICE_NAME = "notion-sync-worker"
 log = logging.getLogger(__name__)
@@ -305,6 +307,21 @@ def log_formatter(kind: str) -> logging.Formatter:
     if kind == "json":
         return JsonFormatter()
     return TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def configure_logging(filename: Path | None = None) -> None:
+    """INFO and up to stderr, or to a file when a terminal belongs to a progress bar.
+
+    NOTION_SYNC_LOG_FORMAT=json gives one JSON object per line with the Temporal and Notion ids.
+    """
+    if filename is not None:
+        filename.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(filename) if filename is not None else logging.StreamHandler()
+    handler.setFormatter(log_formatter(Settings().log_format))
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+    # One line per HTTP request would drown everything else at workspace scale.
+    for noisy in ("httpx", "notion_client"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 # ---------------------------------------------------------------------------------------------- health

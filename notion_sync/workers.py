@@ -8,10 +8,32 @@ export of one workspace never takes the slots of another.
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack
+from datetime import timedelta
 from types import TracebackType
+from typing import Any
 
-from temporalio.worker import Worker
+from temporalio.client import Client
+from temporalio.contrib.opentelemetry import TracingInterceptor
+from temporalio.worker import Interceptor, Worker
+
+from activities.discovery import DiscoveryActivities
+from activities.export import ExportActivities
+from activities.scheduling import SchedulingActivities
+from activities.staging import StagingActivities
+from notion_sync import observability
+from notion_sync.control import connect
+from notion_sync.settings import Settings
+from notion_sync.workspaces import (
+    CredentialsError,
+    WorkspaceCredential,
+    activity_queue,
+    load_credentials,
+    settings_for,
+)
+from workflows.export import ExportWorkflow
+from workflows.scheduled import ScheduledExportWorkflow
 
 
 class WorkerGroup:
@@ -46,3 +68,89 @@ class WorkerGroup:
         if self._stack is not None:
             await self._stack.__aexit__(exc_type, exc, tb)
             self._stack = None
+
+
+def build_worker(
+    client: Client,
+    settings: Settings,
+    executor: ThreadPoolExecutor,
+    credentials: dict[str, WorkspaceCredential] | None = None,
+) -> WorkerGroup:
+    """The workflows' worker, and one activity worker per workspace held (by default every workspace
+    in the settings). Any number of processes may serve the same queues."""
+    held = load_credentials(settings) if credentials is None else credentials
+    interceptors: list[Interceptor] = [observability.MetricsInterceptor()]
+    if not any(isinstance(i, TracingInterceptor) for i in client.config()["interceptors"]):
+        interceptors.insert(0, observability.tracing_interceptor())
+    common: dict[str, Any] = {
+        "activity_executor": executor,
+        "interceptors": interceptors,
+        # Eager activities would all run on the worker that ran the workflow task, leaving the
+        # others idle, and would bypass any task-queue rate limit.
+        "disable_eager_activity_execution": True,
+        # Heartbeats carry cancellation (pause, cancel): send them often enough to stop within seconds.
+        "max_heartbeat_throttle_interval": timedelta(seconds=2),
+        "default_heartbeat_throttle_interval": timedelta(seconds=2),
+    }
+    workers = [
+        Worker(
+            client,
+            task_queue=settings.task_queue,
+            workflows=[ExportWorkflow, ScheduledExportWorkflow],
+            activities=[SchedulingActivities(settings).start_or_attach_export],
+            max_concurrent_activities=settings.activity_slots,
+            **common,
+        )
+    ]
+    for credential in held.values():
+        observability.register_secret(credential.token.get_secret_value())
+        scoped = settings_for(settings, credential)
+        discovery = DiscoveryActivities(scoped)
+        export = ExportActivities(scoped)
+        staging = StagingActivities(scoped)
+        workers.append(
+            Worker(
+                client,
+                task_queue=activity_queue(settings.task_queue, credential.name),
+                activities=[
+                    discovery.identify_workspace,
+                    discovery.carry_over,
+                    discovery.discover_pages,
+                    discovery.discover_data_sources,
+                    discovery.resolve_references,
+                    discovery.export_users,
+                    export.assign_paths,
+                    export.export_batch,
+                    export.write_tables,
+                    staging.prepare_staging,
+                    staging.check_shrink,
+                    staging.publish_snapshot,
+                    staging.discard_staging,
+                    staging.record_report,
+                ],
+                max_concurrent_activities=settings.activity_slots,
+                **common,
+            )
+        )
+    return WorkerGroup(workers)
+
+
+async def run_worker(
+    settings: Settings,
+    client: Client | None = None,
+    credentials: dict[str, WorkspaceCredential] | None = None,
+) -> None:
+    held = load_credentials(settings) if credentials is None else credentials
+    if not held:
+        raise CredentialsError(
+            "no workspace credential: set NOTION_TOKEN, NOTION_SYNC_CREDENTIALS_FILE "
+            "or NOTION_SYNC_CREDENTIALS_DIR"
+        )
+    observability.configure_tracing(settings)
+    # The Prometheus runtime must exist before the client; a given client keeps its own runtime.
+    client = client or await connect(settings, runtime=observability.metrics_runtime(settings))
+    # Synchronous activities take a thread each while they run: one pool for every workspace's slots.
+    with ThreadPoolExecutor(max_workers=settings.activity_slots * (len(held) + 1)) as executor:
+        workers = build_worker(client, settings, executor, held)
+        async with observability.health_server(settings.health_port, client, workers):
+            await workers.run()

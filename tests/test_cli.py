@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from notion_sync.devserver import free_port
-from notion_sync.emulator.testing import EmulatorProcess
+from notion_sync.emulator.process import EmulatorProcess
 
 CLI = [sys.executable, "-m", "notion_sync"]
 

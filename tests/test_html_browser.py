@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from notion_sync.emulator.testing import EmulatorProcess
+from notion_sync.emulator.process import EmulatorProcess
 from notion_sync.render import render_snapshot
 from tests.test_render import exported
 

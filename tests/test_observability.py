@@ -20,13 +20,13 @@ from pydantic import SecretStr
 from temporalio.runtime import Runtime
 
 from notion_sync import observability
-from notion_sync.control import start_export
+from notion_sync.control import connect, start_export
 from notion_sync.devserver import DevServer, free_port
-from notion_sync.emulator.testing import EmulatorProcess
+from notion_sync.emulator.process import EmulatorProcess
 from notion_sync.models import ExportInput, ExportOptions
 from notion_sync.settings import Settings
+from notion_sync.workers import run_worker
 from tests.export.harness import worker_settings
-from worker import configure_logging, connect, run_worker
 
 
 @pytest.fixture
@@ -191,11 +191,11 @@ def test_configure_logging_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("NOTION_SYNC_LOG_FORMAT", "json")
     log_file = tmp_path / "worker.log"
     try:
-        configure_logging(log_file)
+        observability.configure_logging(log_file)
         logging.getLogger("notion_sync.test").info("hello", extra={"page_id": "p1"})
     finally:
         monkeypatch.delenv("NOTION_SYNC_LOG_FORMAT")
-        configure_logging()
+        observability.configure_logging()
     line = json.loads(log_file.read_text().splitlines()[-1])
     assert line["message"] == "hello" and line["page_id"] == "p1" and line["level"] == "INFO"
 

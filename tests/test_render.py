@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from notion_sync.cli import app
 from notion_sync.control import start_export
-from notion_sync.emulator.testing import EmulatorProcess
+from notion_sync.emulator.process import EmulatorProcess
 from notion_sync.exporter.publish import JSON_DIRS
 from notion_sync.models import ExportInput, ExportOptions
 from notion_sync.render import render_snapshot

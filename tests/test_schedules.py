@@ -14,7 +14,7 @@ from temporalio.client import Client, ScheduleActionExecutionStartWorkflow
 
 from notion_sync.control import export_workflow_id, start_export
 from notion_sync.devserver import DevServer
-from notion_sync.emulator.testing import EmulatorProcess
+from notion_sync.emulator.process import EmulatorProcess
 from notion_sync.models import ExportInput, ExportOptions, ScheduledRunResult
 from notion_sync.schedules import (
     BadSpec,

@@ -10,7 +10,7 @@ import pytest
 from notion_client import AsyncClient, Client
 from notion_client.helpers import collect_paginated_api
 
-from notion_sync.emulator.testing import EmulatorProcess
+from notion_sync.emulator.process import EmulatorProcess
 
 # Real API responses, kept in the repository with their licences (see its README.md)
 RECORDINGS = Path(__file__).resolve().parents[1] / "fixtures/notion-api-recordings"

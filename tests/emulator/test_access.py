@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from notion_sync.emulator.testing import EmulatorProcess
+from notion_sync.emulator.process import EmulatorProcess
 
 JSON = dict[str, Any]
 PAGES = 60

@@ -16,7 +16,7 @@ import yaml
 from notion_client import APIResponseError, AsyncClient, Client
 from notion_client.helpers import async_collect_paginated_api, collect_paginated_api, iterate_paginated_api
 
-from notion_sync.emulator.testing import EmulatorProcess
+from notion_sync.emulator.process import EmulatorProcess
 
 JSON = dict[str, Any]
 Walker = Callable[[Client, str], list[dict[str, Any]]]

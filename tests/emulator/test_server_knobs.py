@@ -13,7 +13,7 @@ import httpx
 import pytest
 from notion_client import Client
 
-from notion_sync.emulator.testing import EmulatorProcess
+from notion_sync.emulator.process import EmulatorProcess
 
 JSON = dict[str, Any]
 FILE_BLOCKS = ("image", "file", "pdf", "video", "audio")

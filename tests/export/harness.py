@@ -18,11 +18,11 @@ from pydantic import SecretStr
 from temporalio.client import Client, WorkflowHandle
 
 from notion_sync.control import query_progress, start_export
-from notion_sync.emulator.testing import EmulatorProcess
+from notion_sync.emulator.process import EmulatorProcess
 from notion_sync.models import ExportInput, ExportOptions, ExportProgress, ExportReport
 from notion_sync.settings import Settings
+from notion_sync.workers import build_worker
 from notion_sync.workspaces import WorkspaceCredential
-from worker import build_worker
 from workflows.export import ExportWorkflow
 
 REPO = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from notion_sync.emulator.testing import EmulatorProcess
+from notion_sync.emulator.process import EmulatorProcess
 
 JSON = dict[str, Any]
 # Blocks whose children the exporter does not read through them.

@@ -14,7 +14,7 @@ import pytest
 from temporalio.client import Client, WorkflowFailureError
 
 from notion_sync.control import start_export
-from notion_sync.emulator.testing import EmulatorProcess
+from notion_sync.emulator.process import EmulatorProcess
 from notion_sync.exporter.layout import MAX_PATH_BYTES
 from notion_sync.models import ExportInput, ExportOptions, ManifestObject, Phase
 from tests.export.harness import export_and_wait, running_worker, wait_for, worker_settings

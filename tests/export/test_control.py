@@ -12,7 +12,7 @@ from temporalio.client import Client, WorkflowFailureError
 
 from notion_sync.control import ExportAlreadyRunning, export_workflow_id, start_export
 from notion_sync.devserver import DevServer, temporal_binary
-from notion_sync.emulator.testing import EmulatorProcess
+from notion_sync.emulator.process import EmulatorProcess
 from notion_sync.models import ExportInput, ExportOptions, Phase
 from tests.export.harness import export_and_wait, running_worker, snapshot_files, wait_for, worker_settings
 from workflows.export import ExportWorkflow

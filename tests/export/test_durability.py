@@ -14,7 +14,7 @@ from temporalio.worker import Replayer
 
 from notion_sync.control import start_export
 from notion_sync.devserver import free_port, start_dev_server
-from notion_sync.emulator.testing import EmulatorProcess
+from notion_sync.emulator.process import EmulatorProcess
 from notion_sync.models import ExportInput, ExportOptions
 from tests.export.harness import (
     running_worker,

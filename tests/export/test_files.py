@@ -11,7 +11,7 @@ from urllib.parse import unquote
 from temporalio.client import Client
 
 from notion_sync.control import start_export
-from notion_sync.emulator.testing import EmulatorProcess
+from notion_sync.emulator.process import EmulatorProcess
 from notion_sync.models import ExportInput, ExportOptions
 from tests.export.harness import export_and_wait, running_worker, wait_for, worker_settings
 from workflows.export import ExportWorkflow

@@ -19,7 +19,7 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
 from notion_sync.control import activity_status, export_workflow_id, start_export
 from notion_sync.devserver import DevServer, temporal_binary
-from notion_sync.emulator.testing import EmulatorProcess
+from notion_sync.emulator.process import EmulatorProcess
 from notion_sync.models import ExportInput
 from tests.export.harness import export_and_wait, running_worker, worker_settings
 from tests.export.hostile_helpers import (

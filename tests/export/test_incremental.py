@@ -7,7 +7,7 @@ from pathlib import Path
 
 from temporalio.client import Client
 
-from notion_sync.emulator.testing import EmulatorProcess
+from notion_sync.emulator.process import EmulatorProcess
 from tests.export.harness import export_and_wait, running_worker, snapshot_files, worker_settings
 
 

@@ -10,7 +10,7 @@ from temporalio.client import Client
 
 from notion_sync.control import start_export
 from notion_sync.devserver import DevServer, temporal_binary
-from notion_sync.emulator.testing import EmulatorProcess
+from notion_sync.emulator.process import EmulatorProcess
 from notion_sync.models import ExportInput, ExportOptions
 from tests.export.harness import worker_process, worker_settings
 

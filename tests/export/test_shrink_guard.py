@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client, WorkflowFailureError
 
-from notion_sync.emulator.testing import EmulatorProcess
+from notion_sync.emulator.process import EmulatorProcess
 from notion_sync.models import ExportReport, ManifestObject
 from tests.export.harness import REPO, export_and_wait, running_worker, snapshot_files, worker_settings
 

@@ -17,7 +17,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError
 
 from notion_sync.devserver import DevServer, temporal_binary
-from notion_sync.emulator.testing import EmulatorProcess
+from notion_sync.emulator.process import EmulatorProcess
 from notion_sync.models import ExportReport
 from notion_sync.workspaces import WorkspaceCredential, activity_queue
 from tests.export.harness import REPO, export_and_wait, running_worker, worker_settings

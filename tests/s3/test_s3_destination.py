@@ -15,7 +15,7 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
 from notion_sync.control import start_export
 from notion_sync.devserver import DevServer
-from notion_sync.emulator.testing import EmulatorProcess
+from notion_sync.emulator.process import EmulatorProcess
 from notion_sync.models import ExportInput, ExportOptions, ExportReport, Phase
 from notion_sync.settings import Settings
 from notion_sync.storage.s3 import mirror_path, parse_s3_url

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from notion_sync.cli import app
 from notion_sync.control import start_export
-from notion_sync.emulator.testing import EmulatorProcess
+from notion_sync.emulator.process import EmulatorProcess
 from notion_sync.models import ExportInput, ExportReport
 from notion_sync.settings import Settings
 from tests.export.harness import running_worker, worker_settings

@@ -11,7 +11,7 @@ import pytest
 from temporalio.client import Client
 
 from notion_sync.control import start_export
-from notion_sync.emulator.testing import EmulatorProcess
+from notion_sync.emulator.process import EmulatorProcess
 from notion_sync.models import ExportInput, ExportReport
 from notion_sync.settings import Settings
 from notion_sync.storage.destination import SEED, open_destination, remote_destination, seed_mirror
