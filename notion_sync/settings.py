@@ -65,7 +65,6 @@ class Settings(BaseSettings):
     s3_multipart_mb: float = Field(default=8.0, alias="NOTION_SYNC_S3_MULTIPART_MB", gt=0)
     s3_concurrency: int = Field(default=8, alias="NOTION_SYNC_S3_CONCURRENCY", ge=1)
     # A pause before each object and after each MiB uploaded, in seconds: for tests of an interrupted upload.
-    s3_upload_delay: float = Field(default=0.0, alias="NOTION_SYNC_S3_UPLOAD_DELAY", ge=0)
 
     @model_validator(mode="after")
     def _token_from_file(self) -> Settings:

@@ -22,8 +22,9 @@ def write_tables(
     notion_layout: bool = False,
     bom: bool = False,
 ) -> TablesResult:
-    """With the Notion layout, each table also gets Notion's `<name>_all.csv` twin (BOM included)."""
-    """Writes the tables of up to `limit` data sources from `seq_from` on; returns where to go on."""
+    """Writes the tables of up to `limit` data sources from `seq_from` on; returns where to go on.
+
+    With the Notion layout, each table also gets Notion's `<name>_all.csv` twin (BOM included)."""
     data_sources = index.by_kind("data_source", seq_from, limit + 1)
     written = 0
     for data_source in data_sources[:limit]:

@@ -341,16 +341,13 @@ class S3Destination:
             head = self.client.head_object(Bucket=self.location.bucket, Key=key)
             if head.get("Metadata", {}).get("sha256") == sha:
                 return None
-        delay = self._settings.s3_upload_delay
-        if delay and stop.wait(delay):
-            raise TransferCancelled("the transfer was stopped")
         self.client.upload_file(
             str(path),
             self.location.bucket,
             key,
             ExtraArgs={"Metadata": {**metadata, "sha256": sha}},
             Config=config,
-            Callback=_Progress(stop, delay),
+            Callback=_Progress(stop),
         )
         return size
 
@@ -547,22 +544,14 @@ def sync_mirror_after_discard(mirror: Path, remote_current: str | None) -> None:
 
 
 class _Progress:
-    """A transfer callback: stops the transfer once `stop` is set, and pauses `delay` seconds per MiB
-    sent (NOTION_SYNC_S3_UPLOAD_DELAY, for tests)."""
+    """A transfer callback that stops the transfer once `stop` is set."""
 
-    def __init__(self, stop: threading.Event, delay: float) -> None:
+    def __init__(self, stop: threading.Event) -> None:
         self._stop = stop
-        self._delay = delay
-        self._sent = 0
 
     def __call__(self, sent: int) -> None:
         if self._stop.is_set():
             raise TransferCancelled("the transfer was stopped")
-        self._sent += sent
-        while self._delay and self._sent >= 1 << 20:
-            self._sent -= 1 << 20
-            if self._stop.wait(self._delay):
-                raise TransferCancelled("the transfer was stopped")
 
 
 def _digests(path: Path) -> tuple[str, str, int]:

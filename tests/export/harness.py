@@ -71,11 +71,11 @@ def worker_env(settings: Settings, temporal_address: str) -> dict[str, str]:
 
 @contextlib.contextmanager
 def worker_process(
-    settings: Settings, temporal_address: str, output: IO[bytes] | None = None
+    settings: Settings, temporal_address: str, output: IO[bytes] | None = None, module: str | None = None
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """A worker in its own process (`python worker.py`), killed on exit."""
+    """A worker in its own process (`python worker.py`, or `python -m MODULE`), killed on exit."""
     process = subprocess.Popen(
-        [sys.executable, str(REPO / "worker.py")],
+        [sys.executable, "-m", module] if module else [sys.executable, str(REPO / "worker.py")],
         env=worker_env(settings, temporal_address),
         cwd=REPO,
         stdout=output,

@@ -21,6 +21,7 @@ from notion_sync.settings import Settings
 from notion_sync.storage.s3 import mirror_path, parse_s3_url
 from tests.export.harness import running_worker, wait_for, worker_process, worker_settings
 from tests.s3.conftest import S3Server
+from tests.s3.slow_uploads import slow_uploads
 from workflows.export import ExportWorkflow
 
 MULTIPART_MB = 0.05  # the 8 MiB file of the showcase page goes in two parts, other big files in one
@@ -180,7 +181,7 @@ async def _wait_for_uploads(
 
 
 async def test_cancelled_sync_keeps_the_previous_export_and_leaves_no_upload(
-    temporal_client: Client, s3_server: S3Server, tmp_path: Path
+    temporal_client: Client, s3_server: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bucket = s3_server.new_bucket()
     destination = f"s3://{bucket}/nightly"
@@ -193,7 +194,8 @@ async def test_cancelled_sync_keeps_the_previous_export_and_leaves_no_upload(
         assert before is not None
         count = _assert_complete(s3, bucket, before, check_sha=False)
 
-        slow = settings.model_copy(update={"s3_upload_delay": 0.2, "s3_concurrency": 2})
+        slow_uploads(monkeypatch.setattr)
+        slow = settings.model_copy(update={"s3_concurrency": 2})
         async with running_worker(temporal_client, slow):
             handle = await start_export(
                 temporal_client,
@@ -230,8 +232,7 @@ async def test_worker_killed_during_upload_finishes_without_duplicates(
         settings = worker_settings(emulator, tmp_path / "state")
         monkeypatch.setenv("NOTION_SYNC_S3_MULTIPART_MB", str(MULTIPART_MB))
         monkeypatch.setenv("NOTION_SYNC_S3_CONCURRENCY", "2")
-        monkeypatch.setenv("NOTION_SYNC_S3_UPLOAD_DELAY", "0.2")  # per object and per MiB
-        with worker_process(settings, temporal_server.address) as first:
+        with worker_process(settings, temporal_server.address, module="tests.s3.slow_uploads") as first:
             handle = await start_export(
                 temporal_client, settings, ExportInput(destination=destination, options=OPTIONS)
             )
@@ -242,7 +243,6 @@ async def test_worker_killed_during_upload_finishes_without_duplicates(
             first.wait()
         assert _current(s3, bucket, "killed") is None  # killed mid-upload: nothing published yet
         assert _uploads(s3, bucket), "the kill left a multipart upload in progress"
-        monkeypatch.setenv("NOTION_SYNC_S3_UPLOAD_DELAY", "0")
         with worker_process(settings, temporal_server.address):
             report = await handle.result()
     assert report.status == "completed" and report.counters.failed == 0
