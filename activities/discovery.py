@@ -18,6 +18,7 @@ from notion_sync.models import (
     DiscoverInput,
     DiscoverResult,
     StagingRef,
+    UsersResult,
     WorkspaceIdentity,
 )
 from notion_sync.settings import Settings
@@ -83,7 +84,8 @@ class DiscoveryActivities:
                 return await discover.resolve_stubs(ctx, limit=100)
 
     @activity.defn
-    async def export_users(self, staging: StagingRef) -> int:
+    async def export_users(self, staging: StagingRef) -> UsersResult:
         with temporal_errors(), on_destination(self._settings, staging):
             async with open_step(self._settings, staging, activity.heartbeat) as ctx:
-                return await discover.export_users(ctx)
+                users = await discover.export_users(ctx)
+                return UsersResult(users=users, api_requests=ctx.gateway.requests)

@@ -7,9 +7,9 @@ from temporalio import activity
 from activities.disk import on_destination
 from activities.errors import temporal_errors
 from notion_sync.exporter.context import open_step
-from notion_sync.exporter.layout import assign_paths
-from notion_sync.exporter.pages import export_batch
-from notion_sync.exporter.tables import write_tables
+from notion_sync.exporter.layout import place_objects
+from notion_sync.exporter.pages import export_range
+from notion_sync.exporter.tables import write_table_files
 from notion_sync.models import (
     BatchInput,
     BatchResult,
@@ -34,14 +34,14 @@ class ExportActivities:
             on_destination(self._settings, request.staging),
             ExportIndex(destination.index_path(request.staging.staging_id)) as index,
         ):
-            placed = assign_paths(index, activity.heartbeat, request.layout)
+            placed = place_objects(index, activity.heartbeat, request.layout)
             return LayoutResult(placed=placed, max_seq=index.max_seq())
 
     @activity.defn
     async def export_batch(self, request: BatchInput) -> BatchResult:
         with temporal_errors(), on_destination(self._settings, request.staging):
             async with open_step(self._settings, request.staging, activity.heartbeat) as ctx:
-                counters = await export_batch(
+                counters = await export_range(
                     ctx,
                     request.seq_from,
                     request.seq_to,
@@ -62,7 +62,7 @@ class ExportActivities:
             ExportIndex(destination.index_path(request.staging.staging_id)) as index,
         ):
             staging_id = request.staging.staging_id
-            return write_tables(
+            return write_table_files(
                 index,
                 destination,
                 staging_id,

@@ -25,12 +25,13 @@ from notion_sync.exporter.publish import (
     write_manifest,
     write_report,
 )
-from notion_sync.exporter.shrink import check_shrink
+from notion_sync.exporter.shrink import measure_shrink
 from notion_sync.models import (
     PrepareInput,
     PreviousSnapshot,
     PublishInput,
     PublishResult,
+    ReportInput,
     ShrinkCheck,
     ShrinkInput,
     StagingRef,
@@ -118,7 +119,7 @@ class StagingActivities:
         """What publishing this run would lose against the previous snapshot and the listing."""
         destination = open_destination(request.staging.destination, self._settings)
         with ExportIndex(destination.index_path(request.staging.staging_id)) as index:
-            return check_shrink(index, request.previous, request.options, activity.heartbeat)
+            return measure_shrink(index, request.previous, request.options, activity.heartbeat)
 
     @activity.defn(name="publish_snapshot")
     def publish_snapshot(self, request: PublishInput) -> PublishResult:
@@ -189,7 +190,7 @@ class StagingActivities:
             sync_mirror_after_discard(destination.root, current.get("snapshot") if current else None)
 
     @activity.defn(name="record_report")
-    def record_report(self, request: PublishInput) -> None:
+    def record_report(self, request: ReportInput) -> None:
         """The report of a failed or cancelled run, where the destination still takes one: a full
         disk or a vanished folder must not turn compensation itself into a failure."""
         destination = open_destination(request.staging.destination, self._settings)

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 
 class Phase(StrEnum):
@@ -215,6 +215,17 @@ class DiscoverResult(BaseModel):
     remaining: int = 0
 
 
+class UsersResult(BaseModel):
+    users: int
+    api_requests: int
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_count(cls, value: Any) -> Any:
+        # Histories recorded before the users' requests were counted hold the bare number of users.
+        return {"users": value, "api_requests": 0} if isinstance(value, int) else value
+
+
 class BatchInput(BaseModel):
     staging: StagingRef
     seq_from: int
@@ -256,6 +267,13 @@ class PublishInput(BaseModel):
     report: ExportReport
     html: bool = False
     keep_snapshots: int | None = None
+
+
+class ReportInput(BaseModel):
+    """The report of a run that publishes nothing (failed or cancelled)."""
+
+    staging: StagingRef
+    report: ExportReport
 
 
 class PublishResult(BaseModel):

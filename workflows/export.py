@@ -43,11 +43,13 @@ with workflow.unsafe.imports_passed_through():
         PrepareInput,
         PreviousSnapshot,
         PublishInput,
+        ReportInput,
         ReportStatus,
         ShrinkCheck,
         ShrinkInput,
         StagingRef,
         TablesInput,
+        UsersResult,
     )
     from notion_sync.workspaces import activity_queue
 
@@ -415,6 +417,8 @@ class ExportWorkflow:
             if isinstance(result, DiscoverResult):
                 self._state.counters.discovered += result.discovered
                 self._state.counters.api_requests += result.api_requests
+            elif isinstance(result, UsersResult):
+                self._state.counters.api_requests += result.api_requests
             self._show()
             return result
 
@@ -459,7 +463,7 @@ class ExportWorkflow:
         )
         await workflow.execute_activity_method(
             StagingActivities.record_report,
-            PublishInput(staging=staging, snapshot="", report=self._report(status, reason)),
+            ReportInput(staging=staging, report=self._report(status, reason)),
             task_queue=self._queue,
             start_to_close_timeout=timedelta(minutes=1),
             retry_policy=DISK_RETRY,

@@ -38,7 +38,7 @@ class _ClaimedNames:
         return isinstance(name, str) and not self._index.name_free(self._dir, name.casefold())
 
 
-def assign_paths(
+def place_objects(
     index: ExportIndex, heartbeat: Callable[[], None] = lambda: None, layout: Layout = "tree"
 ) -> int:
     """Places every object whose parent is placed; returns how many it placed.

@@ -30,7 +30,7 @@ _PROPERTY_CAP = 25
 _SEPARATE_OBJECTS = {"child_page": "page", "child_database": "database"}
 
 
-async def export_batch(
+async def export_range(
     ctx: StepContext,
     seq_from: int,
     seq_to: int,

@@ -22,7 +22,7 @@ EXAMPLES = 3
 _TITLE_CHARS = 60
 
 
-def check_shrink(
+def measure_shrink(
     index: ExportIndex,
     previous: PreviousSnapshot | None,
     options: ExportOptions,

@@ -12,7 +12,7 @@ from notion_sync.storage.index import ExportIndex
 from notion_sync.storage.local import LocalDestination
 
 
-def write_tables(
+def write_table_files(
     index: ExportIndex,
     destination: LocalDestination,
     staging_id: str,
