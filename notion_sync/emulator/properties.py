@@ -42,7 +42,6 @@ SCHEMA: tuple[tuple[str, str], ...] = (
     ("Ticket", "unique_id"),
     ("Verification", "verification"),
 )
-FORMULA_TYPES = {"Label": "string", "Double": "number", "Is done": "boolean", "Due copy": "date"}
 SELECT_OPTIONS = (("Urgent", "red"), ("High", "orange"), ("Low", "gray"), ("Someday", "default"))
 TAG_OPTIONS = (
     ("ops", "blue"),
@@ -74,7 +73,6 @@ class SourceInfo:
 
     index: int
     row_start: int
-    row_count: int
     target_id: str  # the data source the "Related" relation points at
     target_database_id: str
     target_row_start: int

@@ -15,10 +15,11 @@ import pytest
 import yaml
 
 from notion_sync.emulator.files import FileSigner
+from notion_sync.emulator.generate import HOSTILE_TITLES
 from notion_sync.emulator.ids import IdCodec, Kind
 from notion_sync.emulator.properties import SCHEMA
 from notion_sync.emulator.shape import WorkspaceShape
-from notion_sync.emulator.workspace import HOSTILE_TITLES, Workspace
+from notion_sync.emulator.workspace import Workspace
 
 JSON = dict[str, Any]
 # Real API responses, kept in the repository with their licences (see its README.md)
