@@ -18,10 +18,9 @@ import tempfile
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import orjson
-import typer
 
 from notion_sync.convert.csvfmt import write_csv
 from notion_sync.convert.html import (
@@ -369,26 +368,3 @@ def render_snapshot(
             return renderer.result
         finally:
             catalogue.close()
-
-
-def render(
-    snapshot: Annotated[
-        Path, typer.Argument(help="A snapshot folder (e.g. BACKUP/current)", exists=True, file_okay=False)
-    ],
-    formats: Annotated[
-        str | None,
-        typer.Option(help="Comma-separated: md,csv,html. Default: html, or all three with --out."),
-    ] = None,
-    out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Write here instead (HTML goes to OUT/html).")
-    ] = None,
-) -> None:
-    """Rebuild Markdown, CSV and an HTML site from a snapshot's JSON, offline (no API calls)."""
-    chosen = [f.strip() for f in (formats or ("md,csv,html" if out else "html")).split(",") if f.strip()]
-    try:
-        result = render_snapshot(snapshot.resolve(), chosen, out.resolve() if out else None)
-    except (ValueError, OSError) as error:
-        typer.echo(f"render: {error}", err=True)
-        raise typer.Exit(2) from None
-    counts = ", ".join(f"{n} {fmt}" for fmt, n in result.written.items() if fmt in chosen)
-    typer.echo(f"Rendered {counts}" + (f"; open {result.index}" if result.index else ""))

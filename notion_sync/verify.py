@@ -18,9 +18,8 @@ import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Annotated, Literal
+from typing import IO, Literal
 
-import typer
 from pydantic import ValidationError
 from pydantic_core import from_json
 
@@ -274,16 +273,3 @@ def _entries(part: Path) -> Iterator[tuple[str, IO[bytes]]]:
             if stream is not None:
                 yield member.name, stream
             archive.members.clear()  # type: ignore[attr-defined]  # flat memory however many entries
-
-
-def verify_command(
-    path: Annotated[Path, typer.Argument(help="A snapshot, a destination (its current one) or an archive.")],
-) -> None:
-    """Check every file of an export or archive against its manifest; non-zero exit on any problem."""
-    try:
-        report = verify(path)
-    except NotAnExport as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from None
-    typer.echo(report.summary())
-    raise typer.Exit(0 if report.ok else 1)

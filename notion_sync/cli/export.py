@@ -1,26 +1,22 @@
-"""The `notion-sync` command line."""
+"""`notion-sync export` and the commands that follow an export: status, pause, resume, cancel, and
+`worker`, which serves exports started elsewhere."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import enum
-import os
-import secrets
 import sys
-from collections.abc import AsyncIterator, Coroutine
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Literal
 
 import typer
-from pydantic import SecretStr
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn, TimeElapsedColumn
-from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.service import RPCError
 
-from notion_sync.archive import archive_command
+from notion_sync.cli.options import export_options
+from notion_sync.cli.session import Session, console, fail, open_session, run
 from notion_sync.control import (
     ExportAlreadyRunning,
     activity_status,
@@ -30,41 +26,12 @@ from notion_sync.control import (
     query_progress,
     start_export,
 )
-from notion_sync.devserver import DevServerError, EmbeddedServer
-from notion_sync.emulator.cli import emulator
-from notion_sync.emulator.process import EmulatorProcess
-from notion_sync.exporter.context import open_gateway
 from notion_sync.models import ExportInput, ExportOptions, ExportProgress, ExportReport
-from notion_sync.notion.errors import NotionUnauthorized
-from notion_sync.render import render
-from notion_sync.retention import prune_command
-from notion_sync.schedules import schedule_app
 from notion_sync.settings import Settings
 from notion_sync.storage.local import check_destination
 from notion_sync.storage.s3 import S3UrlError, is_s3, parse_s3_url
-from notion_sync.verify import verify_command
-from notion_sync.workspaces import (
-    CredentialsError,
-    WorkspaceCredential,
-    identity_of,
-    implicit_name,
-    load_credentials,
-    settings_for,
-)
+from notion_sync.workers import run_worker
 from workflows.export import ExportWorkflow
-
-app = typer.Typer(
-    help="Durable exports and backups of Notion workspaces, on Temporal.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-)
-app.command(help="Run the Notion API emulator (a local server speaking Notion's API).")(emulator)
-app.command("archive")(archive_command)
-app.command("verify")(verify_command)
-app.command("prune")(prune_command)
-app.command(help="Rebuild Markdown, CSV and an HTML site from a snapshot, offline.")(render)
-app.add_typer(schedule_app, name="schedule")
-console = Console(stderr=True, soft_wrap=True)
 
 
 class LayoutChoice(enum.StrEnum):
@@ -73,22 +40,8 @@ class LayoutChoice(enum.StrEnum):
 
 
 OutOption = Annotated[Path, typer.Option("--out", "-o", help="Destination folder, or s3://bucket/prefix.")]
-DEMO_PAGES = 200
 
 
-@dataclass
-class Session:
-    """A Temporal client, plus the dev server and worker this process runs when embedded."""
-
-    client: Client
-    settings: Settings
-    server: EmbeddedServer | None
-    worker: asyncio.Task[None] | None
-    # The workspace an export started here belongs to (by name; its credential stays in the worker).
-    workspace: str
-
-
-@app.command()
 def export(
     out: OutOption,
     wait: Annotated[
@@ -164,8 +117,8 @@ def export(
     bundled demo workspace."""
     problem = _destination_problem(out)
     if problem:
-        _fail(problem, code=2)
-    options = ExportOptions(
+        fail(problem, code=2)
+    options = export_options(
         batch_size=batch_size,
         max_parallel_batches=parallel,
         include_comments=comments,
@@ -181,56 +134,32 @@ def export(
         allow_shrink=allow_shrink,
         force_workspace=force_workspace,
     )
-    sys.exit(_run(_export(out, options, wait, workspace)))
+    sys.exit(run(_export(out, options, wait, workspace)))
 
 
-@app.command()
 def status(out: OutOption) -> None:
     """Show the live progress of the export to OUT."""
-    sys.exit(_run(_status(out)))
+    sys.exit(run(_status(out)))
 
 
-@app.command()
 def pause(out: OutOption) -> None:
     """Pause the export to OUT: no Notion request is made until `resume`."""
-    sys.exit(_run(_signal(out, "pause")))
+    sys.exit(run(_signal(out, "pause")))
 
 
-@app.command()
 def resume(out: OutOption) -> None:
     """Resume a paused export to OUT."""
-    sys.exit(_run(_signal(out, "resume")))
+    sys.exit(run(_signal(out, "resume")))
 
 
-@app.command()
 def cancel(out: OutOption) -> None:
     """Cancel the export to OUT: staging is removed, the last complete export stays."""
-    sys.exit(_run(_signal(out, "cancel")))
+    sys.exit(run(_cancel(out)))
 
 
-@app.command()
 def worker() -> None:
     """Run a worker against TEMPORAL_ADDRESS (settings from the environment)."""
-    from notion_sync.workers import run_worker
-
-    sys.exit(_run(run_worker(Settings())) or 0)
-
-
-def _run(coro: Coroutine[Any, Any, int | None]) -> int:
-    try:
-        return asyncio.run(coro) or 0
-    except KeyboardInterrupt:
-        console.print("Detached. The export goes on where Temporal runs; run the same command to attach.")
-        return 130
-    except (DevServerError, ExportAlreadyRunning, CredentialsError) as error:
-        _fail(str(error))
-    except NotionUnauthorized as error:
-        _fail(str(error))
-    except RPCError as error:
-        _fail(f"Temporal refused the request: {error}")
-    except RuntimeError as error:
-        _fail(str(error))
-    return 1
+    sys.exit(run(run_worker(Settings())))
 
 
 def _destination_problem(out: Path) -> str | None:
@@ -245,14 +174,9 @@ def _destination_problem(out: Path) -> str | None:
     return check_destination(out.expanduser().resolve())
 
 
-def _fail(message: str, code: int = 1) -> None:
-    console.print(f"[red]error:[/red] {message}")
-    raise SystemExit(code)
-
-
 async def _export(out: Path, options: ExportOptions, wait: bool, workspace: str | None) -> int:
     settings = Settings()
-    async with _session(settings, embedded_worker=True, workspace=workspace) as session:
+    async with open_session(settings, embedded_worker=True, workspace=workspace) as session:
         handle = export_handle(session.client, out)
         if await is_running(handle):
             if session.worker is None and not wait:
@@ -272,26 +196,39 @@ async def _export(out: Path, options: ExportOptions, wait: bool, workspace: str 
 
 
 async def _status(out: Path) -> int:
-    async with _session(Settings(), embedded_worker=False) as session:
-        handle = export_handle(session.client, out)
-        if not await is_running(handle):
-            console.print(f"No export to {normalise_destination(out)} is running.")
-            return 1
-        return await _watch(session, handle)
+    async with open_session(Settings(), embedded_worker=False) as session:
+        handle = await _running_export(session, out)
+        return 1 if handle is None else await _watch(session, handle)
 
 
-async def _signal(out: Path, what: str) -> int:
-    async with _session(Settings(), embedded_worker=False) as session:
-        handle = export_handle(session.client, out)
-        if not await is_running(handle):
-            console.print(f"No export to {normalise_destination(out)} is running.")
+async def _signal(out: Path, signal: Literal["pause", "resume"]) -> int:
+    async with open_session(Settings(), embedded_worker=False) as session:
+        handle = await _running_export(session, out)
+        if handle is None:
             return 1
-        if what == "cancel":
-            await handle.cancel()
-        else:
-            await handle.signal(what)
-        console.print(f"{what} sent to {handle.id}")
+        await handle.signal(signal)
+        console.print(f"{signal} sent to {handle.id}")
         return 0
+
+
+async def _cancel(out: Path) -> int:
+    """Cancellation is Temporal's own request, not a signal: the workflow compensates on it."""
+    async with open_session(Settings(), embedded_worker=False) as session:
+        handle = await _running_export(session, out)
+        if handle is None:
+            return 1
+        await handle.cancel()
+        console.print(f"cancel sent to {handle.id}")
+        return 0
+
+
+async def _running_export(session: Session, out: Path) -> WorkflowHandle[ExportWorkflow, ExportReport] | None:
+    """The export to OUT if one is running; if not, None, and the user is told."""
+    handle = export_handle(session.client, out)
+    if await is_running(handle):
+        return handle
+    console.print(f"No export to {normalise_destination(out)} is running.")
+    return None
 
 
 async def _watch(session: Session, handle: WorkflowHandle[ExportWorkflow, ExportReport]) -> int:
@@ -377,110 +314,3 @@ def _show(bar: Progress, task: TaskID, progress: ExportProgress) -> None:
         completed=done,
         rate=progress.requests_per_second,
     )
-
-
-@contextlib.asynccontextmanager
-async def _session(
-    settings: Settings, embedded_worker: bool, workspace: str | None = None
-) -> AsyncIterator[Session]:
-    """Connects to TEMPORAL_ADDRESS, or runs the embedded dev server (and a worker) when unset."""
-    from notion_sync.control import connect
-    from notion_sync.observability import configure_logging
-    from notion_sync.workers import run_worker
-
-    server: EmbeddedServer | None = None
-    demo: EmulatorProcess | None = None
-    worker_task: asyncio.Task[None] | None = None
-    name = workspace or settings.workspace
-    try:
-        if settings.temporal_address is None:
-            server = await asyncio.to_thread(
-                EmbeddedServer.acquire,
-                settings.state_dir,
-                port=settings.dev_server_port,
-                ui_port=settings.dev_server_ui_port,
-            )
-            if server.note:
-                console.print(server.note)
-            client = await connect(settings, server.address)
-        else:
-            client = await connect(settings)
-        if embedded_worker and settings.temporal_address is None:
-            configure_logging(settings.state_dir / "worker.log")
-            credentials = load_credentials(settings)
-            if not credentials and workspace is None:
-                demo, settings = _start_demo(settings)
-                credentials = load_credentials(settings)
-            name, credential = await _embedded_workspace(settings, credentials, workspace)
-            worker_task = asyncio.create_task(run_worker(settings, client, {name: credential}))
-        yield Session(client=client, settings=settings, server=server, worker=worker_task, workspace=name)
-    finally:
-        if worker_task is not None:
-            worker_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await worker_task
-        if demo is not None:
-            demo.stop()
-        if server is not None:
-            server.release()
-
-
-async def _embedded_workspace(
-    settings: Settings, credentials: dict[str, WorkspaceCredential], requested: str | None
-) -> tuple[str, WorkspaceCredential]:
-    """The workspace this command's own worker serves, and the name its export runs under.
-
-    A named one comes from the credentials. The unnamed one of NOTION_TOKEN is named after what Notion
-    says the token is (`<workspace>-<bot id>`): two commands with two tokens, sharing one embedded
-    server, then never share an activity queue, and a command restarted with the same token finds
-    its export's queue again.
-    """
-    if requested is not None:
-        if requested not in credentials:
-            known = ", ".join(sorted(credentials)) or "none"
-            raise CredentialsError(f"no credential for workspace {requested!r} here (known: {known})")
-        return requested, credentials[requested]
-    if settings.notion_token is not None:
-        credential = credentials[settings.workspace]
-    elif len(credentials) == 1:
-        credential = next(iter(credentials.values()))
-    else:
-        raise CredentialsError(f"choose a workspace with --workspace: {', '.join(sorted(credentials))}")
-    async with open_gateway(settings_for(settings, credential)) as (gateway, _):
-        identity = identity_of(await gateway.me())
-    name = implicit_name(identity)
-    return name, credential.model_copy(update={"name": name})
-
-
-def _start_demo(settings: Settings) -> tuple[EmulatorProcess, Settings]:
-    """No token: serve the bundled demo workspace from the emulator, on loopback."""
-    token = secrets.token_urlsafe(24)
-    process = EmulatorProcess(pages=DEMO_PAGES, seed=7, token=token, track_ids=False)
-    process.start()
-    console.print(
-        f"No NOTION_TOKEN set: exporting the demo workspace ({DEMO_PAGES} pages) from the emulator."
-    )
-    changes: dict[str, object] = {"notion_token": SecretStr(token), "notion_base_url": process.base_url}
-    if "NOTION_SYNC_RATE" not in os.environ:
-        changes["requests_per_second"] = 0.0
-    return process, settings.model_copy(update=changes)
-
-
-def main() -> None:
-    """The `notion-sync` process: runs the app, then leaves without interpreter teardown.
-
-    The Temporal SDK's native runtime can crash while a short-lived process tears down
-    (temporalio/sdk-python#300); by then every result is printed, so skip the teardown.
-    """
-    code = 0
-    try:
-        app()
-    except SystemExit as exit_:
-        if isinstance(exit_.code, str):
-            print(exit_.code, file=sys.stderr)
-            code = 1
-        else:
-            code = exit_.code or 0
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
