@@ -62,20 +62,20 @@ class DiscoveryActivities:
         with temporal_errors(), on_destination(self._settings, request.staging):
             async with open_step(self._settings, request.staging, activity.heartbeat) as ctx:
                 if request.edited_since:
-                    return await discover.discover_changed_pages(
+                    return await discover.discover_changed_page_batch(
                         ctx, request.cursor, request.max_requests, request.edited_since
                     )
-                return await discover.discover_pages(ctx, request.cursor, request.max_requests)
+                return await discover.discover_page_batch(ctx, request.cursor, request.max_requests)
 
     @activity.defn
     async def discover_data_sources(self, request: DiscoverInput) -> DiscoverResult:
         with temporal_errors(), on_destination(self._settings, request.staging):
             async with open_step(self._settings, request.staging, activity.heartbeat) as ctx:
                 if request.edited_since:
-                    return await discover.discover_changed_data_sources(
+                    return await discover.discover_changed_data_source_batch(
                         ctx, request.cursor, request.edited_since
                     )
-                return await discover.discover_data_sources(ctx, request.cursor)
+                return await discover.discover_data_source_batch(ctx, request.cursor)
 
     @activity.defn
     async def resolve_references(self, request: DiscoverInput) -> DiscoverResult:
@@ -87,5 +87,5 @@ class DiscoveryActivities:
     async def export_users(self, staging: StagingRef) -> UsersResult:
         with temporal_errors(), on_destination(self._settings, staging):
             async with open_step(self._settings, staging, activity.heartbeat) as ctx:
-                users = await discover.export_users(ctx)
+                users = await discover.write_users(ctx)
                 return UsersResult(users=users, api_requests=ctx.gateway.requests)

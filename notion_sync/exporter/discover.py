@@ -6,13 +6,14 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from notion_sync.convert.markdown import page_title
 from notion_sync.exporter.context import StepContext
 from notion_sync.models import DiscoverResult
 from notion_sync.notion.errors import ObjectProblem
-from notion_sync.notion.gateway import Cursors
+from notion_sync.notion.paging import Listing
 
 JSON = dict[str, Any]
 SEARCH_LAG = timedelta(hours=1)
@@ -22,28 +23,22 @@ _DATABASES_AT_ONCE = 8
 _MAX_BLOCK_CLIMB = 12
 
 
-async def discover_pages(ctx: StepContext, cursor: str | None, max_requests: int) -> DiscoverResult:
+async def discover_page_batch(ctx: StepContext, cursor: str | None, max_requests: int) -> DiscoverResult:
     """Reads up to `max_requests` pages of search results; returns where to continue."""
-    cursors, cursor = _resume(ctx, "page", cursor)
+    listing = _search(ctx, "page", cursor)
     found = 0
-    for _ in range(max_requests):
-        result = await ctx.gateway.search("page", cursor)
-        found += await _add_pages(ctx, result["results"])
-        cursor = cursors.next(result)
-        if cursor is None:
-            return DiscoverResult(next_cursor=None, discovered=found, api_requests=ctx.gateway.requests)
-    return DiscoverResult(
-        next_cursor=_carried(cursors, cursor), discovered=found, api_requests=ctx.gateway.requests
-    )
+    async for answer in listing.pages(max_requests):
+        found += await _add_pages(ctx, answer["results"])
+    return _discovered(ctx, listing, found)
 
 
-async def discover_data_sources(ctx: StepContext, cursor: str | None) -> DiscoverResult:
+async def discover_data_source_batch(ctx: StepContext, cursor: str | None) -> DiscoverResult:
     """Reads one page of data sources from search, with their databases and every row."""
-    cursors, cursor = _resume(ctx, "data_source", cursor)
-    result = await ctx.gateway.search("data_source", cursor)
-    found = await _per_database(ctx, result["results"], lambda source: _add_data_source(ctx, source))
-    next_cursor = _carried(cursors, cursors.next(result))
-    return DiscoverResult(next_cursor=next_cursor, discovered=found, api_requests=ctx.gateway.requests)
+    listing = _search(ctx, "data_source", cursor)
+    found = 0
+    async for answer in listing.pages(1):
+        found += await _per_database(ctx, answer["results"], lambda source: _add_data_source(ctx, source))
+    return _discovered(ctx, listing, found)
 
 
 # The workflow keeps the search cursor between activities; the cursor it is handed carries how many
@@ -53,21 +48,25 @@ _CURSOR_TAG = "ns1"
 _CURSORS_CARRIED = 16
 
 
-def _resume(ctx: StepContext, kind: str, carried: str | None) -> tuple[Cursors, str | None]:
+def _search(ctx: StepContext, kind: str, carried: str | None, newest_first: bool = False) -> Listing:
+    """The search for `kind`, continued from the cursor the workflow carried (None: from the start)."""
     what = "the workspace's pages (search)" if kind == "page" else "the workspace's data sources (search)"
     requests, cursor = 0, carried
     seen: tuple[str, ...] = ()
     if carried and carried.startswith(_CURSOR_TAG + ":"):
         _, count, digests, cursor = carried.split(":", 3)
         requests, seen = int(count), tuple(d for d in digests.split(".") if d)
-    return ctx.gateway.cursors(f"search/{kind}", what, seen, requests), cursor or None
+    search = partial(ctx.gateway.search, kind, newest_first=newest_first)
+    return ctx.gateway.listing(f"search/{kind}", what, search, cursor or None, seen, requests)
 
 
-def _carried(cursors: Cursors, cursor: str | None) -> str | None:
-    if cursor is None:
-        return None
-    digests = ".".join(cursors.seen[-_CURSORS_CARRIED:])
-    return f"{_CURSOR_TAG}:{cursors.requests}:{digests}:{cursor}"
+def _discovered(ctx: StepContext, search: Listing, found: int) -> DiscoverResult:
+    """What a batch found, and the cursor the workflow carries to the next batch."""
+    next_cursor = None
+    if search.next_cursor is not None:
+        digests = ".".join(search.seen[-_CURSORS_CARRIED:])
+        next_cursor = f"{_CURSOR_TAG}:{search.requests}:{digests}:{search.next_cursor}"
+    return DiscoverResult(next_cursor=next_cursor, discovered=found, api_requests=ctx.gateway.requests)
 
 
 async def _per_database(
@@ -99,36 +98,29 @@ async def _per_database(
     return sum(await asyncio.gather(*(one_database(d, sources) for d, sources in by_database.items())))
 
 
-async def discover_changed_pages(
+async def discover_changed_page_batch(
     ctx: StepContext, cursor: str | None, max_requests: int, edited_since: str
 ) -> DiscoverResult:
     """Reads search results newest first, up to the first page last edited well before `edited_since`."""
     edited_since = _with_lag(edited_since)
-    cursors, cursor = _resume(ctx, "page", cursor)
+    listing = _search(ctx, "page", cursor, newest_first=True)
     found = 0
-    for _ in range(max_requests):
-        result = await ctx.gateway.search("page", cursor, newest_first=True)
-        pages: list[JSON] = result["results"]
+    async for answer in listing.pages(max_requests):
+        pages: list[JSON] = answer["results"]
         recent = [page for page in pages if page.get("last_edited_time", "") >= edited_since]
         found += await _add_pages(ctx, recent, replace=True)
         if len(recent) < len(pages):
             # Sorted newest first: the rest was edited before too.
             return DiscoverResult(next_cursor=None, discovered=found, api_requests=ctx.gateway.requests)
-        cursor = cursors.next(result)
-        if cursor is None:
-            return DiscoverResult(next_cursor=None, discovered=found, api_requests=ctx.gateway.requests)
-    return DiscoverResult(
-        next_cursor=_carried(cursors, cursor), discovered=found, api_requests=ctx.gateway.requests
-    )
+    return _discovered(ctx, listing, found)
 
 
-async def discover_changed_data_sources(
+async def discover_changed_data_source_batch(
     ctx: StepContext, cursor: str | None, edited_since: str
 ) -> DiscoverResult:
     """Reads one page of data sources; queries the rows edited since, or all rows of a new or
     changed data source (Notion's search may lag behind, a query does not)."""
-    cursors, cursor = _resume(ctx, "data_source", cursor)
-    result = await ctx.gateway.search("data_source", cursor)
+    listing = _search(ctx, "data_source", cursor)
     edited_since = _with_lag(edited_since)
 
     async def visit(data_source: JSON) -> int:
@@ -145,9 +137,10 @@ async def discover_changed_data_sources(
             ctx.index.skip(data_source["id"], f"its rows: {error.reason}", status=error.outcome)
         return found
 
-    found = await _per_database(ctx, result["results"], visit)
-    next_cursor = _carried(cursors, cursors.next(result))
-    return DiscoverResult(next_cursor=next_cursor, discovered=found, api_requests=ctx.gateway.requests)
+    found = 0
+    async for answer in listing.pages(1):
+        found += await _per_database(ctx, answer["results"], visit)
+    return _discovered(ctx, listing, found)
 
 
 def _with_lag(edited_since: str) -> str:
@@ -180,7 +173,8 @@ async def resolve_stubs(ctx: StepContext, limit: int) -> DiscoverResult:
     )
 
 
-async def export_users(ctx: StepContext) -> int:
+async def write_users(ctx: StepContext) -> int:
+    """Lists the workspace's users into `json/users.json`; returns how many there are."""
     ctx.index.add("users", "users", None, "Users", None)
     try:
         users = await ctx.gateway.users()

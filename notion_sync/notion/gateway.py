@@ -15,7 +15,6 @@ heartbeats (`control.activity_status` reads it back).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import itertools
 import logging
 import math
@@ -45,6 +44,7 @@ from notion_sync.notion.errors import (
     ObjectUnavailable,
     ObjectUnreachable,
 )
+from notion_sync.notion.paging import Listing, from_cursor
 from notion_sync.notion.transport import NotionHttpClient
 
 NOTION_VERSION = "2025-09-03"
@@ -84,59 +84,6 @@ class Limits:
     max_listing_requests: int = 100_000
     max_retry_after_s: float = 300.0
     object_attempts: int = 3
-
-
-class Cursors:
-    """The cursors of one listing: a cursor Notion gives twice, or more than `max_listing_requests`
-    requests, ends the listing and records a problem for the object listed.
-
-    `seen` (digests of the cursors given, oldest first) and `requests` carry a listing across
-    activities (the search, see `discover.py`).
-    """
-
-    def __init__(
-        self,
-        gateway: NotionGateway,
-        object_id: str,
-        what: str,
-        seen: tuple[str, ...] = (),
-        requests: int = 0,
-    ) -> None:
-        self._gateway = gateway
-        self.object_id = object_id
-        self.what = what
-        self.seen = list(seen)
-        self._known = set(seen)
-        self.requests = requests
-        self.stopped: str | None = None
-
-    def next(self, answer: JSON) -> str | None:
-        """The cursor to ask for next, or None when the listing is over (or must stop)."""
-        self.requests += 1
-        cursor = answer.get("next_cursor")
-        if not answer.get("has_more") or not cursor:
-            return None
-        cap = self._gateway.limits.max_listing_requests
-        digest = hashlib.sha256(str(cursor).encode()).hexdigest()[:12]
-        if digest in self._known:
-            self._stop(
-                f"Notion gave the same cursor twice while listing {self.what} ({self.requests} requests): "
-                "the listing stopped there, later items are missing"
-            )
-            return None
-        if self.requests >= cap:
-            self._stop(
-                f"listing {self.what} reached {cap} requests (NOTION_SYNC_MAX_LISTING_REQUESTS): "
-                "the listing stopped there, later items are missing"
-            )
-            return None
-        self._known.add(digest)
-        self.seen.append(digest)
-        return str(cursor)
-
-    def _stop(self, reason: str) -> None:
-        self.stopped = reason
-        self._gateway.problem(self.object_id, "listing", reason)
 
 
 class NotionGateway:
@@ -421,26 +368,39 @@ class NotionGateway:
             data_source_id, lambda: self._client.data_sources.retrieve(data_source_id=data_source_id)
         )
 
-    def cursors(self, object_id: str, what: str, seen: tuple[str, ...] = (), requests: int = 0) -> Cursors:
-        return Cursors(self, object_id, what, seen, requests)
+    def listing(
+        self,
+        object_id: str,
+        what: str,
+        fetch: Callable[[str | None], Awaitable[JSON]],
+        start_cursor: str | None = None,
+        seen: tuple[str, ...] = (),
+        requests: int = 0,
+    ) -> Listing:
+        """A listing of `what` whose early stop (a repeated cursor, the request cap) is recorded as a
+        problem of `object_id`."""
+        return Listing(
+            fetch,
+            what,
+            self.limits.max_listing_requests,
+            partial(self.problem, object_id, "listing"),
+            start_cursor,
+            seen,
+            requests,
+        )
 
     async def children(self, block_id: str, problem_of: str | None = None) -> AsyncGenerator[JSON, None]:
         """Every direct child of a page or block, across cursor pages (a stopped listing is recorded
         as a problem of `problem_of`, by default the block)."""
-        cursors = self.cursors(problem_of or block_id, f"the children of block {block_id}")
-        cursor: str | None = None
-        while True:
-            params: JSON = {"block_id": block_id, "page_size": PAGE_SIZE}
-            if cursor:
-                params["start_cursor"] = cursor
-            page = await self.call(
-                block_id, partial(self._client.blocks.children.list, **params), expect="listed_objects"
-            )
-            for block in page["results"]:
+        children = partial(self._client.blocks.children.list, block_id=block_id, page_size=PAGE_SIZE)
+        listing = self.listing(
+            problem_of or block_id,
+            f"the children of block {block_id}",
+            self._pager(block_id, children, "listed_objects"),
+        )
+        async for answer in listing.pages():
+            for block in answer["results"]:
                 yield block
-            cursor = cursors.next(page)
-            if cursor is None:
-                return
 
     async def query_rows(
         self, data_source_id: str, edited_since: str | None = None
@@ -454,38 +414,35 @@ class NotionGateway:
         # One listing across windows: its request cap counts them all.
         requests = 0
         while True:
+            body: JSON = {
+                "data_source_id": data_source_id,
+                "page_size": PAGE_SIZE,
+                "sorts": [{"timestamp": "created_time", "direction": "ascending"}],
+            }
+            window: JSON | None = None
+            if window_start:
+                window = {"timestamp": "created_time", "created_time": {"on_or_after": window_start}}
+            if window and edited:
+                body["filter"] = {"and": [window, edited]}
+            elif window or edited:
+                body["filter"] = window or edited
+            query = partial(self._client.data_sources.query, **body)
+            listing = self.listing(
+                data_source_id,
+                f"the rows of data source {data_source_id}",
+                self._pager(data_source_id, query, "listed_objects"),
+                requests=requests,
+            )
             seen = 0
             last_created: str | None = None
-            cursor: str | None = None
-            cursors = self.cursors(data_source_id, f"the rows of data source {data_source_id}", (), requests)
-            while True:
-                body: JSON = {
-                    "data_source_id": data_source_id,
-                    "page_size": PAGE_SIZE,
-                    "sorts": [{"timestamp": "created_time", "direction": "ascending"}],
-                }
-                window: JSON | None = None
-                if window_start:
-                    window = {"timestamp": "created_time", "created_time": {"on_or_after": window_start}}
-                if window and edited:
-                    body["filter"] = {"and": [window, edited]}
-                elif window or edited:
-                    body["filter"] = window or edited
-                if cursor:
-                    body["start_cursor"] = cursor
-                page = await self.call(
-                    data_source_id, partial(self._client.data_sources.query, **body), expect="listed_objects"
-                )
-                rows: list[JSON] = page["results"]
+            async for answer in listing.pages():
+                rows: list[JSON] = answer["results"]
                 if rows:
                     seen += len(rows)
                     last_created = rows[-1].get("created_time")
                     yield rows
-                cursor = cursors.next(page)
-                if cursor is None:
-                    break
-            requests = cursors.requests
-            if cursors.stopped:
+            requests = listing.requests
+            if listing.stopped:
                 return
             capped = seen >= QUERY_ROW_CAP
             if not capped or last_created is None or last_created == window_start:
@@ -495,48 +452,52 @@ class NotionGateway:
 
     async def property_items(self, page_id: str, property_id: str) -> list[JSON]:
         """All items of a paginated property (relation, people, title, rich_text)."""
+        retrieve = partial(
+            self._client.pages.properties.retrieve,
+            page_id=page_id,
+            property_id=property_id,
+            page_size=PAGE_SIZE,
+        )
+        listing = self.listing(
+            page_id,
+            f"the items of property {property_id!r} of page {page_id}",
+            self._pager(page_id, retrieve, "property"),
+        )
         items: list[JSON] = []
-        cursors = self.cursors(page_id, f"the items of property {property_id!r} of page {page_id}")
-        cursor: str | None = None
-        while True:
-            params: JSON = {"page_id": page_id, "property_id": property_id, "page_size": PAGE_SIZE}
-            if cursor:
-                params["start_cursor"] = cursor
-            page = await self.call(
-                page_id, partial(self._client.pages.properties.retrieve, **params), expect="property"
-            )
-            if page.get("object") != "list":
-                return [page]
-            items.extend(page["results"])
-            cursor = cursors.next(page)
-            if cursor is None:
-                return items
+        async for answer in listing.pages():
+            if answer.get("object") != "list":
+                # A property with one value answers with that value, not a list.
+                return [answer]
+            items.extend(answer["results"])
+        return items
 
     async def comments(self, block_id: str) -> list[JSON]:
         return await self._collect(
-            block_id,
-            f"the comments of {block_id}",
-            lambda p: self._client.comments.list(block_id=block_id, **p),
+            block_id, f"the comments of {block_id}", partial(self._client.comments.list, block_id=block_id)
         )
 
     async def users(self) -> list[JSON]:
-        return await self._collect("users", "the users", lambda p: self._client.users.list(**p))
+        return await self._collect("users", "the users", self._client.users.list)
 
     async def _collect(
-        self, object_id: str, what: str, fetch: Callable[[JSON], Awaitable[Any]]
+        self, object_id: str, what: str, endpoint: Callable[..., Awaitable[Any]]
     ) -> list[JSON]:
-        results: list[JSON] = []
-        cursors = self.cursors(object_id, what)
-        cursor: str | None = None
-        while True:
-            params: JSON = {"page_size": PAGE_SIZE}
-            if cursor:
-                params["start_cursor"] = cursor
-            page = await self.call(object_id, partial(fetch, params), expect="list")
-            results.extend(page["results"])
-            cursor = cursors.next(page)
-            if cursor is None:
-                return results
+        """Every item of a plain listing (no filter, no sort), in one list."""
+        listing = self.listing(
+            object_id, what, self._pager(object_id, partial(endpoint, page_size=PAGE_SIZE), "list")
+        )
+        return [item async for answer in listing.pages() for item in answer["results"]]
+
+    def _pager(
+        self, object_id: str, endpoint: Callable[..., Awaitable[Any]], expect: Expect
+    ) -> Callable[[str | None], Awaitable[JSON]]:
+        """Reads the page of a listing about `object_id` at a cursor, from `endpoint` with its other
+        parameters bound."""
+
+        async def page_at(cursor: str | None) -> JSON:
+            return await self.call(object_id, partial(endpoint, **from_cursor(cursor)), expect=expect)
+
+        return page_at
 
 
 def _check(answer: Any, expect: Expect) -> None:
