@@ -13,6 +13,9 @@ import pytest
 from notion_sync.models import ManifestFile
 from notion_sync.storage.index import ExportIndex
 
+# (id, kind, parent id, title, JSON), as discovery hands listed objects to the index.
+Entry = tuple[str, str, str | None, str, dict[str, Any]]
+
 
 @pytest.fixture
 def index(tmp_path: Path) -> Iterator[ExportIndex]:
@@ -58,7 +61,7 @@ def test_a_listing_counts_new_objects_and_a_changes_listing_replaces_what_was_ca
 ) -> None:
     carried, fresh = _id(), _id()
     assert index.seed([(carried, "page", None, "Old title", _page(carried, "Old title"))]) == 1
-    listed = [
+    listed: list[Entry] = [
         (carried, "page", None, "New title", _page(carried, "New title", edited="2026-02-01T00:00:00.000Z")),
         (fresh, "page", None, "Fresh", _page(fresh, "Fresh")),
     ]
@@ -144,7 +147,7 @@ def test_the_shrink_guard_counts_previous_and_listed_objects_not_exported(index:
     exported, forbidden, trashed, vanished, found_now = _id(), _id(), _id(), _id(), _id()
     # The previous snapshot held four objects.
     index.load_previous([(exported, "t1"), (forbidden, "t1"), (trashed, "t1"), (vanished, "t1")])
-    listing = [
+    listing: list[Entry] = [
         (object_id, "page", None, name, _page(object_id))
         for object_id, name in (
             (exported, "Exported"),
