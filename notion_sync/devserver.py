@@ -20,7 +20,6 @@ import contextlib
 import fcntl
 import json
 import os
-import select
 import shutil
 import signal
 import socket
@@ -33,7 +32,7 @@ from pathlib import Path
 from types import TracebackType
 
 from notion_sync.attributes import registration_flags
-from notion_sync.processes import killed_with_parent
+from notion_sync.processes import PipeTimeout, killed_with_parent, read_lines, stop_process
 
 START_TIMEOUT_S = 60.0
 GRACE_S = 10.0
@@ -58,13 +57,8 @@ class DevServer:
     process: subprocess.Popen[bytes] | None
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            stop_process(self.process, grace=15)
 
 
 def temporal_binary() -> str:
@@ -388,21 +382,17 @@ def _spawn_supervisor(state_dir: Path, port: int, ui_port: int | None, grace: fl
     assert launcher.stdout is not None
     with launcher.stdout as pipe:
         launcher.wait()  # it forks the supervisor and exits
-        report = b""
-        while report.count(b"\n") < 2:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not select.select([pipe], [], [], remaining)[0]:
-                lines = report.split(b"\n")
-                if len(lines) > 1:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(int(lines[0]), signal.SIGKILL)
-                raise DevServerError(
-                    f"the embedded Temporal server did not start in {START_TIMEOUT_S:.0f} s; see {log_path}"
-                )
-            chunk = os.read(pipe.fileno(), 256)
-            if not chunk:
-                raise DevServerError(f"the embedded Temporal server did not start; see {log_path}")
-            report += chunk
+        try:
+            report = read_lines(pipe, 2, deadline - time.monotonic())
+        except PipeTimeout as timeout:
+            if timeout.lines:  # the supervisor's pid: it must not serve after all
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(timeout.lines[0]), signal.SIGKILL)
+            raise DevServerError(
+                f"the embedded Temporal server did not start in {START_TIMEOUT_S:.0f} s; see {log_path}"
+            ) from None
+        if len(report) < 2:
+            raise DevServerError(f"the embedded Temporal server did not start; see {log_path}")
 
 
 def _supervise(state_dir: Path, port: int, ui_port: int | None, grace: float) -> None:

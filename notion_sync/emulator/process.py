@@ -1,19 +1,17 @@
-"""`EmulatorProcess`: the emulator as a subprocess, for the exporter's tests and benchmarks."""
+"""`EmulatorProcess`: the emulator as a subprocess, for the demo mode, the tests and the benchmarks."""
 
 from __future__ import annotations
 
 import json
-import queue
 import subprocess
 import sys
-import threading
 from types import TracebackType
-from typing import IO, Any, Self
+from typing import Any, Self
 
 import httpx
 
 from notion_sync.emulator.server import DEFAULT_TOKEN
-from notion_sync.processes import die_with_parent
+from notion_sync.processes import PipeTimeout, die_with_parent, read_lines, stop_process
 
 BANNER = "Notion API emulator listening on "
 NOTION_VERSION = "2025-09-03"  # notion-client 3.1's default
@@ -29,15 +27,6 @@ def _flags(options: dict[str, Any]) -> list[str]:
         elif value is not None:
             argv += [flag, json.dumps(value) if isinstance(value, dict) else str(value)]
     return argv
-
-
-def _first_line(stream: IO[str], timeout: float) -> str:
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: lines.put(stream.readline()), daemon=True).start()
-    try:
-        return lines.get(timeout=timeout)
-    except queue.Empty:
-        return ""
 
 
 class EmulatorProcess:
@@ -88,7 +77,11 @@ class EmulatorProcess:
         cmd = [sys.executable, "-m", "notion_sync.emulator", *self._argv]
         self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, preexec_fn=die_with_parent)
         assert self._proc.stdout is not None
-        line = _first_line(self._proc.stdout, self._startup_timeout)
+        try:
+            banner = read_lines(self._proc.stdout, 1, self._startup_timeout)
+        except PipeTimeout:
+            banner = []
+        line = banner[0] if banner else ""
         if not line.startswith(BANNER):
             self.stop()
             raise RuntimeError(f"emulator did not start: {line!r} from {' '.join(cmd)}")
@@ -100,12 +93,7 @@ class EmulatorProcess:
             self._http.close()
             self._http = None
         if self._proc is not None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+            stop_process(self._proc, grace=10)
             if self._proc.stdout is not None:
                 self._proc.stdout.close()
             self._proc = None
