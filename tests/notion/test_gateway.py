@@ -4,7 +4,6 @@ costs."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -215,7 +214,7 @@ async def test_a_server_error_storm_fails_the_step_until_its_third_attempt(
 
 async def test_timeouts_fail_one_object_when_notion_answers_others(backoff: list[int]) -> None:
     async with scene(Limits(object_attempts=2)) as s:
-        s.notion.script(PAGE_PATH, silence(TIMEOUT_S * 5))
+        s.notion.script(PAGE_PATH, silence(TIMEOUT_S * 2))
         s.notion.script(ME_PATH, answer({"object": "user", "id": "bot"}))
         with pytest.raises(ObjectUnreachable) as raised:
             await s.gateway.page(PAGE_ID)
@@ -225,7 +224,7 @@ async def test_timeouts_fail_one_object_when_notion_answers_others(backoff: list
 
 async def test_timeouts_on_a_listing_of_the_workspace_fail_the_step(backoff: list[int]) -> None:
     async with scene(Limits(object_attempts=2)) as s:
-        s.notion.script(SEARCH_PATH, silence(TIMEOUT_S * 5))
+        s.notion.script(SEARCH_PATH, silence(TIMEOUT_S * 2))
         with pytest.raises(NotionUnavailable, match="no answer within"):
             await s.gateway.search("page", None)
         # No probe: a listing of the workspace is not one object.
@@ -273,25 +272,12 @@ async def test_answers_that_stay_malformed_fail_that_object(
     assert said in raised.value.reason and "(3 attempts)" in raised.value.reason
 
 
-async def test_a_malformed_answer_once_is_retried() -> None:
+async def test_a_malformed_answer_once_is_retried(backoff: list[int]) -> None:
     async with scene() as s:
         s.notion.script(PAGE_PATH, answer({"id": PAGE_ID}), page(PAGE_ID))
         assert (await s.gateway.page(PAGE_ID))["object"] == "page"
         assert s.notion.hits(PAGE_PATH) == 2
-
-
-async def test_the_token_the_gateway_holds_never_leaves_in_a_reason() -> None:
-    async with scene() as s:
-        echo = {
-            "object": "error",
-            "status": 404,
-            "code": "object_not_found",
-            "message": "no secret-test-token",
-        }
-        s.notion.script(PAGE_PATH, answer(echo, status=404))
-        with pytest.raises(ObjectUnavailable) as raised:
-            await s.gateway.page(PAGE_ID)
-    assert "secret-test-token" not in raised.value.message and "[redacted]" in raised.value.message
+    assert backoff == [1]
 
 
 @pytest.mark.parametrize(
@@ -312,11 +298,6 @@ async def test_the_token_the_gateway_holds_never_leaves_in_a_reason() -> None:
 def test_retry_after_is_read_in_seconds_at_least_one(header: str | None, seconds: float) -> None:
     headers = httpx.Headers({"Retry-After": header} if header is not None else {})
     assert gateway_module._retry_after(headers) == seconds
-
-
-def test_an_infinite_retry_after_is_still_cut_by_the_cap() -> None:
-    asked = gateway_module._retry_after(httpx.Headers({"Retry-After": "inf"}))
-    assert math.isinf(asked) and min(asked, Limits().max_retry_after_s) == 300.0
 
 
 # --- listings ---------------------------------------------------------------------------------
