@@ -122,3 +122,8 @@ def emulator(
     except ValueError as exc:  # e.g. fault probabilities summing past 1
         raise typer.BadParameter(str(exc)) from None
     asyncio.run(serve(server, port))
+
+
+def main() -> None:
+    """`python -m notion_sync.emulator`: the command on its own."""
+    typer.run(emulator)
