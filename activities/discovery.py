@@ -10,7 +10,7 @@ from temporalio import activity
 from activities.disk import on_destination
 from activities.errors import temporal_errors
 from notion_sync.exporter import discover
-from notion_sync.exporter.carry import CarryOverError, carry_over
+from notion_sync.exporter.carry import CarryOverError, carry_previous_objects
 from notion_sync.exporter.context import open_gateway, open_step
 from notion_sync.models import (
     CarryOverInput,
@@ -51,7 +51,7 @@ class DiscoveryActivities:
             ExportIndex(destination.index_path(request.staging.staging_id)) as index,
         ):
             try:
-                carried = carry_over(index, Path(request.previous.path), activity.heartbeat)
+                carried = carry_previous_objects(index, Path(request.previous.path), activity.heartbeat)
             except CarryOverError as error:
                 log.warning("previous snapshot unusable, listing everything instead: %s", error)
                 return CarryOverResult(carried=0, usable=False)

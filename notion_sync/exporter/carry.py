@@ -23,7 +23,9 @@ class CarryOverError(Exception):
     """The previous snapshot cannot stand in for a listing (a file is missing or unreadable)."""
 
 
-def carry_over(index: ExportIndex, snapshot: Path, heartbeat: Callable[[], None] = lambda: None) -> int:
+def carry_previous_objects(
+    index: ExportIndex, snapshot: Path, heartbeat: Callable[[], None] = lambda: None
+) -> int:
     """Adds every exported page, database and data source of `snapshot` to the index, streamed.
 
     Objects the run has already listed are left as they are. Returns how many were added.
