@@ -45,7 +45,7 @@ from notion_sync.control import query_progress, start_export  # noqa: E402
 from notion_sync.devserver import free_port, start_dev_server  # noqa: E402
 from notion_sync.emulator.process import EmulatorProcess  # noqa: E402
 from notion_sync.models import ExportInput, ExportOptions, Phase  # noqa: E402
-from notion_sync.processes import die_with_parent  # noqa: E402
+from notion_sync.processes import die_with_parent, stop_process  # noqa: E402
 from notion_sync.settings import Settings  # noqa: E402
 
 DEFAULTS = ExportOptions()
@@ -371,14 +371,7 @@ async def run_export(args: argparse.Namespace, work: Path, out: dict[str, Any]) 
         for sampler in samplers:
             sampler.stop()
         for w in workers:
-            if w.poll() is None:
-                w.terminate()
-        for w in workers:
-            try:
-                w.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                w.kill()
-                w.wait()
+            stop_process(w, grace=10)
         if emulator is not None:
             emulator.stop()
         server.stop()

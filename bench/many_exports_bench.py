@@ -58,6 +58,7 @@ from notion_sync.devserver import free_port, start_dev_server  # noqa: E402
 from notion_sync.emulator.process import EmulatorProcess  # noqa: E402
 from notion_sync.models import ExportInput, ExportOptions, ExportProgress, ExportReport  # noqa: E402
 from notion_sync.models import Phase as WorkflowPhase  # noqa: E402
+from notion_sync.processes import stop_process  # noqa: E402
 from notion_sync.settings import Settings  # noqa: E402
 
 DEFAULTS = ExportOptions()
@@ -195,14 +196,7 @@ class Cluster:
 
     def close(self) -> None:
         for w in self.workers:
-            if w.poll() is None:
-                w.terminate()
-        for w in self.workers:
-            try:
-                w.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                w.kill()
-                w.wait()
+            stop_process(w, grace=10)
         for emulator in self.emulators.values():
             with contextlib.suppress(Exception):
                 emulator.stop()
