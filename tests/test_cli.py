@@ -15,6 +15,8 @@ from notion_sync.devserver import free_port
 from notion_sync.emulator.process import EmulatorProcess
 
 CLI = [sys.executable, "-m", "notion_sync"]
+# Each workspace of the two-terminal test: enough batches of 5 that both exports outlast the kill.
+PAGES = 80
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
@@ -44,7 +46,8 @@ def test_killed_export_resumes_on_the_next_invocation(tmp_path: Path) -> None:
     out = tmp_path / "backup"
     env = _env(tmp_path)
     first = subprocess.Popen(
-        [*CLI, "export", "--out", str(out), "--batch-size", "5", "--parallel", "1"],
+        # Batches small enough that the export still runs a second after it started, when it is killed.
+        [*CLI, "export", "--out", str(out), "--batch-size", "20", "--parallel", "2"],
         env=env,
         stderr=subprocess.PIPE,
         text=True,
@@ -131,10 +134,10 @@ def test_two_workspaces_from_two_terminals_never_cross(tmp_path: Path) -> None:
     env = _env(tmp_path)
     with (
         EmulatorProcess(
-            pages=150, seed=51, token="ntn_first_workspace_token", workspace_name="First"
+            pages=PAGES, seed=51, token="ntn_first_workspace_token", workspace_name="First"
         ) as first,
         EmulatorProcess(
-            pages=150, seed=52, token="ntn_second_workspace_token", workspace_name="Second"
+            pages=PAGES, seed=52, token="ntn_second_workspace_token", workspace_name="Second"
         ) as second,
     ):
         commands = {}
@@ -169,7 +172,7 @@ def test_two_workspaces_from_two_terminals_never_cross(tmp_path: Path) -> None:
             assert (snapshot / "problems.jsonl").read_text() == ""
             report = json.loads((snapshot / "report.json").read_text())
             assert report["identity"]["workspace_name"] == name.title()
-            assert report["counters"]["exported"] == report["counters"]["discovered"] > 150
+            assert report["counters"]["exported"] == report["counters"]["discovered"] > PAGES
         assert "already running; attaching" in printed["first"]
 
 

@@ -31,7 +31,7 @@ from notion_sync.schedules import (
     trigger_schedule,
     unpause_schedule,
 )
-from tests.export.harness import running_worker, wait_for, worker_settings
+from tests.export.harness import EmulatorAndWorker, running_worker, wait_for, worker_settings
 from workflows.scheduled import ScheduledExportWorkflow
 
 CLI = [sys.executable, "-m", "notion_sync"]
@@ -137,20 +137,18 @@ async def test_schedule_lifecycle_and_a_triggered_export(
 
 
 async def test_a_scheduled_run_attaches_to_the_running_export(
-    temporal_client: Client, destination: Path, tmp_path: Path
+    emulator_and_worker: EmulatorAndWorker, temporal_client: Client, destination: Path
 ) -> None:
-    with EmulatorProcess(pages=60, seed=12, latency_ms=40) as emulator:
-        settings = worker_settings(emulator, tmp_path / "state")
-        async with running_worker(temporal_client, settings):
-            manual = await start_export(
-                temporal_client, settings, ExportInput(destination=str(destination), options=SMALL_BATCHES)
-            )
-            await wait_for(manual, lambda p: p.exported >= 3)
-            spec, text = build_spec(None, "0 3 * * *")
-            await create_schedule(temporal_client, settings, destination, spec, text)
-            await trigger_schedule(temporal_client, destination)
-            result = await _scheduled_run(temporal_client, destination)
-            report = await manual.result()
+    async with emulator_and_worker(pages=60, seed=12, latency_ms=40) as (_, settings):
+        manual = await start_export(
+            temporal_client, settings, ExportInput(destination=str(destination), options=SMALL_BATCHES)
+        )
+        await wait_for(manual, lambda p: p.exported >= 3)
+        spec, text = build_spec(None, "0 3 * * *")
+        await create_schedule(temporal_client, settings, destination, spec, text)
+        await trigger_schedule(temporal_client, destination)
+        result = await _scheduled_run(temporal_client, destination)
+        report = await manual.result()
         await delete_schedule(temporal_client, destination)
     assert result.attached is True, result
     assert result.status == "completed"

@@ -13,12 +13,11 @@ from typer.testing import CliRunner
 from notion_sync.archive import write_archive
 from notion_sync.cli import app
 from notion_sync.control import start_export
-from notion_sync.emulator.process import EmulatorProcess
 from notion_sync.exporter.publish import MANIFEST, PROBLEMS, REPORT
 from notion_sync.models import ExportInput, ExportOptions, ManifestHeader, ManifestObject
 from notion_sync.storage.local import LocalDestination
 from notion_sync.verify import verify
-from tests.export.harness import running_worker, worker_settings
+from tests.export.harness import EmulatorAndWorker
 
 runner = CliRunner()
 
@@ -68,17 +67,15 @@ def cli(*args: str | Path) -> tuple[int, str]:
 
 
 async def test_a_real_export_verifies_and_so_do_its_archives(
-    temporal_client: Client, destination: Path, tmp_path: Path
+    emulator_and_worker: EmulatorAndWorker, temporal_client: Client, destination: Path, tmp_path: Path
 ) -> None:
-    with EmulatorProcess(pages=40, seed=5) as emulator:
-        settings = worker_settings(emulator, tmp_path / "state")
-        async with running_worker(temporal_client, settings):
-            handle = await start_export(
-                temporal_client,
-                settings,
-                ExportInput(destination=str(destination), options=ExportOptions(batch_size=10)),
-            )
-            assert (await handle.result()).status == "completed"
+    async with emulator_and_worker(pages=40, seed=5) as (_, settings):
+        handle = await start_export(
+            temporal_client,
+            settings,
+            ExportInput(destination=str(destination), options=ExportOptions(batch_size=10)),
+        )
+        assert (await handle.result()).status == "completed"
     report = verify(destination)
     assert report.ok, report.summary()
     assert report.files > 40 and report.verified == report.files

@@ -30,6 +30,8 @@ REPO = Path(__file__).resolve().parents[2]
 _SIGNED = re.compile(rb"(expires=\d+&(amp;)?sig=[0-9a-f]+|\"expiry_time\": \"[^\"]+\")")
 # Checksums cover those URLs too; the files themselves are compared, masked, one by one.
 _CHECKSUM = re.compile(rb"\"sha256\":\"[0-9a-f]+\",\"size\":\d+")
+# `emulator_and_worker` bound to a client and a state folder, as the fixture of that name gives it.
+EmulatorAndWorker = Callable[..., contextlib.AbstractAsyncContextManager[tuple[EmulatorProcess, Settings]]]
 
 
 def worker_settings(emulator: EmulatorProcess, state_dir: Path, **changes: Any) -> Settings:
@@ -52,6 +54,18 @@ async def running_worker(
     with ThreadPoolExecutor(max_workers=32) as executor:
         async with build_worker(client, settings, executor, credentials):
             yield
+
+
+@contextlib.asynccontextmanager
+async def emulator_and_worker(
+    client: Client, state_dir: Path, settings: dict[str, Any] | None = None, **emulator_options: Any
+) -> AsyncIterator[tuple[EmulatorProcess, Settings]]:
+    """An emulator (`EmulatorProcess(**emulator_options)`), worker settings for it (`settings`: changes
+    to `worker_settings`'s) and workers in this process for them, running until the block ends."""
+    with EmulatorProcess(**emulator_options) as emulator:
+        worker = worker_settings(emulator, state_dir, **(settings or {}))
+        async with running_worker(client, worker):
+            yield emulator, worker
 
 
 def worker_env(settings: Settings, temporal_address: str) -> dict[str, str]:

@@ -14,10 +14,9 @@ import pytest
 from temporalio.client import Client, WorkflowFailureError
 
 from notion_sync.control import start_export
-from notion_sync.emulator.process import EmulatorProcess
 from notion_sync.exporter.layout import MAX_PATH_BYTES
 from notion_sync.models import ExportInput, ExportOptions, ManifestObject, Phase
-from tests.export.harness import export_and_wait, running_worker, wait_for, worker_settings
+from tests.export.harness import EmulatorAndWorker, export_and_wait, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -28,19 +27,17 @@ def _manifest(snapshot: Path) -> list[ManifestObject]:
 
 
 async def test_a_destination_deleted_mid_export_is_never_published(
-    temporal_client: Client, destination: Path, tmp_path: Path
+    emulator_and_worker: EmulatorAndWorker, temporal_client: Client, destination: Path
 ) -> None:
-    with EmulatorProcess(pages=80, seed=61, latency_ms=30) as emulator:
-        settings = worker_settings(emulator, tmp_path / "state")
-        async with running_worker(temporal_client, settings):
-            request = ExportInput(
-                destination=str(destination), options=ExportOptions(batch_size=5, max_parallel_batches=1)
-            )
-            handle = await start_export(temporal_client, settings, request)
-            await wait_for(handle, lambda p: p.phase == Phase.EXPORTING and p.exported >= 10)
-            shutil.rmtree(destination)
-            with pytest.raises(WorkflowFailureError) as failed:
-                await handle.result()
+    async with emulator_and_worker(pages=80, seed=61, latency_ms=30) as (_, settings):
+        request = ExportInput(
+            destination=str(destination), options=ExportOptions(batch_size=5, max_parallel_batches=1)
+        )
+        handle = await start_export(temporal_client, settings, request)
+        await wait_for(handle, lambda p: p.phase == Phase.EXPORTING and p.exported >= 10)
+        shutil.rmtree(destination)
+        with pytest.raises(WorkflowFailureError) as failed:
+            await handle.result()
     assert "nothing was published" in str(failed.value.cause)
     assert not (destination / "current").exists()
     assert not list(destination.glob("snapshots/*"))
@@ -48,25 +45,27 @@ async def test_a_destination_deleted_mid_export_is_never_published(
 
 @pytest.mark.parametrize("planted", ["snapshots", ".notion-sync"])
 async def test_links_planted_in_the_destination_are_never_written_through(
-    temporal_client: Client, destination: Path, tmp_path: Path, planted: str
+    emulator_and_worker: EmulatorAndWorker,
+    temporal_client: Client,
+    destination: Path,
+    tmp_path: Path,
+    planted: str,
 ) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
     destination.mkdir()
     (destination / planted).symlink_to(outside, target_is_directory=True)
-    with EmulatorProcess(pages=15, seed=62) as emulator:
-        settings = worker_settings(emulator, tmp_path / "state")
-        async with running_worker(temporal_client, settings):
-            with pytest.raises(WorkflowFailureError) as refused:
-                await export_and_wait(temporal_client, settings, destination)
+    async with emulator_and_worker(pages=15, seed=62) as (_, settings):
+        with pytest.raises(WorkflowFailureError) as refused:
+            await export_and_wait(temporal_client, settings, destination)
     assert "symbolic link" in str(refused.value.cause)
     assert not list(outside.iterdir()), "something was written through the link"
 
 
 async def test_a_tree_too_deep_for_the_file_system_lands_whole(
-    temporal_client: Client, destination: Path, tmp_path: Path
+    emulator_and_worker: EmulatorAndWorker, temporal_client: Client, destination: Path
 ) -> None:
-    with EmulatorProcess(pages=10, seed=63) as emulator:
+    async with emulator_and_worker(pages=10, seed=63) as (emulator, settings):
         found = httpx.post(
             f"{emulator.base_url}/v1/search",
             headers=emulator.headers,
@@ -78,9 +77,7 @@ async def test_a_tree_too_deep_for_the_file_system_lands_whole(
             chain.append(
                 emulator.mutate({"op": "create_page", "parent_id": chain[-1], "title": title[:80]})["id"]
             )
-        settings = worker_settings(emulator, tmp_path / "state")
-        async with running_worker(temporal_client, settings):
-            report = await export_and_wait(temporal_client, settings, destination)
+        report = await export_and_wait(temporal_client, settings, destination)
     assert report.counters.failed == 0 and report.counters.skipped == 0
     snapshot = destination / "current"
     placed = {o.id: o for o in _manifest(snapshot)}
@@ -108,16 +105,14 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 
 async def test_a_full_disk_stops_at_once_and_says_so(
-    temporal_client: Client, small_disk: Path, tmp_path: Path
+    emulator_and_worker: EmulatorAndWorker, temporal_client: Client, small_disk: Path
 ) -> None:
     destination = small_disk / "backup"
-    with EmulatorProcess(pages=60, seed=64) as emulator:
-        settings = worker_settings(emulator, tmp_path / "state")
-        async with running_worker(temporal_client, settings):
-            started = asyncio.get_running_loop().time()
-            with pytest.raises(WorkflowFailureError) as full:
-                await export_and_wait(temporal_client, settings, destination)
-            elapsed = asyncio.get_running_loop().time() - started
+    async with emulator_and_worker(pages=60, seed=64) as (_, settings):
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(WorkflowFailureError) as full:
+            await export_and_wait(temporal_client, settings, destination)
+        elapsed = asyncio.get_running_loop().time() - started
     message = str(full.value.cause)
     assert "no space left on device" in message and "MB free" in message
     assert elapsed < 60, "a full disk is not retried for minutes"

@@ -17,6 +17,7 @@ from notion_sync.devserver import free_port, start_dev_server
 from notion_sync.emulator.process import EmulatorProcess
 from notion_sync.models import ExportInput, ExportOptions
 from tests.export.harness import (
+    EmulatorAndWorker,
     running_worker,
     snapshot_files,
     wait_for,
@@ -95,27 +96,25 @@ async def test_dev_server_restarted_mid_export_finishes(tmp_path: Path) -> None:
         server.stop()
 
 
-async def test_continue_as_new_keeps_going_and_replays(temporal_client: Client, tmp_path: Path) -> None:
-    with EmulatorProcess(pages=60, seed=23) as emulator:
-        settings = worker_settings(emulator, tmp_path / "state")
-        async with running_worker(temporal_client, settings):
-            plain = tmp_path / "plain"
-            await (
-                await start_export(temporal_client, settings, ExportInput(destination=str(plain)))
-            ).result()
-            chained = tmp_path / "chained"
-            options = ExportOptions(batch_size=5, max_parallel_batches=2, batches_per_run=3)
-            handle = await start_export(
-                temporal_client, settings, ExportInput(destination=str(chained), options=options)
-            )
-            report = await handle.result()
-            first_run = temporal_client.get_workflow_handle(handle.id, run_id=handle.first_execution_run_id)
-            first_status = (await first_run.describe()).status
-            final = await handle.query(ExportWorkflow.progress)
-            histories = [
-                await first_run.fetch_history(),
-                await temporal_client.get_workflow_handle(handle.id).fetch_history(),
-            ]
+async def test_continue_as_new_keeps_going_and_replays(
+    emulator_and_worker: EmulatorAndWorker, temporal_client: Client, tmp_path: Path
+) -> None:
+    async with emulator_and_worker(pages=30, seed=23) as (_, settings):
+        plain = tmp_path / "plain"
+        await (await start_export(temporal_client, settings, ExportInput(destination=str(plain)))).result()
+        chained = tmp_path / "chained"
+        options = ExportOptions(batch_size=5, max_parallel_batches=2, batches_per_run=2)
+        handle = await start_export(
+            temporal_client, settings, ExportInput(destination=str(chained), options=options)
+        )
+        report = await handle.result()
+        first_run = temporal_client.get_workflow_handle(handle.id, run_id=handle.first_execution_run_id)
+        first_status = (await first_run.describe()).status
+        final = await handle.query(ExportWorkflow.progress)
+        histories = [
+            await first_run.fetch_history(),
+            await temporal_client.get_workflow_handle(handle.id).fetch_history(),
+        ]
 
     assert report.status == "completed"
     assert first_status == WorkflowExecutionStatus.CONTINUED_AS_NEW

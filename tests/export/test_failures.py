@@ -7,12 +7,12 @@ import time
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 from temporalio.client import Client, WorkflowFailureError
 
 from notion_sync.control import start_export
-from notion_sync.emulator.process import EmulatorProcess
 from notion_sync.models import ExportInput, ExportOptions
-from tests.export.harness import export_and_wait, running_worker, wait_for, worker_settings
+from tests.export.harness import EmulatorAndWorker, export_and_wait, wait_for
 
 
 def _manifest(destination: Path) -> list[dict[str, object]]:
@@ -21,19 +21,15 @@ def _manifest(destination: Path) -> list[dict[str, object]]:
 
 
 async def test_wrong_token_fails_fast_with_a_clear_message(
-    temporal_client: Client, destination: Path, tmp_path: Path
+    emulator_and_worker: EmulatorAndWorker, temporal_client: Client, destination: Path
 ) -> None:
-    with EmulatorProcess(pages=20, seed=1) as emulator:
-        settings = worker_settings(emulator, tmp_path / "state", notion_token="not-the-token")
-        from pydantic import SecretStr
-
-        settings = settings.model_copy(update={"notion_token": SecretStr("not-the-token")})
-        async with running_worker(temporal_client, settings):
-            started = time.monotonic()
-            handle = await start_export(temporal_client, settings, ExportInput(destination=str(destination)))
-            with pytest.raises(WorkflowFailureError) as failure:
-                await handle.result()
-            elapsed = time.monotonic() - started
+    wrong_token = {"notion_token": SecretStr("not-the-token")}
+    async with emulator_and_worker(pages=20, seed=1, settings=wrong_token) as (emulator, settings):
+        started = time.monotonic()
+        handle = await start_export(temporal_client, settings, ExportInput(destination=str(destination)))
+        with pytest.raises(WorkflowFailureError) as failure:
+            await handle.result()
+        elapsed = time.monotonic() - started
         unauthorized = emulator.stats()["by_status"].get("401", 0)
     assert elapsed < 15
     assert "token" in str(failure.value.cause).lower()
@@ -45,12 +41,12 @@ async def test_wrong_token_fails_fast_with_a_clear_message(
 
 
 async def test_429_storm_and_flaky_5xx_still_export_everything(
-    temporal_client: Client, destination: Path, tmp_path: Path
+    emulator_and_worker: EmulatorAndWorker, temporal_client: Client, destination: Path
 ) -> None:
-    with EmulatorProcess(pages=40, seed=2, rate=20, burst=5, fault_503=0.05, fault_500=0.03) as emulator:
-        settings = worker_settings(emulator, tmp_path / "state")
-        async with running_worker(temporal_client, settings):
-            report = await export_and_wait(temporal_client, settings, destination)
+    # The worker asks without a limit of its own: at 40/s the emulator answers 429s all along.
+    storm = {"rate": 40, "burst": 5, "fault_503": 0.05, "fault_500": 0.03}
+    async with emulator_and_worker(pages=20, seed=2, **storm) as (emulator, settings):
+        report = await export_and_wait(temporal_client, settings, destination)
         stats = emulator.stats()
     assert stats["rate_limited_total"] > 0, "the storm happened"
     assert report.counters.failed == 0 and report.counters.skipped == 0
@@ -58,21 +54,19 @@ async def test_429_storm_and_flaky_5xx_still_export_everything(
 
 
 async def test_page_deleted_mid_export_is_skipped_with_its_reason(
-    temporal_client: Client, destination: Path, tmp_path: Path
+    emulator_and_worker: EmulatorAndWorker, temporal_client: Client, destination: Path
 ) -> None:
-    with EmulatorProcess(pages=50, seed=6, latency_ms=15) as emulator:
-        settings = worker_settings(emulator, tmp_path / "state")
-        async with running_worker(temporal_client, settings):
-            options = ExportOptions(batch_size=5, max_parallel_batches=1)
-            handle = await start_export(
-                temporal_client, settings, ExportInput(destination=str(destination), options=options)
-            )
-            await wait_for(handle, lambda p: p.phase.value == "exporting")
-            index_files = list((destination / ".notion-sync" / "state").glob("*.sqlite"))
-            assert index_files
-            victim = _last_pending_page(index_files[0])
-            emulator.mutate({"op": "delete_page", "page_id": victim})
-            report = await handle.result()
+    async with emulator_and_worker(pages=50, seed=6, latency_ms=15) as (emulator, settings):
+        options = ExportOptions(batch_size=5, max_parallel_batches=1)
+        handle = await start_export(
+            temporal_client, settings, ExportInput(destination=str(destination), options=options)
+        )
+        await wait_for(handle, lambda p: p.phase.value == "exporting")
+        index_files = list((destination / ".notion-sync" / "state").glob("*.sqlite"))
+        assert index_files
+        victim = _last_pending_page(index_files[0])
+        emulator.mutate({"op": "delete_page", "page_id": victim})
+        report = await handle.result()
     assert report.status == "completed"
     entries = {entry["id"]: entry for entry in _manifest(destination)}
     assert entries[victim]["status"] == "skipped"

@@ -11,9 +11,8 @@ from urllib.parse import unquote
 from temporalio.client import Client
 
 from notion_sync.control import start_export
-from notion_sync.emulator.process import EmulatorProcess
 from notion_sync.models import ExportInput, ExportOptions
-from tests.export.harness import export_and_wait, running_worker, wait_for, worker_settings
+from tests.export.harness import EmulatorAndWorker, export_and_wait, wait_for
 from workflows.export import ExportWorkflow
 
 _LINK = re.compile(r"\]\(<?([^)>\s]+)>?\)")
@@ -28,13 +27,11 @@ def _local_links(markdown_file: Path) -> list[str]:
 
 
 async def test_files_are_downloaded_and_linked_locally(
-    temporal_client: Client, destination: Path, tmp_path: Path
+    emulator_and_worker: EmulatorAndWorker, temporal_client: Client, destination: Path
 ) -> None:
     # Seed 54 gives the first database a Notion-hosted icon (the emulator's decoration rule).
-    with EmulatorProcess(pages=30, seed=54) as emulator:
-        settings = worker_settings(emulator, tmp_path / "state")
-        async with running_worker(temporal_client, settings):
-            report = await export_and_wait(temporal_client, settings, destination)
+    async with emulator_and_worker(pages=30, seed=54) as (_, settings):
+        report = await export_and_wait(temporal_client, settings, destination)
     current = destination / "current"
     downloaded = list((current / "files").rglob("*"))
     assert report.counters.files_downloaded > 10 and report.counters.files_failed == 0
@@ -61,22 +58,20 @@ async def test_files_are_downloaded_and_linked_locally(
 
 
 async def test_expired_urls_are_refreshed_then_downloaded(
-    temporal_client: Client, destination: Path, tmp_path: Path
+    emulator_and_worker: EmulatorAndWorker, temporal_client: Client, destination: Path
 ) -> None:
-    with EmulatorProcess(pages=30, seed=52, file_expiry=3) as emulator:
-        settings = worker_settings(emulator, tmp_path / "state")
-        async with running_worker(temporal_client, settings):
-            options = ExportOptions(batch_size=5, max_parallel_batches=1)
-            handle = await start_export(
-                temporal_client, settings, ExportInput(destination=str(destination), options=options)
-            )
-            # Page objects (icons, file properties) were read during discovery: let their URLs expire.
-            await wait_for(handle, lambda p: p.phase.value == "exporting")
-            await handle.signal(ExportWorkflow.pause)
-            await wait_for(handle, lambda p: p.paused and p.in_flight == 0)
-            await asyncio.sleep(4)
-            await handle.signal(ExportWorkflow.resume)
-            report = await handle.result()
+    async with emulator_and_worker(pages=30, seed=52, file_expiry=3) as (emulator, settings):
+        options = ExportOptions(batch_size=5, max_parallel_batches=1)
+        handle = await start_export(
+            temporal_client, settings, ExportInput(destination=str(destination), options=options)
+        )
+        # Page objects (icons, file properties) were read during discovery: let their URLs expire.
+        await wait_for(handle, lambda p: p.phase.value == "exporting")
+        await handle.signal(ExportWorkflow.pause)
+        await wait_for(handle, lambda p: p.paused and p.in_flight == 0)
+        await asyncio.sleep(4)
+        await handle.signal(ExportWorkflow.resume)
+        report = await handle.result()
         stats = emulator.stats()
     refused = sum(
         count.get("403", 0) for endpoint, count in stats["by_endpoint_status"].items() if "_files" in endpoint
@@ -87,16 +82,14 @@ async def test_expired_urls_are_refreshed_then_downloaded(
 
 
 async def test_files_over_the_cap_keep_their_url_and_are_reported(
-    temporal_client: Client, destination: Path, tmp_path: Path
+    emulator_and_worker: EmulatorAndWorker, temporal_client: Client, destination: Path
 ) -> None:
-    with EmulatorProcess(pages=30, seed=53) as emulator:
-        settings = worker_settings(emulator, tmp_path / "state")
-        async with running_worker(temporal_client, settings):
-            options = ExportOptions(max_file_mb=0.002, download_external_files=False)
-            handle = await start_export(
-                temporal_client, settings, ExportInput(destination=str(destination), options=options)
-            )
-            report = await handle.result()
+    async with emulator_and_worker(pages=30, seed=53) as (_, settings):
+        options = ExportOptions(max_file_mb=0.002, download_external_files=False)
+        handle = await start_export(
+            temporal_client, settings, ExportInput(destination=str(destination), options=options)
+        )
+        report = await handle.result()
     current = destination / "current"
     assert report.counters.files_failed > 0
     problems = [json.loads(line) for line in (current / "problems.jsonl").read_text().splitlines()]

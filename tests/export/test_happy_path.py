@@ -13,23 +13,22 @@ from markdown_it.token import Token
 from temporalio.client import Client
 
 from notion_sync.control import start_export
-from notion_sync.emulator.process import EmulatorProcess
 from notion_sync.models import ExportInput, ExportOptions
-from tests.export.harness import export_and_wait, running_worker, worker_settings
+from tests.export.harness import EmulatorAndWorker, export_and_wait
 
 
-async def test_every_object_is_exported(temporal_client: Client, destination: Path, tmp_path: Path) -> None:
-    with EmulatorProcess(pages=60, seed=11) as emulator:
-        settings = worker_settings(emulator, tmp_path / "state")
-        async with running_worker(temporal_client, settings):
-            handle = await start_export(
-                temporal_client,
-                settings,
-                ExportInput(destination=str(destination), options=ExportOptions(batch_size=10)),
-            )
-            report = await handle.result()
-            description = await handle.describe()
-            metadata = await handle.query("__temporal_workflow_metadata")
+async def test_every_object_is_exported(
+    emulator_and_worker: EmulatorAndWorker, temporal_client: Client, destination: Path
+) -> None:
+    async with emulator_and_worker(pages=60, seed=11) as (emulator, settings):
+        handle = await start_export(
+            temporal_client,
+            settings,
+            ExportInput(destination=str(destination), options=ExportOptions(batch_size=10)),
+        )
+        report = await handle.result()
+        description = await handle.describe()
+        metadata = await handle.query("__temporal_workflow_metadata")
         summary = emulator.workspace_summary()
         served = emulator.stats()
     # Every Notion request the export sent is in its count, but the question who the token is.
@@ -58,12 +57,10 @@ async def test_every_object_is_exported(temporal_client: Client, destination: Pa
 
 
 async def test_no_dead_internal_link_in_markdown(
-    temporal_client: Client, destination: Path, tmp_path: Path
+    emulator_and_worker: EmulatorAndWorker, temporal_client: Client, destination: Path
 ) -> None:
-    with EmulatorProcess(pages=80, seed=12) as emulator:
-        settings = worker_settings(emulator, tmp_path / "state")
-        async with running_worker(temporal_client, settings):
-            await export_and_wait(temporal_client, settings, destination)
+    async with emulator_and_worker(pages=80, seed=12) as (_, settings):
+        await export_and_wait(temporal_client, settings, destination)
     current = (destination / "current").resolve()
     parser = MarkdownIt("commonmark").enable("table")
     walked = 0
@@ -90,12 +87,10 @@ def _relative_targets(tokens: list[Token]) -> list[str]:
 
 
 async def test_notion_layout_names_files_like_notion(
-    temporal_client: Client, destination: Path, tmp_path: Path
+    emulator_and_worker: EmulatorAndWorker, temporal_client: Client, destination: Path
 ) -> None:
-    with EmulatorProcess(pages=40, seed=13) as emulator:
-        settings = worker_settings(emulator, tmp_path / "state")
-        async with running_worker(temporal_client, settings):
-            await export_and_wait(temporal_client, settings, destination, layout="notion")
+    async with emulator_and_worker(pages=40, seed=13) as (_, settings):
+        await export_and_wait(temporal_client, settings, destination, layout="notion")
     current = (destination / "current").resolve()
     named = [p for p in current.rglob("*.md") if p.parent.name != "json"]
     assert named and all(re.search(r" [0-9a-f]{32}\.md$", p.name) for p in named)

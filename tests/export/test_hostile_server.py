@@ -14,14 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
 from notion_sync.control import activity_status, export_workflow_id, start_export
 from notion_sync.devserver import DevServer, temporal_binary
-from notion_sync.emulator.process import EmulatorProcess
 from notion_sync.models import ExportInput
-from tests.export.harness import export_and_wait, running_worker, worker_settings
+from notion_sync.notion import gateway
+from tests.export.harness import EmulatorAndWorker, export_and_wait
 from tests.export.hostile_helpers import (
     exported_pages,
     hostile_hits,
@@ -37,16 +36,21 @@ from tests.export.hostile_helpers import (
 LOSSY = {"allow_shrink": True}
 
 
+@pytest.fixture
+def quick_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No pause between a failing request's attempts (the worker runs in this process): the tests
+    that count attempts see the same attempts, without the seconds of backoff between them."""
+    monkeypatch.setattr(gateway, "_backoff", lambda attempt: 0.01)
+
+
 async def test_a_repeated_cursor_on_block_children_stops_that_listing(
-    temporal_client: Client, destination: Path, tmp_path: Path
+    emulator_and_worker: EmulatorAndWorker, temporal_client: Client, destination: Path
 ) -> None:
-    with EmulatorProcess(pages=30, seed=21) as emulator:
+    async with emulator_and_worker(pages=30, seed=21) as (emulator, settings):
         everyone = {page["id"] for page in listed_pages(emulator)}
         victim = plain_pages(emulator)[0]["id"]
         emulator.hostile(children={victim: "same_cursor"})
-        settings = worker_settings(emulator, tmp_path / "state")
-        async with running_worker(temporal_client, settings):
-            report = await export_and_wait(temporal_client, settings, destination)
+        report = await export_and_wait(temporal_client, settings, destination)
         hits = hostile_hits(emulator, "same_cursor", victim)
     assert report.status == "completed"
     assert hits == 2, "the first page, then the cursor it gave: seen before, so the listing stops"
@@ -55,14 +59,12 @@ async def test_a_repeated_cursor_on_block_children_stops_that_listing(
 
 
 async def test_a_repeated_cursor_on_search_stops_the_listing(
-    temporal_client: Client, destination: Path, tmp_path: Path
+    emulator_and_worker: EmulatorAndWorker, temporal_client: Client, destination: Path
 ) -> None:
-    with EmulatorProcess(pages=30, seed=22) as emulator:
+    async with emulator_and_worker(pages=30, seed=22) as (emulator, settings):
         everyone = {page["id"] for page in listed_pages(emulator)}
         emulator.hostile(search="same_cursor")
-        settings = worker_settings(emulator, tmp_path / "state")
-        async with running_worker(temporal_client, settings):
-            report = await export_and_wait(temporal_client, settings, destination)
+        report = await export_and_wait(temporal_client, settings, destination)
         hits = hostile_hits(emulator, "same_cursor", "search")
     assert report.status == "completed"
     # Pages: two requests in one activity. Data sources: one request per activity, the cursor carried
@@ -73,17 +75,17 @@ async def test_a_repeated_cursor_on_search_stops_the_listing(
     assert "same cursor twice" in problem_kinds(destination, "search/data_source")["listing"]
 
 
-async def test_a_block_cycle_is_read_once(temporal_client: Client, destination: Path, tmp_path: Path) -> None:
-    with EmulatorProcess(pages=30, seed=23) as emulator:
+async def test_a_block_cycle_is_read_once(
+    emulator_and_worker: EmulatorAndWorker, temporal_client: Client, destination: Path
+) -> None:
+    async with emulator_and_worker(pages=30, seed=23) as (emulator, settings):
         everyone = {page["id"] for page in listed_pages(emulator)}
         pages = plain_pages(emulator)
         page = pages[0]["id"]
         holder, toggle = next((p["id"], b) for p in pages[1:] if (b := nested_block(emulator, p["id"])))
         # The page lists itself among its children; a toggle of another page lists itself.
         emulator.hostile(children={page: "cycle", toggle: "cycle"})
-        settings = worker_settings(emulator, tmp_path / "state")
-        async with running_worker(temporal_client, settings):
-            report = await export_and_wait(temporal_client, settings, destination)
+        report = await export_and_wait(temporal_client, settings, destination)
         hits = (hostile_hits(emulator, "cycle", page), hostile_hits(emulator, "cycle", toggle))
     assert report.status == "completed"
     assert hits == (1, 1)
@@ -93,13 +95,12 @@ async def test_a_block_cycle_is_read_once(temporal_client: Client, destination: 
 
 
 async def test_depth_and_size_caps_cut_a_page_and_say_so(
-    temporal_client: Client, destination: Path, tmp_path: Path
+    emulator_and_worker: EmulatorAndWorker, temporal_client: Client, destination: Path
 ) -> None:
-    with EmulatorProcess(pages=30, seed=24) as emulator:
+    caps = {"max_block_depth": 3, "max_page_blocks": 500}
+    async with emulator_and_worker(pages=30, seed=24, settings=caps) as (emulator, settings):
         everyone = {page["id"] for page in listed_pages(emulator)}
-        settings = worker_settings(emulator, tmp_path / "state", max_block_depth=3, max_page_blocks=500)
-        async with running_worker(temporal_client, settings):
-            report = await export_and_wait(temporal_client, settings, destination)
+        report = await export_and_wait(temporal_client, settings, destination)
         fetched = emulator.stats()["fetches_by_id"]["block_children"]
     assert report.status == "completed"
     assert everyone <= exported_pages(destination)
@@ -110,17 +111,16 @@ async def test_depth_and_size_caps_cut_a_page_and_say_so(
     assert max(fetched.values()) <= 2
 
 
+@pytest.mark.usefixtures("quick_backoff")
 @pytest.mark.parametrize("mode", ["results_null", "truncated", "html"])
 async def test_malformed_children_fail_that_page_only(
-    temporal_client: Client, destination: Path, tmp_path: Path, mode: str
+    emulator_and_worker: EmulatorAndWorker, temporal_client: Client, destination: Path, mode: str
 ) -> None:
-    with EmulatorProcess(pages=30, seed=25) as emulator:
+    async with emulator_and_worker(pages=30, seed=25) as (emulator, settings):
         everyone = {page["id"] for page in listed_pages(emulator)}
         victim = plain_pages(emulator)[1]["id"]
         emulator.hostile(children={victim: mode})
-        settings = worker_settings(emulator, tmp_path / "state")
-        async with running_worker(temporal_client, settings):
-            report = await export_and_wait(temporal_client, settings, destination, **LOSSY)
+        report = await export_and_wait(temporal_client, settings, destination, **LOSSY)
         hits = hostile_hits(emulator, mode, victim)
     assert report.status == "completed"
     assert hits == settings.object_attempts, "retried a bounded number of times, once"
@@ -133,15 +133,13 @@ async def test_malformed_children_fail_that_page_only(
 
 
 async def test_unusable_file_urls_are_file_problems(
-    temporal_client: Client, destination: Path, tmp_path: Path
+    emulator_and_worker: EmulatorAndWorker, temporal_client: Client, destination: Path
 ) -> None:
-    with EmulatorProcess(pages=30, seed=26) as emulator:
+    async with emulator_and_worker(pages=30, seed=26) as (emulator, settings):
         everyone = {page["id"] for page in listed_pages(emulator)}
         victim = plain_pages(emulator)[0]["id"]
         emulator.hostile(bad_file_urls=[victim])
-        settings = worker_settings(emulator, tmp_path / "state")
-        async with running_worker(temporal_client, settings):
-            report = await export_and_wait(temporal_client, settings, destination)
+        report = await export_and_wait(temporal_client, settings, destination)
     assert report.status == "completed"
     assert everyone <= exported_pages(destination)
     kinds = problem_kinds(destination, victim)
@@ -150,18 +148,18 @@ async def test_unusable_file_urls_are_file_problems(
     assert report.counters.files_failed >= 2
 
 
+@pytest.mark.usefixtures("quick_backoff")
 async def test_a_page_that_never_answers_fails_alone_in_bounded_time(
-    temporal_client: Client, destination: Path, tmp_path: Path
+    emulator_and_worker: EmulatorAndWorker, temporal_client: Client, destination: Path
 ) -> None:
-    with EmulatorProcess(pages=30, seed=27) as emulator:
+    impatient = {"request_timeout_s": 1.0}
+    async with emulator_and_worker(pages=30, seed=27, settings=impatient) as (emulator, settings):
         everyone = {page["id"] for page in listed_pages(emulator)}
         victim = plain_pages(emulator)[0]["id"]
         emulator.hostile(children={victim: "hang"}, hang_seconds=120)
-        settings = worker_settings(emulator, tmp_path / "state", request_timeout_s=1.0)
-        async with running_worker(temporal_client, settings):
-            started = time.monotonic()
-            report = await export_and_wait(temporal_client, settings, destination, **LOSSY)
-            elapsed = time.monotonic() - started
+        started = time.monotonic()
+        report = await export_and_wait(temporal_client, settings, destination, **LOSSY)
+        elapsed = time.monotonic() - started
         hits = hostile_hits(emulator, "hang", victim)
     assert report.status == "completed"
     assert elapsed < 60
@@ -172,16 +170,15 @@ async def test_a_page_that_never_answers_fails_alone_in_bounded_time(
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("quick_backoff")
 async def test_a_page_that_always_answers_500_fails_alone_from_the_third_attempt(
-    temporal_client: Client, destination: Path, tmp_path: Path
+    emulator_and_worker: EmulatorAndWorker, temporal_client: Client, destination: Path
 ) -> None:
-    with EmulatorProcess(pages=30, seed=32) as emulator:
+    async with emulator_and_worker(pages=30, seed=32) as (emulator, settings):
         everyone = {page["id"] for page in listed_pages(emulator)}
         victim = plain_pages(emulator)[0]["id"]
         emulator.hostile(children={victim: "error_500"})
-        settings = worker_settings(emulator, tmp_path / "state")
-        async with running_worker(temporal_client, settings):
-            report = await export_and_wait(temporal_client, settings, destination, **LOSSY)
+        report = await export_and_wait(temporal_client, settings, destination, **LOSSY)
         hits = hostile_hits(emulator, "error_500", victim)
     assert report.status == "completed"
     # A 5xx storm passes: two attempts of the batch retry it (6 requests each), the third fails it alone.
@@ -192,23 +189,22 @@ async def test_a_page_that_always_answers_500_fails_alone_from_the_third_attempt
 
 
 async def test_a_huge_retry_after_is_capped_and_shown(
-    temporal_client: Client, destination: Path, tmp_path: Path
+    emulator_and_worker: EmulatorAndWorker, temporal_client: Client, destination: Path
 ) -> None:
     # Longer than Temporal's heartbeat throttle (2 s), so the wait shows before it is over.
-    cap = 5.0
-    with EmulatorProcess(pages=20, seed=28) as emulator:
-        emulator.hostile(rate_limit={"count": 3, "retry_after": "999999"})
-        settings = worker_settings(emulator, tmp_path / "state", max_retry_after_s=cap)
-        async with running_worker(temporal_client, settings):
-            started = time.monotonic()
-            handle = await start_export(temporal_client, settings, ExportInput(destination=str(destination)))
-            seen = await _statuses_until_done(handle)
-            report = await handle.result()
-            elapsed = time.monotonic() - started
+    cap, limited = 5.0, 2
+    capped = {"max_retry_after_s": cap}
+    async with emulator_and_worker(pages=20, seed=28, settings=capped) as (emulator, settings):
+        emulator.hostile(rate_limit={"count": limited, "retry_after": "999999"})
+        started = time.monotonic()
+        handle = await start_export(temporal_client, settings, ExportInput(destination=str(destination)))
+        seen = await _statuses_until_done(handle)
+        report = await handle.result()
+        elapsed = time.monotonic() - started
         answered = emulator.stats()["hostile"]["rate_limit:999999"]
     assert report.status == "completed"
-    assert answered == 3
-    assert elapsed < 3 * cap + 30, "each wait was cut to the cap"
+    assert answered == limited
+    assert elapsed < limited * cap + 30, "each wait was cut to the cap"
     waits = [(at, line) for at, line in seen if "waiting on Notion's rate limit until" in line]
     assert waits, seen
     for at, line in waits:
@@ -217,44 +213,41 @@ async def test_a_huge_retry_after_is_capped_and_shown(
 
 
 async def test_a_wait_longer_than_an_activity_holds_is_temporals_and_shown(
-    temporal_client: Client, destination: Path, tmp_path: Path
+    emulator_and_worker: EmulatorAndWorker, temporal_client: Client, destination: Path
 ) -> None:
     cap = 61.0  # past the 60 s an activity waits itself: Temporal waits, as the next attempt's delay
-    with EmulatorProcess(pages=20, seed=33) as emulator:
+    capped = {"max_retry_after_s": cap}
+    async with emulator_and_worker(pages=20, seed=33, settings=capped) as (emulator, settings):
         emulator.hostile(rate_limit={"count": 1, "retry_after": "999999"})
-        settings = worker_settings(emulator, tmp_path / "state", max_retry_after_s=cap)
-        async with running_worker(temporal_client, settings):
-            handle = await start_export(temporal_client, settings, ExportInput(destination=str(destination)))
-            line, deadline = None, time.monotonic() + 30
-            while time.monotonic() < deadline and not (line and "rate limit" in line):
-                line = await activity_status(handle)
-                await asyncio.sleep(0.2)
-            seen_at = time.time()
-            await handle.cancel()
-            with pytest.raises(WorkflowFailureError):
-                await handle.result()
+        handle = await start_export(temporal_client, settings, ExportInput(destination=str(destination)))
+        line, deadline = None, time.monotonic() + 30
+        while time.monotonic() < deadline and not (line and "rate limit" in line):
+            line = await activity_status(handle)
+            await asyncio.sleep(0.2)
+        seen_at = time.time()
+        await handle.cancel()
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
     assert line is not None and line.startswith("waiting on Notion's rate limit until "), line
     until = _clock_after(line.split(" until ", 1)[1][:8], seen_at)
     assert cap - 30 < until - seen_at <= cap + 1, line
 
 
 async def test_retries_are_shown_while_they_happen(
-    temporal_client: Client, destination: Path, tmp_path: Path
+    emulator_and_worker: EmulatorAndWorker, temporal_client: Client, destination: Path
 ) -> None:
-    with EmulatorProcess(pages=20, seed=29, fault_503=1.0) as emulator:
-        settings = worker_settings(emulator, tmp_path / "state")
-        async with running_worker(temporal_client, settings):
-            handle = await start_export(temporal_client, settings, ExportInput(destination=str(destination)))
-            line = None
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                line = await activity_status(handle)
-                if line and "503" in line:
-                    break
-                await asyncio.sleep(0.2)
-            emulator.configure(fault_503=0.0)
-            report = await handle.result()
-            after = await activity_status(handle)
+    async with emulator_and_worker(pages=20, seed=29, fault_503=1.0) as (emulator, settings):
+        handle = await start_export(temporal_client, settings, ExportInput(destination=str(destination)))
+        line = None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = await activity_status(handle)
+            if line and "503" in line:
+                break
+            await asyncio.sleep(0.2)
+        emulator.configure(fault_503=0.0)
+        report = await handle.result()
+        after = await activity_status(handle)
     assert line is not None and "retrying" in line and "Notion answered 503 service_unavailable" in line
     assert report.status == "completed"
     assert after is None
@@ -271,6 +264,7 @@ def _tokens() -> list[str]:
 
 @pytest.mark.parametrize("token", _tokens(), ids=["ntn_prefix", "custom"])
 async def test_a_token_echoed_by_the_server_is_never_kept(
+    emulator_and_worker: EmulatorAndWorker,
     temporal_client: Client,
     temporal_server: DevServer,
     tmp_path: Path,
@@ -279,20 +273,17 @@ async def test_a_token_echoed_by_the_server_is_never_kept(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     one_page, whole = tmp_path / "one-page", tmp_path / "whole"
-    with EmulatorProcess(pages=20, seed=30, token=token) as emulator:
+    async with emulator_and_worker(pages=20, seed=30, token=token) as (emulator, settings):
         everyone = {page["id"] for page in listed_pages(emulator)}
         victim = plain_pages(emulator)[0]["id"]
-        settings = worker_settings(emulator, tmp_path / "state")
-        settings = settings.model_copy(update={"notion_token": SecretStr(token)})
-        async with running_worker(temporal_client, settings):
-            # A 400 about one page: that page fails, with the server's message, masked.
-            emulator.hostile(children={victim: "echo_token_400"})
-            report = await export_and_wait(temporal_client, settings, one_page, **LOSSY)
-            # A 400 to search: the export fails, its message masked everywhere it goes.
-            emulator.hostile(search="echo_token_400")
-            handle = await start_export(temporal_client, settings, ExportInput(destination=str(whole)))
-            with pytest.raises(WorkflowFailureError) as failure:
-                await handle.result()
+        # A 400 about one page: that page fails, with the server's message, masked.
+        emulator.hostile(children={victim: "echo_token_400"})
+        report = await export_and_wait(temporal_client, settings, one_page, **LOSSY)
+        # A 400 to search: the export fails, its message masked everywhere it goes.
+        emulator.hostile(search="echo_token_400")
+        handle = await start_export(temporal_client, settings, ExportInput(destination=str(whole)))
+        with pytest.raises(WorkflowFailureError) as failure:
+            await handle.result()
     assert report.status == "completed"
     entry = manifest(one_page)[victim]
     assert entry["status"] == "failed" and "400 validation_error" in entry["reason"]
@@ -334,16 +325,14 @@ async def test_a_token_echoed_by_the_server_is_never_kept(
 
 
 async def test_pages_whose_parents_loop_go_to_the_top_level(
-    temporal_client: Client, destination: Path, tmp_path: Path
+    emulator_and_worker: EmulatorAndWorker, temporal_client: Client, destination: Path
 ) -> None:
-    with EmulatorProcess(pages=30, seed=31) as emulator:
+    async with emulator_and_worker(pages=30, seed=31) as (emulator, settings):
         everyone = {page["id"] for page in listed_pages(emulator)}
         a, b, c = (page["id"] for page in plain_pages(emulator)[:3])
         # a is its own parent; b and c are each other's.
         emulator.hostile(parents={a: a, b: c, c: b})
-        settings = worker_settings(emulator, tmp_path / "state")
-        async with running_worker(temporal_client, settings):
-            report = await export_and_wait(temporal_client, settings, destination)
+        report = await export_and_wait(temporal_client, settings, destination)
     assert report.status == "completed"
     assert everyone <= exported_pages(destination)
     entries = manifest(destination)
@@ -391,16 +380,14 @@ def _chain(error: BaseException) -> str:
 
 @pytest.mark.parametrize("layout", ["tree", "notion"])
 async def test_an_id_that_is_not_notions_is_left_out_and_reported(
-    temporal_client: Client, tmp_path: Path, layout: str
+    emulator_and_worker: EmulatorAndWorker, temporal_client: Client, tmp_path: Path, layout: str
 ) -> None:
     destination = tmp_path / "deep" / "backup"
-    with EmulatorProcess(pages=30, seed=33) as emulator:
+    async with emulator_and_worker(pages=30, seed=33) as (emulator, settings):
         everyone = {page["id"] for page in listed_pages(emulator)}
         victim = plain_pages(emulator)[0]["id"]
         emulator.hostile(ids={victim: "../../x"})
-        settings = worker_settings(emulator, tmp_path / "state")
-        async with running_worker(temporal_client, settings):
-            report = await export_and_wait(temporal_client, settings, destination, layout=layout)
+        report = await export_and_wait(temporal_client, settings, destination, layout=layout)
     assert report.status == "completed"
     assert everyone - {victim} <= exported_pages(destination)
     problems = (destination / "current" / "problems.jsonl").read_text()

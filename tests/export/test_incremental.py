@@ -7,8 +7,7 @@ from pathlib import Path
 
 from temporalio.client import Client
 
-from notion_sync.emulator.process import EmulatorProcess
-from tests.export.harness import export_and_wait, running_worker, snapshot_files, worker_settings
+from tests.export.harness import EmulatorAndWorker, export_and_wait, snapshot_files
 
 
 def _manifest(destination: Path) -> dict[str, dict[str, object]]:
@@ -34,36 +33,34 @@ def _parent(snapshot: Path, page_id: str) -> str:
 
 
 async def test_full_listing_sync_reads_only_what_changed_and_equals_a_fresh_export(
-    temporal_client: Client, tmp_path: Path
+    emulator_and_worker: EmulatorAndWorker, temporal_client: Client, tmp_path: Path
 ) -> None:
     """A sync that lists everything (as every `full_listing_days` it does) also drops what was
     trashed or deleted, and reads again only the pages whose content changed."""
-    with EmulatorProcess(pages=150, seed=61) as emulator:
-        settings = worker_settings(emulator, tmp_path / "state")
-        synced = tmp_path / "synced"
-        async with running_worker(temporal_client, settings):
-            await export_and_wait(temporal_client, settings, synced)
-            before = _manifest(synced)
-            synced_before = (synced / "current").resolve()
-            pages = _tree_pages(synced, before)
-            edited, renamed, trashed, deleted = pages[3], pages[5], pages[7], pages[9]
-            moved, new_parent = pages[11], pages[13]
-            emulator.mutate({"op": "edit_page", "page_id": edited})
-            emulator.mutate({"op": "rename_page", "page_id": renamed, "title": "Renamed / for sync"})
-            emulator.mutate({"op": "trash_page", "page_id": trashed})
-            emulator.mutate({"op": "delete_page", "page_id": deleted})
-            emulator.mutate({"op": "move_page", "page_id": moved, "new_parent_id": new_parent})
-            created = emulator.mutate({"op": "create_page", "parent_id": pages[15], "title": "Brand new"})
+    synced = tmp_path / "synced"
+    async with emulator_and_worker(pages=150, seed=61) as (emulator, settings):
+        await export_and_wait(temporal_client, settings, synced)
+        before = _manifest(synced)
+        synced_before = (synced / "current").resolve()
+        pages = _tree_pages(synced, before)
+        edited, renamed, trashed, deleted = pages[3], pages[5], pages[7], pages[9]
+        moved, new_parent = pages[11], pages[13]
+        emulator.mutate({"op": "edit_page", "page_id": edited})
+        emulator.mutate({"op": "rename_page", "page_id": renamed, "title": "Renamed / for sync"})
+        emulator.mutate({"op": "trash_page", "page_id": trashed})
+        emulator.mutate({"op": "delete_page", "page_id": deleted})
+        emulator.mutate({"op": "move_page", "page_id": moved, "new_parent_id": new_parent})
+        created = emulator.mutate({"op": "create_page", "parent_id": pages[15], "title": "Brand new"})
 
-            emulator.reset()
-            sync = await export_and_wait(temporal_client, settings, synced, full_listing_days=0)
-            fetched = emulator.stats()["fetches_by_id"]["block_children"]
-            sync_requests = emulator.stats()["requests_total"]
+        emulator.reset()
+        sync = await export_and_wait(temporal_client, settings, synced, full_listing_days=0)
+        fetched = emulator.stats()["fetches_by_id"]["block_children"]
+        sync_requests = emulator.stats()["requests_total"]
 
-            emulator.reset()
-            fresh = tmp_path / "fresh"
-            await export_and_wait(temporal_client, settings, fresh)
-            full_requests = emulator.stats()["requests_total"]
+        emulator.reset()
+        fresh = tmp_path / "fresh"
+        await export_and_wait(temporal_client, settings, fresh)
+        full_requests = emulator.stats()["requests_total"]
 
     assert sync.listing == "full" and sync.counters.reused > 0 and sync.counters.failed == 0
     assert snapshot_files((synced / "current").resolve()) == snapshot_files((fresh / "current").resolve())
@@ -86,45 +83,43 @@ async def test_full_listing_sync_reads_only_what_changed_and_equals_a_fresh_expo
 
 
 async def test_changes_listing_reads_only_edits_and_a_full_listing_later_drops_deletions(
-    temporal_client: Client, tmp_path: Path
+    emulator_and_worker: EmulatorAndWorker, temporal_client: Client, tmp_path: Path
 ) -> None:
     """Search newest first stops at the previous snapshot's start; rows come from timestamp-filtered
     queries; everything else is carried over. Trashed pages stay until the next full listing."""
-    with EmulatorProcess(pages=300, seed=62) as emulator:
-        settings = worker_settings(emulator, tmp_path / "state")
-        synced = tmp_path / "synced"
-        async with running_worker(temporal_client, settings):
-            first = await export_and_wait(temporal_client, settings, synced)
-            before = _manifest(synced)
-            synced_before = (synced / "current").resolve()
-            pages = _tree_pages(synced, before)
-            rows = sorted(i for i, e in before.items() if e["type"] == "page" and i not in set(pages))
-            edited, renamed, moved, new_parent, trashed = pages[2], pages[4], pages[6], pages[8], pages[10]
-            edited_row = rows[5]
-            emulator.mutate({"op": "edit_page", "page_id": edited})
-            emulator.mutate({"op": "edit_page", "page_id": edited_row})
-            emulator.mutate({"op": "rename_page", "page_id": renamed, "title": "Renamed in a changes sync"})
-            emulator.mutate({"op": "move_page", "page_id": moved, "new_parent_id": new_parent})
-            created = emulator.mutate({"op": "create_page", "parent_id": pages[12], "title": "New since"})
-            new_id = str(created.get("page_id") or created.get("id"))
+    synced = tmp_path / "synced"
+    async with emulator_and_worker(pages=150, seed=62) as (emulator, settings):
+        first = await export_and_wait(temporal_client, settings, synced)
+        before = _manifest(synced)
+        synced_before = (synced / "current").resolve()
+        pages = _tree_pages(synced, before)
+        rows = sorted(i for i, e in before.items() if e["type"] == "page" and i not in set(pages))
+        edited, renamed, moved, new_parent, trashed = pages[2], pages[4], pages[6], pages[8], pages[10]
+        edited_row = rows[5]
+        emulator.mutate({"op": "edit_page", "page_id": edited})
+        emulator.mutate({"op": "edit_page", "page_id": edited_row})
+        emulator.mutate({"op": "rename_page", "page_id": renamed, "title": "Renamed in a changes sync"})
+        emulator.mutate({"op": "move_page", "page_id": moved, "new_parent_id": new_parent})
+        created = emulator.mutate({"op": "create_page", "parent_id": pages[12], "title": "New since"})
+        new_id = str(created.get("page_id") or created.get("id"))
 
-            emulator.reset()
-            sync = await export_and_wait(temporal_client, settings, synced)
-            stats = emulator.stats()
-            page_ids = {i for i, e in _manifest(synced).items() if e["type"] == "page"}
-            fetched = set(stats["fetches_by_id"]["block_children"]) & page_ids
+        emulator.reset()
+        sync = await export_and_wait(temporal_client, settings, synced)
+        stats = emulator.stats()
+        page_ids = {i for i, e in _manifest(synced).items() if e["type"] == "page"}
+        fetched = set(stats["fetches_by_id"]["block_children"]) & page_ids
 
-            emulator.reset()
-            fresh = tmp_path / "fresh"
-            full = await export_and_wait(temporal_client, settings, fresh)
-            full_stats = emulator.stats()
+        emulator.reset()
+        fresh = tmp_path / "fresh"
+        full = await export_and_wait(temporal_client, settings, fresh)
+        full_stats = emulator.stats()
 
-            emulator.mutate({"op": "trash_page", "page_id": trashed})
-            kept = await export_and_wait(temporal_client, settings, synced)
-            kept_manifest = _manifest(synced)
-            swept = await export_and_wait(temporal_client, settings, synced, full_listing_days=0)
-            fresh_after = tmp_path / "fresh-after"
-            await export_and_wait(temporal_client, settings, fresh_after)
+        emulator.mutate({"op": "trash_page", "page_id": trashed})
+        kept = await export_and_wait(temporal_client, settings, synced)
+        kept_manifest = _manifest(synced)
+        swept = await export_and_wait(temporal_client, settings, synced, full_listing_days=0)
+        fresh_after = tmp_path / "fresh-after"
+        await export_and_wait(temporal_client, settings, fresh_after)
 
     assert first.listing == "full" and first.full_listing_at is not None
     assert sync.listing == "changes" and full.listing == "full"

@@ -53,7 +53,7 @@ async def test_two_worker_processes_hold_one_budget(
 ) -> None:
     rate = 8.0
     # The emulator enforces the same rate: any overspend by the workers would show up as 429s.
-    with EmulatorProcess(pages=60, seed=32, rate=rate, burst=10) as emulator:
+    with EmulatorProcess(pages=40, seed=32, rate=rate, burst=10) as emulator:
         settings = worker_settings(emulator, tmp_path / "state", requests_per_second=rate, burst=6)
         with (
             worker_process(settings, temporal_server.address),

@@ -20,7 +20,7 @@ from notion_sync.devserver import DevServer, temporal_binary
 from notion_sync.emulator.process import EmulatorProcess
 from notion_sync.models import ExportReport
 from notion_sync.workspaces import WorkspaceCredential, activity_queue
-from tests.export.harness import REPO, export_and_wait, running_worker, worker_settings
+from tests.export.harness import REPO, EmulatorAndWorker, export_and_wait, running_worker, worker_settings
 
 pytestmark = pytest.mark.slow
 
@@ -142,14 +142,15 @@ async def test_a_destination_of_one_workspace_refuses_another(
 
 
 async def test_runs_are_found_by_their_search_attributes(
-    temporal_client: Client, temporal_server: DevServer, tmp_path: Path
+    emulator_and_worker: EmulatorAndWorker,
+    temporal_client: Client,
+    temporal_server: DevServer,
+    tmp_path: Path,
 ) -> None:
-    with EmulatorProcess(pages=20, seed=31) as emulator:
-        settings = worker_settings(emulator, tmp_path / "state", workspace="searchable")
-        async with running_worker(temporal_client, settings):
-            report: ExportReport = await export_and_wait(
-                temporal_client, settings, tmp_path / "found", workspace="searchable"
-            )
+    async with emulator_and_worker(pages=20, seed=31, settings={"workspace": "searchable"}) as (_, settings):
+        report: ExportReport = await export_and_wait(
+            temporal_client, settings, tmp_path / "found", workspace="searchable"
+        )
     query = 'NotionWorkspace="searchable" AND NotionOutcome="completed"'
     listed = subprocess.run(
         [temporal_binary(), "workflow", "list", "--address", temporal_server.address, "--query", query,

@@ -19,7 +19,7 @@ from notion_sync.emulator.process import EmulatorProcess
 from notion_sync.models import ExportInput, ExportOptions, ExportReport, Phase
 from notion_sync.settings import Settings
 from notion_sync.storage.s3 import mirror_path, parse_s3_url
-from tests.export.harness import running_worker, wait_for, worker_process, worker_settings
+from tests.export.harness import EmulatorAndWorker, running_worker, wait_for, worker_process, worker_settings
 from tests.s3.conftest import S3Server
 from tests.s3.slow_uploads import slow_uploads
 from workflows.export import ExportWorkflow
@@ -107,48 +107,47 @@ def _watch_pointer(
 
 
 async def test_export_then_sync_switch_current_json_atomically(
-    temporal_client: Client, s3_server: S3Server, tmp_path: Path
+    emulator_and_worker: EmulatorAndWorker, temporal_client: Client, s3_server: S3Server
 ) -> None:
     bucket = s3_server.new_bucket()
     destination = f"s3://{bucket}/backups/team"
     s3 = s3_server.client()
-    with EmulatorProcess(pages=40, seed=5) as emulator:
-        settings = worker_settings(emulator, tmp_path / "state", s3_multipart_mb=MULTIPART_MB)
-        async with running_worker(temporal_client, settings):
-            first = await _export(temporal_client, settings, destination)
-            assert first.status == "completed" and first.counters.failed == 0
-            assert first.snapshot is not None and first.snapshot.startswith(f"s3://{bucket}/backups/team/")
-            pointer = _current(s3, bucket, "backups/team")
-            assert pointer is not None
-            count = _assert_complete(s3, bucket, pointer)
-            assert pointer["manifest"] == pointer["prefix"] + "manifest.jsonl"
+    multipart = {"s3_multipart_mb": MULTIPART_MB}
+    async with emulator_and_worker(pages=40, seed=5, settings=multipart) as (emulator, settings):
+        first = await _export(temporal_client, settings, destination)
+        assert first.status == "completed" and first.counters.failed == 0
+        assert first.snapshot is not None and first.snapshot.startswith(f"s3://{bucket}/backups/team/")
+        pointer = _current(s3, bucket, "backups/team")
+        assert pointer is not None
+        count = _assert_complete(s3, bucket, pointer)
+        assert pointer["manifest"] == pointer["prefix"] + "manifest.jsonl"
 
-            # Multipart: files over the threshold went up in parts (ETag "<md5>-<parts>") and are whole.
-            big = [o for o in _objects(s3, bucket, pointer["prefix"]).values() if o["Size"] >= 8 << 20]
-            assert big, "the showcase page's 8 MiB file is in the export"
-            assert all(str(o["ETag"]).strip('"').endswith("-2") for o in big)
-            assert _uploads(s3, bucket) == []
+        # Multipart: files over the threshold went up in parts (ETag "<md5>-<parts>") and are whole.
+        big = [o for o in _objects(s3, bucket, pointer["prefix"]).values() if o["Size"] >= 8 << 20]
+        assert big, "the showcase page's 8 MiB file is in the export"
+        assert all(str(o["ETag"]).strip('"').endswith("-2") for o in big)
+        assert _uploads(s3, bucket) == []
 
-            # The mirror keeps the snapshot S3 serves, for the next sync.
-            mirror = mirror_path(parse_s3_url(destination), settings)
-            assert (mirror / "current").resolve().name == pointer["snapshot"]
+        # The mirror keeps the snapshot S3 serves, for the next sync.
+        mirror = mirror_path(parse_s3_url(destination), settings)
+        assert (mirror / "current").resolve().name == pointer["snapshot"]
 
-            objects = _manifest_objects(s3, bucket, pointer["manifest"])
-            pages = [o["id"] for o in objects if o["type"] == "page" and o["status"] == "exported"]
-            emulator.mutate({"op": "edit_page", "page_id": pages[3]})
+        objects = _manifest_objects(s3, bucket, pointer["manifest"])
+        pages = [o["id"] for o in objects if o["type"] == "page" and o["status"] == "exported"]
+        emulator.mutate({"op": "edit_page", "page_id": pages[3]})
 
-            stop = threading.Event()
-            seen: list[str] = []
-            errors: list[str] = []
-            reader = threading.Thread(
-                target=_watch_pointer, args=(s3, bucket, "backups/team", stop, seen, errors)
-            )
-            reader.start()
-            try:
-                second = await _export(temporal_client, settings, destination)
-            finally:
-                stop.set()
-                reader.join()
+        stop = threading.Event()
+        seen: list[str] = []
+        errors: list[str] = []
+        reader = threading.Thread(
+            target=_watch_pointer, args=(s3, bucket, "backups/team", stop, seen, errors)
+        )
+        reader.start()
+        try:
+            second = await _export(temporal_client, settings, destination)
+        finally:
+            stop.set()
+            reader.join()
     assert second.status == "completed"
     assert errors == []
     new = _current(s3, bucket, "backups/team")
@@ -255,16 +254,14 @@ async def test_worker_killed_during_upload_finishes_without_duplicates(
 
 
 async def test_a_missing_bucket_fails_fast_and_says_so(
-    temporal_client: Client, s3_server: S3Server, tmp_path: Path
+    emulator_and_worker: EmulatorAndWorker, temporal_client: Client, s3_server: S3Server
 ) -> None:
-    with EmulatorProcess(pages=5, seed=2) as emulator:
-        settings = worker_settings(emulator, tmp_path / "state")
-        async with running_worker(temporal_client, settings):
-            handle = await start_export(
-                temporal_client, settings, ExportInput(destination="s3://no-such-bucket/x", options=OPTIONS)
-            )
-            with pytest.raises(WorkflowFailureError) as failure:
-                await asyncio.wait_for(handle.result(), timeout=30)
+    async with emulator_and_worker(pages=5, seed=2) as (emulator, settings):
+        handle = await start_export(
+            temporal_client, settings, ExportInput(destination="s3://no-such-bucket/x", options=OPTIONS)
+        )
+        with pytest.raises(WorkflowFailureError) as failure:
+            await asyncio.wait_for(handle.result(), timeout=30)
         # Stopped before reading the workspace: only the question who the token is was asked.
         assert set(emulator.stats()["by_endpoint"]) <= {"GET /v1/users/me"}
     assert "S3Unusable" in str(failure.value.cause) and "no-such-bucket" in str(failure.value.cause)

@@ -10,10 +10,9 @@ from typer.testing import CliRunner
 
 from notion_sync.cli import app
 from notion_sync.control import start_export
-from notion_sync.emulator.process import EmulatorProcess
 from notion_sync.models import ExportInput, ExportReport
 from notion_sync.settings import Settings
-from tests.export.harness import running_worker, worker_settings
+from tests.export.harness import EmulatorAndWorker
 from tests.s3.conftest import S3Server
 from tests.s3.test_s3_destination import OPTIONS, _assert_complete, _current, _objects, _uploads
 
@@ -78,20 +77,18 @@ async def _export(client: Client, settings: Settings, destination: str, keep: in
 
 
 async def test_keep_applies_after_each_publish_to_a_folder_and_to_s3(
-    temporal_client: Client, s3_server: S3Server, tmp_path: Path
+    emulator_and_worker: EmulatorAndWorker, temporal_client: Client, s3_server: S3Server, tmp_path: Path
 ) -> None:
     bucket = s3_server.new_bucket()
     s3 = s3_server.client()
     folder = tmp_path / "backup"
-    with EmulatorProcess(pages=8, seed=3) as emulator:
-        settings = worker_settings(emulator, tmp_path / "state")
-        async with running_worker(temporal_client, settings):
-            published = []
-            for _ in range(3):
-                await _export(temporal_client, settings, str(folder), keep=2)
-                report = await _export(temporal_client, settings, f"s3://{bucket}/kept", keep=2)
-                assert report.snapshot is not None
-                published.append(report.snapshot.rstrip("/").rsplit("/", 1)[-1])
+    async with emulator_and_worker(pages=8, seed=3) as (_, settings):
+        published = []
+        for _ in range(3):
+            await _export(temporal_client, settings, str(folder), keep=2)
+            report = await _export(temporal_client, settings, f"s3://{bucket}/kept", keep=2)
+            assert report.snapshot is not None
+            published.append(report.snapshot.rstrip("/").rsplit("/", 1)[-1])
 
     local = sorted(p.name for p in (folder / "snapshots").iterdir())
     assert len(local) == 2 and (folder / "current").resolve().name == local[-1]

@@ -57,7 +57,7 @@ async def test_a_new_machine_downloads_the_current_snapshot_and_syncs_incrementa
     bucket = s3_server.new_bucket()
     destination = f"s3://{bucket}/team"
     s3 = s3_server.client()
-    with EmulatorProcess(pages=40, seed=12) as emulator:
+    with EmulatorProcess(pages=20, seed=12) as emulator:
         machine_a = worker_settings(emulator, tmp_path / "state-a")
         machine_b = worker_settings(emulator, tmp_path / "state-b")
         local = tmp_path / "local"  # the same workspace synced on machine A, for comparison
