@@ -63,6 +63,10 @@ class ExportOptions(BaseModel):
     allow_shrink: bool = False
     # Export into a destination whose snapshots came from another Notion workspace.
     force_workspace: bool = False
+    # Seconds an activity may go without a heartbeat (workers send one every 2 s) before Temporal
+    # presumes its worker dead and runs it elsewhere: shorter recovers sooner from a crashed worker;
+    # too short repeats the work of a worker that was only too busy to answer.
+    worker_lost_after_seconds: int = Field(default=30, ge=5, le=600)
 
 
 class Counters(BaseModel):

@@ -60,7 +60,6 @@ NOTION_RETRY = RetryPolicy(
     non_retryable_error_types=NON_RETRYABLE,
 )
 DISK_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=10)
-HEARTBEAT = timedelta(seconds=30)
 TABLES_PER_ACTIVITY = 50
 # Runs started before workspaces ran their activities on the workflow's own queue, without identity,
 # shrink guard or outcome attributes; they replay as they ran.
@@ -97,6 +96,10 @@ class ExportWorkflow:
     def resume(self) -> None:
         self._paused = False
         self._show()
+
+    @property
+    def _heartbeat_timeout(self) -> timedelta:
+        return timedelta(seconds=self._options.worker_lost_after_seconds)
 
     @workflow.query
     def progress(self) -> ExportProgress:
@@ -180,7 +183,7 @@ class ExportWorkflow:
                 task_queue=self._queue,
                 # A new machine first downloads the last snapshot of an S3 destination; it heartbeats.
                 start_to_close_timeout=timedelta(hours=2),
-                heartbeat_timeout=HEARTBEAT,
+                heartbeat_timeout=self._heartbeat_timeout,
                 retry_policy=DISK_RETRY,
             )
             state.listing = self._choose_listing(state.previous)
@@ -198,7 +201,7 @@ class ExportWorkflow:
                     LayoutInput(staging=staging, layout=self._options.layout),
                     task_queue=self._queue,
                     start_to_close_timeout=timedelta(minutes=30),
-                    heartbeat_timeout=HEARTBEAT,
+                    heartbeat_timeout=self._heartbeat_timeout,
                     retry_policy=DISK_RETRY,
                 )
                 state.max_seq = layout.max_seq
@@ -214,7 +217,7 @@ class ExportWorkflow:
                 ShrinkInput(staging=staging, previous=state.previous, options=self._options),
                 task_queue=self._queue,
                 start_to_close_timeout=timedelta(minutes=30),
-                heartbeat_timeout=HEARTBEAT,
+                heartbeat_timeout=self._heartbeat_timeout,
                 retry_policy=DISK_RETRY,
             )
             if self._shrink.tripped and not self._shrink.allowed:
@@ -233,7 +236,7 @@ class ExportWorkflow:
                 keep_snapshots=self._options.keep_snapshots,
             ),
             start_to_close_timeout=timedelta(minutes=30),
-            heartbeat_timeout=HEARTBEAT,
+            heartbeat_timeout=self._heartbeat_timeout,
             retry_policy=DISK_RETRY,
             task_queue=self._queue,
             # Compensation must not start while an upload to S3 is still running.
@@ -259,7 +262,7 @@ class ExportWorkflow:
             CarryOverInput(staging=staging, previous=state.previous),
             task_queue=self._queue,
             start_to_close_timeout=timedelta(minutes=30),
-            heartbeat_timeout=HEARTBEAT,
+            heartbeat_timeout=self._heartbeat_timeout,
             retry_policy=DISK_RETRY,
         )
         if result.usable:
@@ -364,7 +367,7 @@ class ExportWorkflow:
             ),
             task_queue=self._queue,
             start_to_close_timeout=timedelta(hours=2),
-            heartbeat_timeout=HEARTBEAT,
+            heartbeat_timeout=self._heartbeat_timeout,
             retry_policy=NOTION_RETRY,
             cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
             summary=f"objects {seq_from}-{seq_to}",
@@ -386,7 +389,7 @@ class ExportWorkflow:
                 ),
                 task_queue=self._queue,
                 start_to_close_timeout=timedelta(minutes=30),
-                heartbeat_timeout=HEARTBEAT,
+                heartbeat_timeout=self._heartbeat_timeout,
                 retry_policy=DISK_RETRY,
             )
             state.tables_cursor = result.next_seq
@@ -401,7 +404,7 @@ class ExportWorkflow:
                 arg,
                 task_queue=self._queue,
                 start_to_close_timeout=timedelta(hours=1),
-                heartbeat_timeout=HEARTBEAT,
+                heartbeat_timeout=self._heartbeat_timeout,
                 retry_policy=NOTION_RETRY,
                 cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
             )
@@ -458,7 +461,7 @@ class ExportWorkflow:
             staging,
             task_queue=self._queue,
             start_to_close_timeout=timedelta(minutes=10),
-            heartbeat_timeout=HEARTBEAT,
+            heartbeat_timeout=self._heartbeat_timeout,
             retry_policy=DISK_RETRY,
         )
         await workflow.execute_activity_method(

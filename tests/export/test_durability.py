@@ -27,7 +27,8 @@ from tests.export.harness import (
 from workflows.export import ExportWorkflow
 
 PAGE_CONCURRENCY = 4
-OPTIONS = ExportOptions(batch_size=10, max_parallel_batches=2)
+# A killed worker's activities move to the next worker after 10 s without a heartbeat, not 30.
+OPTIONS = ExportOptions(batch_size=10, max_parallel_batches=2, worker_lost_after_seconds=10)
 
 
 async def test_worker_killed_mid_export_resumes_byte_identical(

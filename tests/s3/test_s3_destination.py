@@ -233,7 +233,13 @@ async def test_worker_killed_during_upload_finishes_without_duplicates(
         monkeypatch.setenv("NOTION_SYNC_S3_CONCURRENCY", "2")
         with worker_process(settings, temporal_server.address, module="tests.s3.slow_uploads") as first:
             handle = await start_export(
-                temporal_client, settings, ExportInput(destination=destination, options=OPTIONS)
+                temporal_client,
+                settings,
+                # The killed worker's upload moves to the next worker after 10 s without a heartbeat.
+                ExportInput(
+                    destination=destination,
+                    options=OPTIONS.model_copy(update={"worker_lost_after_seconds": 10}),
+                ),
             )
             await _wait_for_uploads(handle, s3, bucket, "killed", at_least=2)
             # Largest files go first: the 8 MiB one is being sent in parts when the worker dies.
