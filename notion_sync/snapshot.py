@@ -1,0 +1,152 @@
+"""The snapshot format: its file names, the manifest (reader and writer), digests and the pointer.
+
+A snapshot is a folder (or an S3 prefix) holding:
+
+    manifest.jsonl     a header line (`ManifestHeader`), then one `ManifestObject` a line, sorted by id
+    problems.jsonl     one `Problem` a line: objects skipped or failed, and problems inside exported ones
+    report.json        the run's `ExportReport`
+    json/pages/<id>.json, json/databases/<id>.json, json/data_sources/<id>.json   lossless JSON
+    ... and every other file the manifest lists (Markdown, HTML, CSV, downloads)
+
+A folder destination keeps its snapshots under `snapshots/<name>/` and points `current` (a symlink)
+at the newest; an S3 destination keeps them under `<prefix>/snapshots/<name>/` and points
+`<prefix>/current.json` at the newest. Every module reads and writes snapshots through this one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
+
+from pydantic import ValidationError
+
+from notion_sync.models import ExportReport, ManifestHeader, ManifestObject
+
+MANIFEST = "manifest.jsonl"
+REPORT = "report.json"
+PROBLEMS = "problems.jsonl"
+# The snapshot's own files, which its manifest does not list.
+META_FILES = (MANIFEST, PROBLEMS, REPORT)
+# The local pointer: a symlink `DEST/current -> snapshots/<name>`.
+CURRENT = "current"
+# The S3 pointer: `<prefix>/current.json`, {"snapshot": name, "manifest": key, ...}.
+CURRENT_JSON = "current.json"
+# The folder (or S3 prefix) under which every snapshot lives.
+SNAPSHOTS = "snapshots"
+# Where each kind of object keeps its JSON (lossless) in a snapshot.
+JSON_DIRS = {"page": "json/pages", "database": "json/databases", "data_source": "json/data_sources"}
+
+_NAME_TIME = "%Y-%m-%dT%H-%M-%SZ"
+_NAME = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}Z)-")
+_CHUNK = 1 << 20
+
+
+class ManifestUnreadable(ValueError):
+    """A manifest that is missing, empty, or has a line that is not what the format says."""
+
+
+def saved_json(kind: str, object_id: str) -> str:
+    """The snapshot-relative path of an object's JSON."""
+    return f"{JSON_DIRS[kind]}/{object_id}.json"
+
+
+def snapshot_name(started_at: datetime, run_id: str) -> str:
+    """Start time first, so names sort by age; the run id keeps two runs in a second apart."""
+    return f"{started_at.strftime(_NAME_TIME)}-{run_id[:8]}"
+
+
+def snapshot_time(name: str) -> datetime | None:
+    """When the run that made snapshot `name` started (UTC), or None for a name not made by
+    `snapshot_name`."""
+    match = _NAME.match(name)
+    if match is None:
+        return None
+    try:
+        return datetime.strptime(match.group(1), _NAME_TIME).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+@contextmanager
+def read_manifest(path: Path) -> Iterator[tuple[ManifestHeader, Iterator[ManifestObject]]]:
+    """Opens a manifest (the file, or the snapshot folder holding it): its header, and its objects
+    parsed one line at a time as they are iterated (memory stays flat at any size).
+
+    Raises ManifestUnreadable if the file cannot be opened or read, or a line does not parse.
+    """
+    manifest = path / MANIFEST if path.is_dir() else path
+    try:
+        lines = manifest.open("rb")
+    except OSError as error:
+        raise ManifestUnreadable(f"{manifest} cannot be read: {error}") from error
+    with lines:
+        try:
+            first = lines.readline()
+            if not first:
+                raise ManifestUnreadable(f"{manifest} is empty")
+            header = ManifestHeader.model_validate_json(first)
+        except (OSError, ValidationError) as error:
+            raise ManifestUnreadable(f"{manifest}, header: {error}") from error
+        yield header, _objects(manifest, lines)
+
+
+def _objects(manifest: Path, lines: IO[bytes]) -> Iterator[ManifestObject]:
+    number = 1  # the header's
+    try:
+        for line in lines:
+            number += 1
+            yield ManifestObject.model_validate_json(line)
+    except (OSError, ValidationError) as error:
+        raise ManifestUnreadable(f"{manifest}, line {number}: {error}") from error
+
+
+def write_manifest_line(stream: IO[bytes], entry: ManifestHeader | ManifestObject) -> None:
+    """One line of a manifest: the header first, then each object."""
+    stream.write(entry.model_dump_json().encode() + b"\n")
+
+
+def parse_report(data: bytes | None) -> ExportReport | None:
+    """A report.json's content parsed, or None if there is none or it does not parse."""
+    if data is None:
+        return None
+    try:
+        return ExportReport.model_validate_json(data)
+    except ValueError:
+        return None
+
+
+def read_report(snapshot: Path | None) -> ExportReport | None:
+    """A published snapshot's report, or None if there is none to read."""
+    if snapshot is None:
+        return None
+    try:
+        data = (snapshot / REPORT).read_bytes()
+    except OSError:
+        return None
+    return parse_report(data)
+
+
+def stream_digest(stream: IO[bytes]) -> tuple[str, int]:
+    """(sha256 hex, size) of what `stream` holds, read one chunk at a time."""
+    digest, size = hashlib.sha256(), 0
+    for chunk in iter(lambda: stream.read(_CHUNK), b""):
+        digest.update(chunk)
+        size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def file_digest(path: Path | str) -> tuple[str, int]:
+    """(sha256 hex, size) of a file, read one chunk at a time."""
+    with open(path, "rb") as stream:
+        return stream_digest(stream)
+
+
+def current_snapshot(root: Path) -> Path | None:
+    """The snapshot folder `root/current` points at, or None if there is none."""
+    link = root / CURRENT
+    return link.resolve() if link.is_symlink() and link.resolve().is_dir() else None
