@@ -9,6 +9,7 @@ import typer
 
 from notion_sync.cli import export
 from notion_sync.cli.archive import archive_command
+from notion_sync.cli.history import diff_command, log_command
 from notion_sync.cli.render import render_command
 from notion_sync.cli.retention import prune_command
 from notion_sync.cli.schedules import schedule_app
@@ -24,6 +25,8 @@ app = typer.Typer(
 app.command(help="Run the Notion API emulator (a local server speaking Notion's API).")(emulator)
 app.command("archive")(archive_command)
 app.command("verify")(verify_command)
+app.command("log")(log_command)
+app.command("diff")(diff_command)
 app.command("prune")(prune_command)
 app.command("render")(render_command)
 app.command()(export.export)

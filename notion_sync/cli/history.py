@@ -1,0 +1,61 @@
+"""`notion-sync log` and `notion-sync diff`: a folder destination's snapshots, and what changed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+from notion_sync.history import (
+    HistoryError,
+    diff_snapshots,
+    render_diff_html,
+    render_diff_json,
+    render_diff_text,
+    render_log_json,
+    render_log_text,
+    resolve_pair,
+    snapshot_log,
+)
+
+# A string, not a Path: Path would fold the `//` of an `s3://bucket/prefix` destination.
+Destination = Annotated[str, typer.Argument(help="A destination folder (holding current and snapshots/).")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+
+
+def log_command(dest: Destination, as_json: AsJson = False) -> None:
+    """List DEST's snapshots, newest first: time, outcome, pages, rows, changes since the one before."""
+    try:
+        summaries = snapshot_log(dest)
+    except HistoryError as error:
+        _fail(error)
+    typer.echo(render_log_json(summaries) if as_json else render_log_text(summaries))
+
+
+def diff_command(
+    dest: Destination,
+    old: Annotated[
+        str | None, typer.Argument(help="The older snapshot's name (default: the one before NEW).")
+    ] = None,
+    new: Annotated[
+        str | None, typer.Argument(help="The newer snapshot's name (default: the newest).")
+    ] = None,
+    as_json: AsJson = False,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Also write an HTML change report to FILE.")
+    ] = None,
+) -> None:
+    """Pages and rows added, removed, moved, renamed and edited between two snapshots of DEST."""
+    try:
+        diff = diff_snapshots(*resolve_pair(dest, old, new))
+    except HistoryError as error:
+        _fail(error)
+    if html is not None:
+        html.write_text(render_diff_html(diff), encoding="utf-8")
+    typer.echo(render_diff_json(diff) if as_json else render_diff_text(diff))
+
+
+def _fail(error: HistoryError) -> NoReturn:
+    typer.echo(f"error: {error}", err=True)
+    raise typer.Exit(2) from None

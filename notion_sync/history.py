@@ -1,0 +1,455 @@
+"""History of a folder destination: its snapshots listed, and what changed between two of them.
+
+A change is read from the manifests alone, walked side by side (both are sorted by id), so memory
+grows with the changes, never with the workspace. Only pages count (a row is a page whose parent is
+a data source); an object is in a snapshot when its manifest entry says it was exported.
+
+- **added** / **removed**: in one snapshot only;
+- **moved**: its parent changed; **renamed**: its title changed;
+- **edited**: its `last_edited_time` or the digest of its JSON changed, and it was neither moved nor
+  renamed (Notion stamps a rename or a move as an edit too, so the manifest cannot tell them apart).
+  A page whose child page appeared, vanished or was renamed is edited: its child_page blocks changed.
+
+Edited pages carry a unified diff of their Markdown in both snapshots.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from importlib.resources import files
+from pathlib import Path
+from typing import Literal
+
+from jinja2 import Environment, FunctionLoader
+from pydantic import BaseModel, TypeAdapter
+
+from notion_sync.models import ManifestObject, ReportStatus
+from notion_sync.snapshot import (
+    MANIFEST,
+    SNAPSHOTS,
+    ManifestUnreadable,
+    current_snapshot,
+    read_manifest,
+    read_report,
+    saved_json,
+    snapshot_time,
+)
+from notion_sync.verify import safe_relpath
+
+PageKind = Literal["page", "row"]
+ChangeKind = Literal["added", "removed", "moved", "renamed", "edited"]
+# A Markdown diff longer than this is cut: the report names the page, the snapshot holds the rest.
+MAX_DIFF_LINES = 400
+_S3_PREFIX = "s3://"
+
+
+class HistoryError(ValueError):
+    """The destination or a snapshot asked for cannot be compared (the message says why)."""
+
+
+class PageRef(BaseModel):
+    """A page or row as one snapshot holds it."""
+
+    id: str
+    kind: PageKind
+    title: str
+    path: str | None
+
+
+class PageMove(PageRef):
+    old_parent: str | None
+    new_parent: str | None
+    old_path: str | None
+
+
+class PageRename(PageRef):
+    old_title: str
+    old_path: str | None
+
+
+class PageEdit(PageRef):
+    # Differs from `path` when an ancestor was renamed or moved.
+    old_path: str | None
+    old_last_edited_time: str | None
+    last_edited_time: str | None
+    # Unified diff of the page's Markdown (None: a side has no readable Markdown, or it is the same).
+    markdown_diff: str | None = None
+
+
+class ChangeCounts(BaseModel):
+    added: int = 0
+    removed: int = 0
+    moved: int = 0
+    renamed: int = 0
+    edited: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.added + self.removed + self.moved + self.renamed + self.edited
+
+
+class SnapshotDiff(BaseModel):
+    old: str
+    new: str
+    old_pages: int = 0
+    old_rows: int = 0
+    new_pages: int = 0
+    new_rows: int = 0
+    added: list[PageRef] = []
+    removed: list[PageRef] = []
+    moved: list[PageMove] = []
+    renamed: list[PageRename] = []
+    edited: list[PageEdit] = []
+
+    def counts(self) -> ChangeCounts:
+        return ChangeCounts(
+            added=len(self.added),
+            removed=len(self.removed),
+            moved=len(self.moved),
+            renamed=len(self.renamed),
+            edited=len(self.edited),
+        )
+
+
+class SnapshotSummary(BaseModel):
+    name: str
+    # When its run started (from report.json, else from its name; None if neither says).
+    time: datetime | None
+    status: ReportStatus | None
+    pages: int
+    rows: int
+    # Versus the snapshot before it (None for the oldest).
+    changes: ChangeCounts | None
+    current: bool
+
+
+# --- reading a folder destination -------------------------------------------------------------
+
+
+def snapshot_names(destination: str | Path) -> list[str]:
+    """The destination's snapshots, oldest first (their names start with the run's UTC time)."""
+    root = _folder(destination)
+    folder = root / SNAPSHOTS
+    names = sorted(p.name for p in folder.iterdir() if (p / MANIFEST).is_file()) if folder.is_dir() else []
+    if not names:
+        raise HistoryError(f"{root} is not an export: no snapshot with a {MANIFEST} under {folder}")
+    return names
+
+
+def snapshot_log(destination: str | Path) -> list[SnapshotSummary]:
+    """Every snapshot, oldest first: its time, outcome, pages, rows and changes versus the one before."""
+    root = _folder(destination)
+    names = snapshot_names(root)
+    current = current_snapshot(root)
+    summaries: list[SnapshotSummary] = []
+    previous: Path | None = None
+    for name in names:
+        snapshot = root / SNAPSHOTS / name
+        if previous is None:
+            data_sources = _data_sources(snapshot)
+            pages, rows = count_pages(_read_objects(snapshot), data_sources)
+            changes = None
+        else:
+            diff = diff_snapshots(previous, snapshot, markdown=False)
+            pages, rows, changes = diff.new_pages, diff.new_rows, diff.counts()
+        report = read_report(snapshot)
+        summaries.append(
+            SnapshotSummary(
+                name=name,
+                time=report.started_at if report and report.started_at else snapshot_time(name),
+                status=report.status if report else None,
+                pages=pages,
+                rows=rows,
+                changes=changes,
+                current=current is not None and current.name == name,
+            )
+        )
+        previous = snapshot
+    return summaries
+
+
+def resolve_pair(destination: str | Path, old: str | None, new: str | None) -> tuple[Path, Path]:
+    """The two snapshot folders to compare: the names given, else the two newest."""
+    root = _folder(destination)
+    names = snapshot_names(root)
+    for name in (old, new):
+        if name is not None and name not in names:
+            raise HistoryError(f"no snapshot named {name!r} in {root} (`notion-sync log {root}` lists them)")
+    new = new or names[-1]
+    if old is None:
+        position = names.index(new)
+        if position == 0:
+            raise HistoryError(f"{root} holds no snapshot older than {new}: nothing to compare it with")
+        old = names[position - 1]
+    return root / SNAPSHOTS / old, root / SNAPSHOTS / new
+
+
+def diff_snapshots(old: Path, new: Path, *, markdown: bool = True) -> SnapshotDiff:
+    """What changed from snapshot folder `old` to `new`; with `markdown`, edited pages' Markdown diffs."""
+    data_sources = _data_sources(old) | _data_sources(new)
+    diff = diff_manifests(_read_objects(old), _read_objects(new), data_sources, old.name, new.name)
+    if markdown:
+        for edit in diff.edited:
+            edit.markdown_diff = markdown_diff(old, new, edit)
+    return diff
+
+
+def markdown_diff(old: Path, new: Path, edit: PageEdit, limit: int = MAX_DIFF_LINES) -> str | None:
+    """The unified diff of an edited page's Markdown (paths from the manifests), cut at `limit` lines."""
+    before, after = _read_text(old, edit.old_path), _read_text(new, edit.path)
+    if before is None or after is None:
+        return None
+    lines = difflib.unified_diff(
+        before.splitlines(keepends=True),
+        after.splitlines(keepends=True),
+        fromfile=f"{old.name}/{edit.old_path}",
+        tofile=f"{new.name}/{edit.path}",
+    )
+    kept: list[str] = []
+    cut = 0
+    for line in lines:
+        if len(kept) < limit:
+            kept.append(line if line.endswith("\n") else line + "\n")
+        else:
+            cut += 1
+    if cut:
+        kept.append(f"... {cut} more lines\n")
+    return "".join(kept) or None
+
+
+def _folder(destination: str | Path) -> Path:
+    if str(destination).startswith(_S3_PREFIX):
+        raise HistoryError(
+            "log and diff read folder destinations only for now: S3 comes with the content-addressed "
+            "snapshot store (issue 15)"
+        )
+    root = Path(destination).expanduser()
+    if not root.is_dir():
+        raise HistoryError(f"{root} is not an export: no such folder")
+    return root
+
+
+def _read_objects(snapshot: Path) -> Iterator[ManifestObject]:
+    """The snapshot's manifest entries one by one, in id order."""
+    try:
+        with read_manifest(snapshot) as (_, objects):
+            yield from objects
+    except ManifestUnreadable as error:
+        raise HistoryError(str(error).splitlines()[0]) from None
+
+
+def _data_sources(snapshot: Path) -> frozenset[str]:
+    """The ids of the snapshot's data sources: a page under one of them is a row."""
+    return frozenset(entry.id for entry in _read_objects(snapshot) if entry.type == "data_source")
+
+
+def _read_text(snapshot: Path, relpath: str | None) -> str | None:
+    if relpath is None or not safe_relpath(relpath):
+        return None
+    try:
+        return (snapshot / relpath).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+
+
+# --- the merge walk (pure) ----------------------------------------------------------------------
+
+
+def count_pages(objects: Iterable[ManifestObject], data_sources: frozenset[str]) -> tuple[int, int]:
+    """(pages, rows) exported in one manifest."""
+    pages = rows = 0
+    for entry in _exported_pages(objects):
+        if entry.parent in data_sources:
+            rows += 1
+        else:
+            pages += 1
+    return pages, rows
+
+
+def diff_manifests(
+    old: Iterable[ManifestObject],
+    new: Iterable[ManifestObject],
+    data_sources: frozenset[str],
+    old_name: str = "old",
+    new_name: str = "new",
+) -> SnapshotDiff:
+    """The changes between two manifests, both sorted by id, walked once side by side."""
+    diff = SnapshotDiff(old=old_name, new=new_name)
+    for before, after in _pair_by_id(_exported_pages(old), _exported_pages(new)):
+        if before is not None:
+            diff.old_rows += before.parent in data_sources
+            diff.old_pages += before.parent not in data_sources
+        if after is not None:
+            diff.new_rows += after.parent in data_sources
+            diff.new_pages += after.parent not in data_sources
+        if before is None and after is not None:
+            diff.added.append(_ref(after, data_sources))
+        elif after is None and before is not None:
+            diff.removed.append(_ref(before, data_sources))
+        elif before is not None and after is not None:
+            _compare(before, after, data_sources, diff)
+    return diff
+
+
+def _compare(
+    before: ManifestObject, after: ManifestObject, data_sources: frozenset[str], diff: SnapshotDiff
+) -> None:
+    kind: PageKind = "row" if after.parent in data_sources else "page"
+    moved, renamed = before.parent != after.parent, before.title != after.title
+    if moved:
+        diff.moved.append(
+            PageMove(
+                id=after.id,
+                kind=kind,
+                title=after.title,
+                path=after.path,
+                old_parent=before.parent,
+                new_parent=after.parent,
+                old_path=before.path,
+            )
+        )
+    if renamed:
+        diff.renamed.append(
+            PageRename(
+                id=after.id,
+                kind=kind,
+                title=after.title,
+                path=after.path,
+                old_title=before.title,
+                old_path=before.path,
+            )
+        )
+    content_changed = before.last_edited_time != after.last_edited_time or _json_digest(
+        before
+    ) != _json_digest(after)
+    if content_changed and not (moved or renamed):
+        diff.edited.append(
+            PageEdit(
+                id=after.id,
+                kind=kind,
+                title=after.title,
+                path=after.path,
+                old_path=before.path,
+                old_last_edited_time=before.last_edited_time,
+                last_edited_time=after.last_edited_time,
+            )
+        )
+
+
+def _exported_pages(objects: Iterable[ManifestObject]) -> Iterator[ManifestObject]:
+    return (entry for entry in objects if entry.type == "page" and entry.status == "exported")
+
+
+def _pair_by_id(
+    old: Iterator[ManifestObject], new: Iterator[ManifestObject]
+) -> Iterator[tuple[ManifestObject | None, ManifestObject | None]]:
+    """Entries of two id-sorted streams matched by id: (old, new), None on the side that lacks it."""
+    before, after = next(old, None), next(new, None)
+    while before is not None or after is not None:
+        if after is None or (before is not None and before.id < after.id):
+            yield before, None
+            before = next(old, None)
+        elif before is None or after.id < before.id:
+            yield None, after
+            after = next(new, None)
+        else:
+            yield before, after
+            before, after = next(old, None), next(new, None)
+
+
+def _ref(entry: ManifestObject, data_sources: frozenset[str]) -> PageRef:
+    kind: PageKind = "row" if entry.parent in data_sources else "page"
+    return PageRef(id=entry.id, kind=kind, title=entry.title, path=entry.path)
+
+
+def _json_digest(entry: ManifestObject) -> str | None:
+    json_path = saved_json("page", entry.id)
+    return next((file.sha256 for file in entry.files if file.path == json_path), None)
+
+
+# --- renderings ---------------------------------------------------------------------------------
+
+
+def render_log_text(summaries: list[SnapshotSummary]) -> str:
+    """One line per snapshot, newest first; `*` marks the current one."""
+    header = f"  {'SNAPSHOT':<40} {'STARTED':<20} {'STATUS':<10} {'PAGES':>7} {'ROWS':>7}  CHANGES"
+    lines = [header]
+    for summary in reversed(summaries):
+        started = summary.time.strftime("%Y-%m-%d %H:%M:%S") if summary.time else "-"
+        lines.append(
+            f"{'*' if summary.current else ' '} {summary.name:<40} {started:<20} {summary.status or '-':<10} "
+            f"{summary.pages:>7} {summary.rows:>7}  {_describe_counts(summary.changes)}"
+        )
+    return "\n".join(lines)
+
+
+def render_log_json(summaries: list[SnapshotSummary]) -> str:
+    return TypeAdapter(list[SnapshotSummary]).dump_json(summaries, indent=2).decode()
+
+
+def render_diff_text(diff: SnapshotDiff) -> str:
+    lines = [
+        f"{diff.old} -> {diff.new}",
+        f"pages {diff.old_pages} -> {diff.new_pages}, rows {diff.old_rows} -> {diff.new_rows}; "
+        f"{_describe_counts(diff.counts())}",
+    ]
+    for section, entries in _sections(diff):
+        if entries:
+            lines.append(f"\n{section} ({len(entries)})")
+        for entry in entries:
+            lines.append(f"  {entry.kind:<4}  {_describe_entry(entry)}  [{entry.id}]")
+            if isinstance(entry, PageEdit) and entry.markdown_diff:
+                lines.extend(f"      {line}" for line in entry.markdown_diff.rstrip("\n").split("\n"))
+    return "\n".join(lines)
+
+
+def render_diff_json(diff: SnapshotDiff) -> str:
+    return diff.model_dump_json(indent=2)
+
+
+def render_diff_html(diff: SnapshotDiff) -> str:
+    """A standalone HTML change report (every value escaped by the template's autoescape)."""
+    template = _ENV.get_template("change_report.html")
+    return template.render(diff=diff, counts=diff.counts(), sections=_sections(diff))
+
+
+def _sections(diff: SnapshotDiff) -> list[tuple[ChangeKind, list[PageRef]]]:
+    return [
+        ("added", list(diff.added)),
+        ("removed", list(diff.removed)),
+        ("moved", list(diff.moved)),
+        ("renamed", list(diff.renamed)),
+        ("edited", list(diff.edited)),
+    ]
+
+
+def _describe_entry(entry: PageRef) -> str:
+    if isinstance(entry, PageMove):
+        return f"{entry.title}: {entry.old_path} -> {entry.path}"
+    if isinstance(entry, PageRename):
+        return f"{entry.old_title} -> {entry.title} ({entry.path})"
+    return f"{entry.title} ({entry.path})"
+
+
+def _describe_counts(counts: ChangeCounts | None) -> str:
+    if counts is None:
+        return "-"
+    if not counts.total:
+        return "no changes"
+    named = [(count, name) for name, count in counts.model_dump().items() if count]
+    return ", ".join(f"{count} {name}" for count, name in named)
+
+
+def _load_template(name: str) -> str:
+    return (files("notion_sync.convert") / "templates" / name).read_text(encoding="utf-8")
+
+
+_ENV = Environment(
+    loader=FunctionLoader(_load_template),
+    autoescape=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    auto_reload=False,
+)
