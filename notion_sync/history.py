@@ -43,6 +43,8 @@ ChangeKind = Literal["added", "removed", "moved", "renamed", "edited"]
 # A Markdown diff longer than this is cut: the report names the page, the snapshot holds the rest.
 MAX_DIFF_LINES = 400
 _S3_PREFIX = "s3://"
+# Titles and Markdown are the workspace's: control characters are shown, never sent to a terminal.
+_VISIBLE = str.maketrans({code: f"\\x{code:02x}" for code in [*range(32), 127] if code != 9})
 
 
 class HistoryError(ValueError):
@@ -399,9 +401,10 @@ def render_diff_text(diff: SnapshotDiff) -> str:
         if entries:
             lines.append(f"\n{section} ({len(entries)})")
         for entry in entries:
-            lines.append(f"  {entry.kind:<4}  {_describe_entry(entry)}  [{entry.id}]")
+            lines.append(f"  {entry.kind:<4}  {_describe_entry(entry).translate(_VISIBLE)}  [{entry.id}]")
             if isinstance(entry, PageEdit) and entry.markdown_diff:
-                lines.extend(f"      {line}" for line in entry.markdown_diff.rstrip("\n").split("\n"))
+                diff_lines = entry.markdown_diff.rstrip("\n").split("\n")
+                lines.extend(f"      {line.translate(_VISIBLE)}" for line in diff_lines)
     return "\n".join(lines)
 
 

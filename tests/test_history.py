@@ -19,7 +19,7 @@ from tests.export.harness import EmulatorAndWorker, export_and_wait
 
 runner = CliRunner()
 DATA_SOURCE = "d0000000-0000-0000-0000-000000000000"
-HOSTILE = '<script>alert("x")</script> & <img src=x onerror=alert(1)>'
+HOSTILE = '<script>alert("x")</script> & <img src=x onerror=alert(1)> \x1b[2J'
 
 
 def _page(
@@ -175,6 +175,8 @@ def test_diff_defaults_to_the_two_newest_and_takes_names(tmp_path: Path) -> None
     text = _invoke("diff", tmp_path, "snap-1", "snap-2")
     assert text.exit_code == 0
     assert "renamed (1)" in text.output and "edited (1)" in text.output and "+new <b>line</b>" in text.output
+    # A title's control characters are shown, not sent to the terminal.
+    assert "\x1b" not in text.output and "\\x1b[2J" in text.output
 
 
 class _Report(HTMLParser):
