@@ -23,15 +23,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
-from pydantic import ValidationError
+from pydantic_core import from_json
 
 from notion_sync.models import ExportReport, ManifestHeader, ManifestObject
 
 MANIFEST = "manifest.jsonl"
 REPORT = "report.json"
 PROBLEMS = "problems.jsonl"
-# The snapshot's own files, which its manifest does not list.
-META_FILES = (MANIFEST, PROBLEMS, REPORT)
+# The snapshot's own files, which its manifest does not list (in the order archives hold them).
+META_FILES = (MANIFEST, REPORT, PROBLEMS)
 # The local pointer: a symlink `DEST/current -> snapshots/<name>`.
 CURRENT = "current"
 # The S3 pointer: `<prefix>/current.json`, {"snapshot": name, "manifest": key, ...}.
@@ -43,7 +43,7 @@ JSON_DIRS = {"page": "json/pages", "database": "json/databases", "data_source": 
 
 _NAME_TIME = "%Y-%m-%dT%H-%M-%SZ"
 _NAME = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}Z)-")
-_CHUNK = 1 << 20
+_CHUNK = 256 * 1024
 
 
 class ManifestUnreadable(ValueError):
@@ -73,36 +73,46 @@ def snapshot_time(name: str) -> datetime | None:
 
 
 @contextmanager
-def read_manifest(path: Path) -> Iterator[tuple[ManifestHeader, Iterator[ManifestObject]]]:
-    """Opens a manifest (the file, or the snapshot folder holding it): its header, and its objects
-    parsed one line at a time as they are iterated (memory stays flat at any size).
+def read_manifest(source: Path | IO[bytes]) -> Iterator[tuple[ManifestHeader, Iterator[ManifestObject]]]:
+    """A manifest's header, and its objects parsed one line at a time as they are iterated (never
+    held whole). `source` is the manifest file, the snapshot folder holding it, or an open stream
+    (an archive entry), which is left open.
 
-    Raises ManifestUnreadable if the file cannot be opened or read, or a line does not parse.
+    Raises ManifestUnreadable if the manifest cannot be opened or read, or a line does not parse.
     """
-    manifest = path / MANIFEST if path.is_dir() else path
+    if not isinstance(source, Path):
+        yield _parsed(MANIFEST, source)
+        return
+    manifest = source / MANIFEST if source.is_dir() else source
     try:
         lines = manifest.open("rb")
     except OSError as error:
         raise ManifestUnreadable(f"{manifest} cannot be read: {error}") from error
     with lines:
-        try:
-            first = lines.readline()
-            if not first:
-                raise ManifestUnreadable(f"{manifest} is empty")
-            header = ManifestHeader.model_validate_json(first)
-        except (OSError, ValidationError) as error:
-            raise ManifestUnreadable(f"{manifest}, header: {error}") from error
-        yield header, _objects(manifest, lines)
+        yield _parsed(str(manifest), lines)
 
 
-def _objects(manifest: Path, lines: IO[bytes]) -> Iterator[ManifestObject]:
+def _parsed(name: str, lines: IO[bytes]) -> tuple[ManifestHeader, Iterator[ManifestObject]]:
+    try:
+        first = lines.readline()
+        header = ManifestHeader.model_validate_json(first) if first.strip() else None
+    except (OSError, ValueError) as error:
+        raise ManifestUnreadable(f"{name}, header: {error}") from error
+    if header is None:
+        raise ManifestUnreadable(f"{name} has no header")
+    return header, _objects(name, lines)
+
+
+def _objects(name: str, lines: IO[bytes]) -> Iterator[ManifestObject]:
     number = 1  # the header's
     try:
         for line in lines:
             number += 1
-            yield ManifestObject.model_validate_json(line)
-    except (OSError, ValidationError) as error:
-        raise ManifestUnreadable(f"{manifest}, line {number}: {error}") from error
+            if line.strip():
+                # No string cache: it would grow with the manifest (up to its cap); memory stays flat.
+                yield ManifestObject.model_validate(from_json(line, cache_strings=False))
+    except (OSError, ValueError) as error:
+        raise ManifestUnreadable(f"{name}, line {number}: {error}") from error
 
 
 def write_manifest_line(stream: IO[bytes], entry: ManifestHeader | ManifestObject) -> None:
