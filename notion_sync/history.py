@@ -6,8 +6,9 @@ a data source); an object is in a snapshot when its manifest entry says it was e
 
 - **added** / **removed**: in one snapshot only;
 - **moved**: its parent changed; **renamed**: its title changed;
-- **edited**: its `last_edited_time` or the digest of its JSON changed, and it was neither moved nor
-  renamed (Notion stamps a rename or a move as an edit too, so the manifest cannot tell them apart).
+- **edited**: its `last_edited_time` or its JSON changed (file URLs, signed anew on every read, left
+  out of the comparison), and it was neither moved nor renamed
+  (Notion stamps a rename or a move as an edit too, so the manifest cannot tell them apart).
   A page whose child page appeared, vanished or was renamed is edited: its child_page blocks changed.
 
 Edited pages carry a unified diff of their Markdown in both snapshots.
@@ -16,7 +17,8 @@ Edited pages carry a unified diff of their Markdown in both snapshots.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Iterator
+import json
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from importlib.resources import files
 from pathlib import Path
@@ -40,6 +42,8 @@ from notion_sync.verify import safe_relpath
 
 PageKind = Literal["page", "row"]
 ChangeKind = Literal["added", "removed", "moved", "renamed", "edited"]
+# Whether a page's JSON differs between two snapshots, beyond its digest (old entry, new entry).
+JsonCheck = Callable[[ManifestObject, ManifestObject], bool]
 # A Markdown diff longer than this is cut: the report names the page, the snapshot holds the rest.
 MAX_DIFF_LINES = 400
 _S3_PREFIX = "s3://"
@@ -191,7 +195,14 @@ def resolve_pair(destination: str | Path, old: str | None, new: str | None) -> t
 def diff_snapshots(old: Path, new: Path, *, markdown: bool = True) -> SnapshotDiff:
     """What changed from snapshot folder `old` to `new`; with `markdown`, edited pages' Markdown diffs."""
     data_sources = _data_sources(old) | _data_sources(new)
-    diff = diff_manifests(_read_objects(old), _read_objects(new), data_sources, old.name, new.name)
+
+    def json_changed(before: ManifestObject, after: ManifestObject) -> bool:
+        json_path = saved_json("page", after.id)
+        return _stable_json(old / json_path) != _stable_json(new / json_path)
+
+    diff = diff_manifests(
+        _read_objects(old), _read_objects(new), data_sources, old.name, new.name, json_changed
+    )
     if markdown:
         for edit in diff.edited:
             edit.markdown_diff = markdown_diff(old, new, edit)
@@ -242,6 +253,25 @@ def _read_objects(snapshot: Path) -> Iterator[ManifestObject]:
         raise HistoryError(str(error).splitlines()[0]) from None
 
 
+def _stable_json(path: Path) -> object:
+    """A page's saved JSON without what changes on every read: file URLs are signed anew (query
+    string, `expiry_time`), while Notion stamps every real edit in `last_edited_time` anyway."""
+    try:
+        return _unsigned(json.loads(path.read_bytes()))
+    except (OSError, ValueError):
+        return None
+
+
+def _unsigned(value: object) -> object:
+    if isinstance(value, dict):
+        return {_unsigned(key): _unsigned(item) for key, item in value.items() if key != "expiry_time"}
+    if isinstance(value, list):
+        return [_unsigned(item) for item in value]
+    if isinstance(value, str) and value.startswith(("http://", "https://")):
+        return value.partition("?")[0]
+    return value
+
+
 def _data_sources(snapshot: Path) -> frozenset[str]:
     """The ids of the snapshot's data sources: a page under one of them is a row."""
     return frozenset(entry.id for entry in _read_objects(snapshot) if entry.type == "data_source")
@@ -276,8 +306,12 @@ def diff_manifests(
     data_sources: frozenset[str],
     old_name: str = "old",
     new_name: str = "new",
+    json_changed: JsonCheck = lambda before, after: True,
 ) -> SnapshotDiff:
-    """The changes between two manifests, both sorted by id, walked once side by side."""
+    """The changes between two manifests, both sorted by id, walked once side by side.
+
+    `json_changed` tells whether a page whose JSON digest changed but not its `last_edited_time`
+    was edited (by default, it was)."""
     diff = SnapshotDiff(old=old_name, new=new_name)
     for before, after in _pair_by_id(_exported_pages(old), _exported_pages(new)):
         if before is not None:
@@ -291,12 +325,16 @@ def diff_manifests(
         elif after is None and before is not None:
             diff.removed.append(_ref(before, data_sources))
         elif before is not None and after is not None:
-            _compare(before, after, data_sources, diff)
+            _compare(before, after, data_sources, json_changed, diff)
     return diff
 
 
 def _compare(
-    before: ManifestObject, after: ManifestObject, data_sources: frozenset[str], diff: SnapshotDiff
+    before: ManifestObject,
+    after: ManifestObject,
+    data_sources: frozenset[str],
+    json_changed: JsonCheck,
+    diff: SnapshotDiff,
 ) -> None:
     kind: PageKind = "row" if after.parent in data_sources else "page"
     moved, renamed = before.parent != after.parent, before.title != after.title
@@ -323,9 +361,10 @@ def _compare(
                 old_path=before.path,
             )
         )
-    content_changed = before.last_edited_time != after.last_edited_time or _json_digest(
-        before
-    ) != _json_digest(after)
+    json_path = saved_json("page", after.id)
+    content_changed = before.last_edited_time != after.last_edited_time or (
+        _digest(before, json_path) != _digest(after, json_path) and json_changed(before, after)
+    )
     if content_changed and not (moved or renamed):
         diff.edited.append(
             PageEdit(
@@ -366,9 +405,9 @@ def _ref(entry: ManifestObject, data_sources: frozenset[str]) -> PageRef:
     return PageRef(id=entry.id, kind=kind, title=entry.title, path=entry.path)
 
 
-def _json_digest(entry: ManifestObject) -> str | None:
-    json_path = saved_json("page", entry.id)
-    return next((file.sha256 for file in entry.files if file.path == json_path), None)
+def _digest(entry: ManifestObject, relpath: str | None) -> str | None:
+    """The sha256 the manifest records for one of the entry's files."""
+    return next((file.sha256 for file in entry.files if file.path == relpath), None)
 
 
 # --- renderings ---------------------------------------------------------------------------------

@@ -93,6 +93,11 @@ def test_the_merge_walk_sorts_every_page_into_its_change() -> None:
     assert [(p.id, p.kind) for p in diff.edited] == [("e5", "page"), ("f6", "page"), ("g7", "row")]
     assert (diff.old_pages, diff.old_rows, diff.new_pages, diff.new_rows) == (7, 1, 6, 1)
     assert count_pages(_sorted(NEW), frozenset({DATA_SOURCE})) == (6, 1)
+    # A JSON digest that changed with nothing but file URLs signed anew is no edit.
+    unsigned = diff_manifests(
+        _sorted(OLD), _sorted(NEW), frozenset({DATA_SOURCE}), json_changed=lambda a, b: False
+    )
+    assert [p.id for p in unsigned.edited] == ["e5", "g7"]
 
 
 def test_identical_manifests_have_no_changes() -> None:
@@ -104,7 +109,7 @@ def _write_snapshot(
     root: Path, name: str, objects: list[ManifestObject], markdown: dict[str, str], status: str = "completed"
 ) -> None:
     snapshot = root / "snapshots" / name
-    snapshot.mkdir(parents=True)
+    snapshot.mkdir(parents=True, exist_ok=True)
     lines = [ManifestHeader(objects=len(objects)).model_dump_json()]
     lines += [entry.model_dump_json() for entry in _sorted(objects)]
     (snapshot / "manifest.jsonl").write_text("\n".join(lines) + "\n")
@@ -134,6 +139,30 @@ def _hand_made(root: Path) -> None:
     second = [_page("a1", HOSTILE), _page("b2", "Notes", edited="2026-01-02T00:00:00.000Z")]
     _write_snapshot(root, "snap-2", second, {"Notes.md": "# Notes\n\nnew <b>line</b>\n"}, status="failed")
     _write_snapshot(root, "snap-3", [*second, _page("c3", "Later")], {})
+
+
+def test_file_urls_signed_anew_are_no_edit_but_a_new_child_page_is(tmp_path: Path) -> None:
+    def saved(url: str, expiry: str, children: list[str]) -> str:
+        file = {"type": "file", "file": {"url": url, "expiry_time": expiry}}
+        return json.dumps(
+            {"page": {"icon": file}, "blocks": [{"child_page": {"title": t}} for t in children]}
+        )
+
+    signed = "https://files.example/icon.png?expires={}&sig={}"
+    old = {
+        "json/pages/a1.json": saved(signed.format(1, "aa"), "T1", []),
+        "json/pages/b2.json": saved("", "", []),
+    }
+    new = {
+        "json/pages/a1.json": saved(signed.format(2, "bb"), "T2", []),
+        "json/pages/b2.json": saved("", "", ["New"]),
+    }
+    for name, files in (("snap-1", old), ("snap-2", new)):
+        (tmp_path / "snapshots" / name / "json" / "pages").mkdir(parents=True)
+        pages = [_page(page, page, digest=name[-1] * 64) for page in ("a1", "b2")]
+        _write_snapshot(tmp_path, name, pages, files)
+    diff = json.loads(_invoke("diff", tmp_path, "--json").output)
+    assert [p["id"] for p in diff["edited"]] == ["b2"]
 
 
 def _invoke(*args: object) -> Any:
