@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Literal, Protocol
 
-from notion_sync.exporter.publish import MANIFEST
-from notion_sync.verify import CHUNK, META_FILES, read_manifest, resolve_snapshot, safe_relpath
+from notion_sync.snapshot import MANIFEST, META_FILES, READ_CHUNK, read_manifest
+from notion_sync.verify import resolve_snapshot, safe_relpath
 
 Format = Literal["zip", "tar.gz"]
 LEVEL = 6
@@ -144,7 +144,7 @@ def _copy(source: str, size: int, relpath: str) -> Iterator[bytes]:
     with open(source, "rb") as stream:
         remaining = size
         while remaining:
-            chunk = stream.read(min(CHUNK, remaining))
+            chunk = stream.read(min(READ_CHUNK, remaining))
             if not chunk:
                 raise ArchiveError(f"{relpath} is shorter than its {size} bytes")
             remaining -= len(chunk)
@@ -254,7 +254,7 @@ class _ZipPart(_Part):
     def finish(self) -> None:
         start, count, size = self.out.count, self.entries, self._central_size
         self._central.seek(0)
-        while chunk := self._central.read(CHUNK):
+        while chunk := self._central.read(READ_CHUNK):
             self.out.write(chunk)
         self._central.close()
         if count >= 0xFFFF or start >= _ZIP64_LIMIT or size >= _ZIP64_LIMIT:
@@ -313,8 +313,7 @@ def _entries(snapshot: Path) -> Iterator[tuple[str, str, int | None, str | None]
     root = str(snapshot)
     for name in META_FILES:
         yield name, os.path.join(root, name), None, None
-    with open(os.path.join(root, MANIFEST), "rb") as manifest:
-        _, objects = read_manifest(manifest)
+    with read_manifest(snapshot / MANIFEST) as (_header, objects):
         for entry in objects:
             for file in entry.files:
                 if not safe_relpath(file.path):

@@ -40,7 +40,7 @@ from notion_sync.convert.links import dashed_id, encode_path, relative_path
 from notion_sync.convert.markdown import database_to_markdown, page_to_markdown
 from notion_sync.convert.properties import with_property_items
 from notion_sync.exporter.files import find_files
-from notion_sync.exporter.publish import JSON_DIRS, MANIFEST, saved_json
+from notion_sync.snapshot import JSON_DIRS, read_manifest, saved_json
 
 JSON = dict[str, Any]
 FORMATS = ("md", "csv", "html")
@@ -94,30 +94,25 @@ class Catalogue:
     def close(self) -> None:
         self._db.close()
 
-    def load(self, manifest: Path) -> int:
-        """Streams manifest.jsonl (header, then one object a line); returns the objects kept."""
+    def load(self, snapshot: Path) -> int:
+        """Streams the snapshot's manifest; returns the objects kept."""
         kept = 0
-        with manifest.open("rb") as lines:
-            header = orjson.loads(next(lines))
-            if header.get("format") != "notion-sync-manifest":
-                raise ValueError(f"{manifest} is not a notion-sync manifest")
+        with read_manifest(snapshot) as (_header, entries):
             self._db.execute("BEGIN")
-            for line in lines:
-                obj = orjson.loads(line)
-                if obj.get("status") != "exported" or obj.get("type") not in JSON_DIRS or not obj.get("path"):
+            for entry in entries:
+                if entry.status != "exported" or entry.type not in JSON_DIRS or not entry.path:
                     continue
-                path = str(obj["path"])
                 self._db.execute(
                     "INSERT OR REPLACE INTO objects VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (
-                        obj["id"],
-                        obj["type"],
-                        obj.get("title") or "",
-                        path,
-                        posixpath.dirname(path),
-                        _folder(path),
-                        obj.get("parent"),
-                        obj.get("created_time"),
+                        entry.id,
+                        entry.type,
+                        entry.title,
+                        entry.path,
+                        posixpath.dirname(entry.path),
+                        _folder(entry.path),
+                        entry.parent,
+                        entry.created_time,
                     ),
                 )
                 kept += 1
@@ -352,7 +347,7 @@ def render_snapshot(
     with tempfile.TemporaryDirectory(prefix="notion-sync-render-") as scratch:
         catalogue = Catalogue(Path(scratch) / "catalogue.sqlite")
         try:
-            catalogue.load(snapshot / MANIFEST)
+            catalogue.load(snapshot)
             renderer = _Renderer(snapshot, catalogue, formats, out or snapshot, keep_page_html)
             for entry in catalogue.entries("page"):
                 renderer.page(entry)

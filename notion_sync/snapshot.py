@@ -43,7 +43,8 @@ JSON_DIRS = {"page": "json/pages", "database": "json/databases", "data_source": 
 
 _NAME_TIME = "%Y-%m-%dT%H-%M-%SZ"
 _NAME = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}Z)-")
-_CHUNK = 256 * 1024
+# How much of a file is read at a time (digests, archives): memory stays flat at any file size.
+READ_CHUNK = 256 * 1024
 
 
 class ManifestUnreadable(ValueError):
@@ -144,7 +145,7 @@ def read_report(snapshot: Path | None) -> ExportReport | None:
 def stream_digest(stream: IO[bytes]) -> tuple[str, int]:
     """(sha256 hex, size) of what `stream` holds, read one chunk at a time."""
     digest, size = hashlib.sha256(), 0
-    for chunk in iter(lambda: stream.read(_CHUNK), b""):
+    for chunk in iter(lambda: stream.read(READ_CHUNK), b""):
         digest.update(chunk)
         size += len(chunk)
     return digest.hexdigest(), size

@@ -10,25 +10,26 @@ first, then entry by entry against the manifest it carries as its first entry.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import tarfile
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Literal
 
-from pydantic import ValidationError
-from pydantic_core import from_json
+from notion_sync.models import ManifestFile
+from notion_sync.snapshot import (
+    CURRENT,
+    MANIFEST,
+    META_FILES,
+    ManifestUnreadable,
+    file_digest,
+    read_manifest,
+    stream_digest,
+)
 
-from notion_sync.exporter.publish import MANIFEST, PROBLEMS, REPORT
-from notion_sync.models import ManifestFile, ManifestHeader, ManifestObject
-from notion_sync.storage.local import CURRENT
-
-CHUNK = 256 * 1024
-META_FILES = (MANIFEST, REPORT, PROBLEMS)
 ALLOWED_FOLDERS = ("html/",)
 ARCHIVE_SUFFIXES = (".zip", ".tar.gz")
 _PART = re.compile(r"^(?P<base>.+?)(?:\.part(?P<number>\d{3,}))?(?P<ext>\.zip|\.tar\.gz)$")
@@ -95,32 +96,6 @@ def safe_relpath(path: str) -> bool:
     return bool(path) and not path.startswith("/") and ".." not in parts and "\\" not in path
 
 
-def read_manifest(lines: Iterable[bytes | str]) -> tuple[ManifestHeader, Iterator[ManifestObject]]:
-    """The header, and the objects one by one (the manifest is never held whole)."""
-    iterator = iter(lines)
-    header = ManifestHeader.model_validate_json(next(iterator, b"{}"))
-    # No string cache: it would grow with the manifest (up to its cap) and memory must stay flat.
-    objects = (
-        ManifestObject.model_validate(from_json(line, cache_strings=False))
-        for line in iterator
-        if line.strip()
-    )
-    return header, objects
-
-
-def sha256_stream(stream: IO[bytes]) -> tuple[str, int]:
-    digest, size = hashlib.sha256(), 0
-    while chunk := stream.read(CHUNK):
-        digest.update(chunk)
-        size += len(chunk)
-    return digest.hexdigest(), size
-
-
-def sha256_file(path: Path) -> tuple[str, int]:
-    with path.open("rb") as stream:
-        return sha256_stream(stream)
-
-
 def is_allowed_extra(relpath: str) -> bool:
     return relpath in META_FILES or relpath.startswith(ALLOWED_FOLDERS)
 
@@ -146,18 +121,18 @@ class _Expected:
         self.files: dict[str, ManifestFile] = {}
         self.seen: set[str] = set()
 
-    def load(self, lines: Iterable[bytes | str]) -> bool:
+    def load(self, manifest: Path | IO[bytes]) -> bool:
         try:
-            header, objects = read_manifest(lines)
-            count = 0
-            for entry in objects:
-                count += 1
-                for file in entry.files:
-                    if not safe_relpath(file.path):
-                        self.report.errors.append(f"{MANIFEST} lists an unsafe path: {file.path!r}")
-                    else:
-                        self.files[file.path] = file
-        except (ValidationError, ValueError) as error:
+            with read_manifest(manifest) as (header, objects):
+                count = 0
+                for entry in objects:
+                    count += 1
+                    for file in entry.files:
+                        if not safe_relpath(file.path):
+                            self.report.errors.append(f"{MANIFEST} lists an unsafe path: {file.path!r}")
+                        else:
+                            self.files[file.path] = file
+        except ManifestUnreadable as error:
             self.report.errors.append(f"{MANIFEST} is unreadable: {str(error).splitlines()[0]}")
             return False
         if count != header.objects:
@@ -185,9 +160,8 @@ class _Expected:
 
 def _verify_folder(root: Path, report: VerifyReport) -> None:
     expected = _Expected(report)
-    with (root / MANIFEST).open("rb") as manifest:
-        if not expected.load(manifest):
-            return
+    if not expected.load(root / MANIFEST):
+        return
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
         for name in sorted(filenames):
@@ -198,7 +172,7 @@ def _verify_folder(root: Path, report: VerifyReport) -> None:
             elif full.stat().st_size != expected.files[relpath].size:
                 expected.check(relpath, "", full.stat().st_size)
             else:
-                expected.check(relpath, *sha256_file(full))
+                expected.check(relpath, *file_digest(full))
     expected.finish()
 
 
@@ -231,7 +205,7 @@ def _verify_archive(path: Path, report: VerifyReport) -> None:
             if not part.is_file():
                 report.errors.append(f"part {name} is missing")
                 continue
-            if sha256_file(part)[0] != digest:
+            if file_digest(part)[0] != digest:
                 report.errors.append(f"part {name} does not match its checksum in {sums.name}")
             parts.append(part)
         report.errors.extend(f"part {p.name} is not listed in {sums.name}" for p in on_disk if p not in parts)
@@ -252,7 +226,7 @@ def _verify_archive(path: Path, report: VerifyReport) -> None:
                         return
                     continue
                 relpath = name.removeprefix(prefix) if name.startswith(prefix) else name
-                expected.check(relpath, *sha256_stream(stream))
+                expected.check(relpath, *stream_digest(stream))
         except (OSError, EOFError, tarfile.TarError, zipfile.BadZipFile) as error:
             report.errors.append(f"part {part.name} is unreadable: {error}")
     expected.finish()

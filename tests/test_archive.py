@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from notion_sync.archive import ArchiveError, Format, write_archive
-from notion_sync.exporter.publish import MANIFEST
 from notion_sync.retention import prune_snapshots
+from notion_sync.snapshot import MANIFEST
 from notion_sync.verify import verify
 from tests.test_verify import cli, make_destination, sample_files
 

@@ -17,9 +17,9 @@ from typer.testing import CliRunner
 from notion_sync.cli import app
 from notion_sync.control import start_export
 from notion_sync.emulator.process import EmulatorProcess
-from notion_sync.exporter.publish import JSON_DIRS
 from notion_sync.models import ExportInput, ExportOptions
 from notion_sync.render import render_snapshot
+from notion_sync.snapshot import JSON_DIRS
 from tests.export.harness import running_worker, worker_settings
 
 
@@ -222,7 +222,16 @@ def _snapshot_of(root: Path, objects: list[tuple[str, str, str, str | None]]) ->
         saved = root / JSON_DIRS[kind] / f"{object_id}.json"
         saved.parent.mkdir(parents=True, exist_ok=True)
         saved.write_text(json.dumps(raw), encoding="utf-8")
-        lines.append({"id": object_id, "type": kind, "title": title, "path": path, "status": "exported"})
+        lines.append(
+            {
+                "id": object_id,
+                "type": kind,
+                "title": title,
+                "last_edited_time": None,
+                "path": path,
+                "status": "exported",
+            }
+        )
     (root / "manifest.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
     return root
 

@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 from notion_sync.archive import write_archive
 from notion_sync.cli import app
 from notion_sync.control import start_export
-from notion_sync.exporter.publish import MANIFEST, PROBLEMS, REPORT
 from notion_sync.models import ExportInput, ExportOptions, ManifestHeader, ManifestObject
+from notion_sync.snapshot import MANIFEST, PROBLEMS, REPORT
 from notion_sync.storage.local import LocalDestination
 from notion_sync.verify import verify
 from tests.export.harness import EmulatorAndWorker

@@ -12,15 +12,15 @@ from typing import Any
 
 import orjson
 
-from notion_sync.exporter.publish import JSON_DIRS, MANIFEST, saved_json
-from notion_sync.models import ManifestHeader, ManifestObject
+from notion_sync.snapshot import JSON_DIRS, ManifestUnreadable, read_manifest, saved_json
 from notion_sync.storage.index import ExportIndex
 
 JSON = dict[str, Any]
 
 
 class CarryOverError(Exception):
-    """The previous snapshot cannot stand in for a listing (a file is missing or unreadable)."""
+    """The previous snapshot cannot stand in for a listing (its manifest or a file is missing or
+    unreadable)."""
 
 
 def carry_previous_objects(
@@ -30,18 +30,19 @@ def carry_previous_objects(
 
     Objects the run has already listed are left as they are. Returns how many were added.
     """
-    return index.seed(_saved_objects(snapshot, heartbeat))
+    try:
+        return index.seed(_saved_objects(snapshot, heartbeat))
+    except ManifestUnreadable as error:
+        raise CarryOverError(str(error)) from error
 
 
 def _saved_objects(
     snapshot: Path, heartbeat: Callable[[], None]
 ) -> Iterator[tuple[str, str, str | None, str, JSON]]:
-    with (snapshot / MANIFEST).open("rb") as lines:
-        ManifestHeader.model_validate_json(next(lines))
-        for n, line in enumerate(lines):
+    with read_manifest(snapshot) as (_header, entries):
+        for n, entry in enumerate(entries):
             if n % 1000 == 0:
                 heartbeat()
-            entry = ManifestObject.model_validate_json(line)
             if entry.type not in JSON_DIRS or entry.status != "exported":
                 continue
             saved = snapshot / saved_json(entry.type, entry.id)

@@ -16,10 +16,10 @@ from notion_sync.convert.properties import with_property_items
 from notion_sync.exporter.context import StepContext, throttled
 from notion_sync.exporter.files import DownloadPolicy, download_all, find_files
 from notion_sync.exporter.links import IndexLinks
-from notion_sync.exporter.publish import saved_json
 from notion_sync.exporter.site import SitePages
 from notion_sync.models import Counters, ExportOptions, PreviousSnapshot
 from notion_sync.notion.errors import ObjectProblem, ObjectUnavailable
+from notion_sync.snapshot import saved_json
 from notion_sync.storage.index import IndexedObject
 
 JSON = dict[str, Any]

@@ -16,19 +16,17 @@ from notion_sync.models import (
     Problem,
     WorkspaceIdentity,
 )
+from notion_sync.snapshot import (
+    MANIFEST,
+    PROBLEMS,
+    REPORT,
+    ManifestUnreadable,
+    read_manifest,
+    read_report,
+    write_manifest_line,
+)
 from notion_sync.storage.index import ExportIndex
 from notion_sync.storage.local import LocalDestination
-
-MANIFEST = "manifest.jsonl"
-# Where each kind of object keeps its JSON (lossless) in a snapshot.
-JSON_DIRS = {"page": "json/pages", "database": "json/databases", "data_source": "json/data_sources"}
-REPORT = "report.json"
-PROBLEMS = "problems.jsonl"
-
-
-def saved_json(kind: str, object_id: str) -> str:
-    """The snapshot-relative path of an object's JSON."""
-    return f"{JSON_DIRS[kind]}/{object_id}.json"
 
 
 def write_manifest(
@@ -48,7 +46,7 @@ def write_manifest(
         destination.open_stream(staging_id, MANIFEST) as manifest,
         destination.open_stream(staging_id, PROBLEMS) as problems,
     ):
-        manifest.write(ManifestHeader(objects=objects).model_dump_json().encode() + b"\n")
+        write_manifest_line(manifest, ManifestHeader(objects=objects))
         for row in index.manifest_rows():
             object_id, kind, title, created, edited, parent, path, status, reason, encoded = row
             if status == "pending":
@@ -68,7 +66,7 @@ def write_manifest(
             files += len(entry.files)
             if files % 1000 == 0:
                 heartbeat()
-            manifest.write(entry.model_dump_json().encode() + b"\n")
+            write_manifest_line(manifest, entry)
             if status != "exported":
                 problem = Problem(object_id=object_id, kind=kind, reason=reason or status)
                 problems.write(problem.model_dump_json().encode() + b"\n")
@@ -85,13 +83,12 @@ def check_staged(staging: Path, heartbeat: Callable[[], None] = lambda: None, ex
     there with its size (checksums were taken from the bytes as they were written). Streamed."""
     found: list[str] = []
     missing = 0
-    with (staging / MANIFEST).open("rb") as lines:
-        header = ManifestHeader.model_validate_json(next(lines))
+    with read_manifest(staging / MANIFEST) as (header, entries):
         count = 0
-        for count, line in enumerate(lines, start=1):
+        for count, entry in enumerate(entries, start=1):
             if count % 1000 == 0:
                 heartbeat()
-            for file in ManifestObject.model_validate_json(line).files:
+            for file in entry.files:
                 try:
                     size = (staging / file.path).stat().st_size
                 except OSError:
@@ -112,17 +109,17 @@ def load_previous(
     index: ExportIndex, snapshot: Path, heartbeat: Callable[[], None] = lambda: None
 ) -> PreviousSnapshot | None:
     """Reads a published snapshot's manifest into the index, streamed; None if it is unusable."""
-    manifest = snapshot / MANIFEST
+    report = read_report(snapshot)
+    if report is None:
+        return None
     try:
-        report = ExportReport.model_validate_json((snapshot / REPORT).read_bytes())
-        started = report.started_at
-        with manifest.open("rb") as lines:
-            header = ManifestHeader.model_validate_json(next(lines))
+        with read_manifest(snapshot / MANIFEST) as (header, entries):
             if header.version != ManifestHeader.model_fields["version"].default:
                 return None
-            index.load_previous(_exported(lines, heartbeat))
-    except (OSError, ValueError, StopIteration):
+            index.load_previous(_exported(entries, heartbeat))
+    except ManifestUnreadable:
         return None
+    started = report.started_at
     if started is None:
         return None
     # Notion's edit times are rounded down to the minute: edits in that minute may not show.
@@ -134,11 +131,12 @@ def load_previous(
     )
 
 
-def _exported(lines: Iterable[bytes], heartbeat: Callable[[], None]) -> Iterator[tuple[str, str | None]]:
-    for n, line in enumerate(lines):
+def _exported(
+    entries: Iterable[ManifestObject], heartbeat: Callable[[], None]
+) -> Iterator[tuple[str, str | None]]:
+    for n, entry in enumerate(entries):
         if n % 1000 == 0:
             heartbeat()
-        entry = ManifestObject.model_validate_json(line)
         if entry.status == "exported":
             yield entry.id, entry.last_edited_time
 
@@ -154,39 +152,20 @@ def write_report(destination: LocalDestination, staging_id: str, report: ExportR
     (reports / f"{stamp}-{report.status}.json").write_bytes(data)
 
 
-def read_report(snapshot: Path | None) -> bytes | None:
-    """A published snapshot's report.json as stored, or None if there is none to read."""
-    if snapshot is None:
-        return None
-    try:
-        return (snapshot / REPORT).read_bytes()
-    except OSError:
-        return None
-
-
-def _parsed(report: bytes | None) -> ExportReport | None:
-    if report is None:
-        return None
-    try:
-        return ExportReport.model_validate_json(report)
-    except ValueError:
-        return None
-
-
-def recorded_identity(report: bytes | None) -> WorkspaceIdentity | None:
+def recorded_identity(report: ExportReport | None) -> WorkspaceIdentity | None:
     """The workspace a published snapshot came from, as its report records it (None for snapshots
     written before identities were recorded, or an unreadable report)."""
-    parsed = _parsed(report)
-    return parsed.identity if parsed is not None else None
+    return report.identity if report is not None else None
 
 
-def passed_guard(report: bytes | None) -> bool:
+def passed_guard(report: ExportReport | None) -> bool:
     """Whether a snapshot was published without the shrink guard tripping (older reports: yes)."""
-    parsed = _parsed(report)
-    return parsed is not None and (parsed.shrink is None or not parsed.shrink.tripped)
+    return report is not None and (report.shrink is None or not report.shrink.tripped)
 
 
-def newest_guarded(names_newest_first: Iterable[str], report_of: Callable[[str], bytes | None]) -> str | None:
+def newest_guarded(
+    names_newest_first: Iterable[str], report_of: Callable[[str], ExportReport | None]
+) -> str | None:
     """The newest snapshot that passed the shrink guard: retention never deletes it."""
     return next((name for name in names_newest_first if passed_guard(report_of(name))), None)
 

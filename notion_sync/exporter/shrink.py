@@ -14,8 +14,8 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
-from notion_sync.exporter.publish import MANIFEST
-from notion_sync.models import ExportOptions, ManifestObject, PreviousSnapshot, ShrinkCheck
+from notion_sync.models import ExportOptions, PreviousSnapshot, ShrinkCheck
+from notion_sync.snapshot import ManifestUnreadable, read_manifest
 from notion_sync.storage.index import ExportIndex
 
 EXAMPLES = 3
@@ -31,9 +31,7 @@ def measure_shrink(
     lost, examples = index.lost(EXAMPLES)
     removed = index.removed()
     if removed and len(examples) < EXAMPLES and previous is not None:
-        examples += _removed_titles(
-            index, Path(previous.path) / MANIFEST, EXAMPLES - len(examples), heartbeat
-        )
+        examples += _removed_titles(index, Path(previous.path), EXAMPLES - len(examples), heartbeat)
     base = index.measured()
     limit = min(math.floor(base * options.shrink_limit_percent / 100), options.shrink_limit_pages)
     tripped = lost + removed > limit
@@ -49,22 +47,20 @@ def measure_shrink(
 
 
 def _removed_titles(
-    index: ExportIndex, manifest: Path, wanted: int, heartbeat: Callable[[], None]
+    index: ExportIndex, snapshot: Path, wanted: int, heartbeat: Callable[[], None]
 ) -> list[str]:
     """Titles of previous objects this run did not find, read from the previous manifest."""
     titles: list[str] = []
     try:
-        with manifest.open("rb") as lines:
-            next(lines, None)
-            for n, line in enumerate(lines):
+        with read_manifest(snapshot) as (_header, entries):
+            for n, entry in enumerate(entries):
                 if n % 1000 == 0:
                     heartbeat()
-                entry = ManifestObject.model_validate_json(line)
                 if entry.status == "exported" and not index.contains(entry.id):
                     titles.append(entry.title or entry.id)
                     if len(titles) >= wanted:
                         break
-    except (OSError, ValueError):
+    except ManifestUnreadable:
         pass  # examples only: the counts come from the index
     return titles
 

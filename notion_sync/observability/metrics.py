@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import json
 import logging
 from collections.abc import Awaitable, Iterator
 from pathlib import Path
@@ -24,6 +23,7 @@ from notion_sync.models import BatchResult, PublishResult
 from notion_sync.observability.logs import notion_object_id
 from notion_sync.observability.tracing import tracer
 from notion_sync.settings import Settings
+from notion_sync.snapshot import META_FILES, ManifestUnreadable, read_manifest
 
 # The package's logger, named as before it was split in modules: operators filter on that name.
 log = logging.getLogger(__package__)
@@ -131,10 +131,10 @@ def _record_result(result: object) -> None:
 def snapshot_bytes(snapshot: Path) -> int:
     """Size of a published snapshot, from its manifest (no walk over 100k files)."""
     total = 0
-    for name in ("manifest.jsonl", "problems.jsonl", "report.json"):
+    for name in META_FILES:
         with contextlib.suppress(OSError):
             total += (snapshot / name).stat().st_size
-    with contextlib.suppress(OSError), (snapshot / "manifest.jsonl").open("rb") as lines:
-        for line in lines:
-            total += sum(int(f.get("size", 0)) for f in json.loads(line).get("files", ()))
+    with contextlib.suppress(ManifestUnreadable), read_manifest(snapshot) as (_header, entries):
+        for entry in entries:
+            total += sum(file.size for file in entry.files)
     return total

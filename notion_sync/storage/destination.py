@@ -8,11 +8,9 @@ import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from pydantic import ValidationError
-
-from notion_sync.exporter.publish import MANIFEST, REPORT
-from notion_sync.models import ManifestFile, ManifestHeader, ManifestObject
+from notion_sync.models import ManifestFile
 from notion_sync.settings import Settings
+from notion_sync.snapshot import MANIFEST, REPORT, ManifestUnreadable, read_manifest
 from notion_sync.storage.local import LocalDestination
 from notion_sync.storage.s3 import (
     S3Destination,
@@ -85,12 +83,11 @@ def seed_mirror(
 
 def _reused_files(manifest: Path) -> Iterator[tuple[str, ManifestFile]]:
     """The files a sync may take from a snapshot, read from its manifest line by line."""
-    with manifest.open("rb") as lines:
-        try:
-            ManifestHeader.model_validate_json(next(lines, b""))
-            for line in lines:
-                for file in ManifestObject.model_validate_json(line).files:
+    try:
+        with read_manifest(manifest) as (_header, entries):
+            for entry in entries:
+                for file in entry.files:
                     if file.path.startswith(REUSED):
                         yield file.path, file
-        except ValidationError as error:
-            raise SnapshotUnusable(f"{MANIFEST} cannot be read: {error}") from None
+    except ManifestUnreadable as error:
+        raise SnapshotUnusable(f"{MANIFEST} cannot be read: {error}") from None

@@ -23,9 +23,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from notion_sync.models import ManifestFile
+from notion_sync.snapshot import CURRENT, SNAPSHOTS, current_snapshot, file_digest
 
-CURRENT = "current"
-SNAPSHOTS = "snapshots"
 INTERNAL = ".notion-sync"
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 
@@ -52,8 +51,7 @@ class LocalDestination:
         return self.internal / "reports"
 
     def current(self) -> Path | None:
-        link = self.root / CURRENT
-        return link.resolve() if link.is_symlink() and link.resolve().is_dir() else None
+        return current_snapshot(self.root)
 
     def check_links(self) -> None:
         """Refuses folders of ours that are symbolic links: writing through one (planted at
@@ -87,13 +85,8 @@ class LocalDestination:
 
     def describe(self, staging_id: str, relpath: str) -> ManifestFile:
         """The manifest entry of a file already in staging: its size and checksum, read streamed."""
-        digest = hashlib.sha256()
-        size = 0
-        with open(self._target(staging_id, relpath), "rb") as stream:
-            for chunk in iter(lambda: stream.read(1 << 20), b""):
-                digest.update(chunk)
-                size += len(chunk)
-        return ManifestFile(path=relpath, sha256=digest.hexdigest(), size=size)
+        sha256, size = file_digest(self._target(staging_id, relpath))
+        return ManifestFile(path=relpath, sha256=sha256, size=size)
 
     def adopt(self, staging_id: str, relpath: str, source: Path) -> ManifestFile:
         """Takes an unchanged file from an earlier snapshot: a hard link where possible, else a copy."""
