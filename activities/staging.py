@@ -30,6 +30,7 @@ from notion_sync.models import (
     PrepareInput,
     PreviousSnapshot,
     PublishInput,
+    RetentionPolicy,
     PublishResult,
     ReportInput,
     ShrinkCheck,
@@ -153,24 +154,24 @@ class StagingActivities:
             # Neither staging nor the snapshot a previous attempt promoted it to: the folder went away.
             raise _damaged(destination, f"its staging folder {staged} is gone")
         final = destination.publish(staging_id, request.snapshot)
-        keep = request.keep_snapshots
+        retention = request.retention_policy()
         remote = remote_destination(request.staging.destination, self._settings)
         if remote is None:
-            if keep is not None:
+            if not retention.is_empty():
                 # Retention after the switch, so a retry finds the new snapshot current and keeps it.
-                _heartbeating(lambda: prune_snapshots(destination.root, keep))
+                _heartbeating(lambda: prune_snapshots(destination.root, retention))
             return PublishResult(snapshot_path=str(final), objects=objects, files=files, problems=problems)
         try:
             remote.publish(final, request.snapshot, staging_id, activity.heartbeat, activity.is_cancelled)
-            if keep is not None:
-                remote.prune(keep, activity.heartbeat)
+            if not retention.is_empty():
+                remote.prune(retention, activity.heartbeat)
         except TransferCancelled:
             raise CancelledError("publish_snapshot cancelled during the S3 upload") from None
         except (ClientError, BotoCoreError, S3UploadFailedError, S3DeleteFailed) as error:
             # Retried by the activity's policy; finished objects are skipped, pruned ones gone, next time.
             raise ApplicationError(f"S3 publish failed: {error}", type="S3UploadFailed") from None
         # The mirror needs only the snapshot S3 serves now, for the next sync to reuse.
-        prune_snapshots(destination.root, keep=1)
+        prune_snapshots(destination.root, RetentionPolicy(keep_last=1))
         return PublishResult(
             snapshot_path=f"s3://{remote.location.bucket}/{remote.location.snapshot_prefix(request.snapshot)}",
             local_path=str(final),

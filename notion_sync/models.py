@@ -32,6 +32,31 @@ Layout = Literal["tree", "notion"]
 Listing = Literal["full", "changes"]
 
 
+class RetentionPolicy(BaseModel):
+    """Which snapshots retention keeps, as restic and borg define it: the `keep_last` newest, and the
+    newest snapshot of each of the last `keep_daily` days, `keep_weekly` ISO weeks and `keep_monthly`
+    months that have snapshots (UTC, from the time in the snapshot's name). A snapshot any rule keeps
+    stays; with no rule at all, every snapshot stays."""
+
+    keep_last: int | None = Field(default=None, ge=1)
+    keep_daily: int | None = Field(default=None, ge=1)
+    keep_weekly: int | None = Field(default=None, ge=1)
+    keep_monthly: int | None = Field(default=None, ge=1)
+
+    def is_empty(self) -> bool:
+        return all(count is None for count in (self.keep_last, *self.by_age().values()))
+
+    def by_age(self) -> dict[str, int | None]:
+        """The age rules by name: daily, weekly, monthly."""
+        return {"daily": self.keep_daily, "weekly": self.keep_weekly, "monthly": self.keep_monthly}
+
+    def keeping_last(self, keep: int | None) -> RetentionPolicy:
+        """This policy, also keeping the `keep` newest (None: as it is)."""
+        if keep is None:
+            return self
+        return self.model_copy(update={"keep_last": max(keep, self.keep_last or 0)})
+
+
 class ExportOptions(BaseModel):
     """Knobs of one export; all have defaults so `{"destination": "/path"}` is a complete input."""
 
@@ -54,8 +79,10 @@ class ExportOptions(BaseModel):
     # A sync lists only what changed unless the last full listing (which also catches deletions)
     # is at least this old; 0 lists everything every time.
     full_listing_days: float = Field(default=7, ge=0)
-    # Retention: after each publish, delete all but this many newest snapshots (never the current one).
+    # Retention after each publish: `retention`'s rules, plus the `keep_snapshots` newest (the one rule
+    # inputs had before retention by age; see `retention_policy`).
     keep_snapshots: int | None = Field(default=None, ge=1)
+    retention: RetentionPolicy = Field(default_factory=RetentionPolicy)
     # The shrink guard: a run that would lose more than this share of the pages, or more than this
     # many (whichever is smaller), is not published unless `allow_shrink`.
     shrink_limit_percent: float = Field(default=5.0, ge=0, le=100)
@@ -67,6 +94,10 @@ class ExportOptions(BaseModel):
     # presumes its worker dead and runs it elsewhere: shorter recovers sooner from a crashed worker;
     # too short repeats the work of a worker that was only too busy to answer.
     worker_lost_after_seconds: int = Field(default=30, ge=5, le=600)
+
+    def retention_policy(self) -> RetentionPolicy:
+        """`retention` with `keep_snapshots` as its `keep_last` (the larger, where both are set)."""
+        return self.retention.keeping_last(self.keep_snapshots)
 
 
 class Counters(BaseModel):
@@ -270,7 +301,12 @@ class PublishInput(BaseModel):
     snapshot: str
     report: ExportReport
     html: bool = False
+    retention: RetentionPolicy = Field(default_factory=RetentionPolicy)
+    # Retention as workflows before `retention` sent it (the N newest), for an attempt they scheduled.
     keep_snapshots: int | None = None
+
+    def retention_policy(self) -> RetentionPolicy:
+        return self.retention.keeping_last(self.keep_snapshots)
 
 
 class ReportInput(BaseModel):

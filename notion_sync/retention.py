@@ -1,39 +1,99 @@
-"""Retention: keep the last N snapshots of a destination, never the one `current` points to, never
-the newest one that passed the shrink guard, and nothing at all while the last run failed the guard."""
+"""Retention: which snapshots of a destination to keep, decided by one pure function for folders and
+S3 alike (`plan_retention`), and the folder's pruning.
+
+Whatever the policy, the snapshot `current` points to stays, and so does the newest one that passed
+the shrink guard (a run published with --allow-shrink may have lost pages that only the snapshot
+before it still holds); nothing at all is pruned while the last run was refused by the guard (the
+callers check `last_run_refused` first).
+"""
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
-from notion_sync.exporter.publish import last_run_refused, newest_guarded, read_report
-from notion_sync.settings import Settings
-from notion_sync.storage.destination import open_destination
-from notion_sync.storage.local import CURRENT, SNAPSHOTS
+from notion_sync.exporter.publish import newest_guarded
+from notion_sync.models import RetentionPolicy
+from notion_sync.snapshot import SNAPSHOTS, current_snapshot, read_report, snapshot_time
+
+# The period each age rule keeps one snapshot of, from a snapshot's time (UTC).
+_PERIODS: dict[str, Callable[[datetime], Hashable]] = {
+    "daily": lambda time: time.date(),
+    "weekly": lambda time: time.isocalendar()[:2],  # ISO year and week
+    "monthly": lambda time: (time.year, time.month),
+}
 
 
-def prune_snapshots(dest: str | Path, keep: int) -> list[Path]:
-    """Removes all but the `keep` newest snapshots (names sort by time); returns what was removed.
+@dataclass(frozen=True)
+class RetentionPlan:
+    """What retention keeps and why, and what it removes."""
 
-    The snapshot `current` points to is always kept, even if it is not among the newest, and so is
-    the newest snapshot that passed the shrink guard (a run published with --allow-shrink may have
-    lost pages that only the snapshot before it still holds).
+    # Rule → the snapshots it keeps, newest first. Rules: "last", "daily", "weekly", "monthly",
+    # "current", "guarded" (the newest that passed the shrink guard), "undated" (a name with no
+    # time, which the age rules cannot judge), "all" (an empty policy).
+    kept_by: dict[str, list[str]] = field(default_factory=dict)
+    # Oldest first.
+    removed: list[str] = field(default_factory=list)
+
+    @property
+    def kept(self) -> set[str]:
+        return {name for names in self.kept_by.values() for name in names}
+
+
+def plan_retention(
+    names: Iterable[str], policy: RetentionPolicy, current: str | None = None, guarded: str | None = None
+) -> RetentionPlan:
+    """Decides which of the snapshots `names` the policy keeps, as restic does: `keep_last` keeps the
+    N newest (names start with their time, so they sort by age); each age rule keeps the newest
+    snapshot of each of its last N periods that have snapshots, every rule on its own (a snapshot
+    another rule keeps still counts for this one). `current` and `guarded` are always kept.
     """
-    if keep < 1:
-        raise ValueError("keep must be at least 1")
+    newest_first = sorted(set(names), reverse=True)
+    kept_by: dict[str, list[str]] = {}
+
+    def keep(rule: str, name: str) -> None:
+        kept_by.setdefault(rule, []).append(name)
+
+    if policy.is_empty():
+        for name in newest_first:
+            keep("all", name)
+    for name in newest_first[: policy.keep_last or 0]:
+        keep("last", name)
+    times = {name: snapshot_time(name) for name in newest_first}
+    dated = sorted(((time, name) for name, time in times.items() if time is not None), reverse=True)
+    age_rules = {rule: count for rule, count in policy.by_age().items() if count is not None}
+    for rule, count in age_rules.items():
+        periods: list[Hashable] = []
+        for time, name in dated:
+            period = _PERIODS[rule](time)
+            if periods and periods[-1] == period:
+                continue  # an older snapshot of a period already kept
+            if len(periods) == count:
+                break
+            periods.append(period)
+            keep(rule, name)
+    if age_rules:
+        for name in newest_first:
+            if times[name] is None:
+                keep("undated", name)
+    for rule, protected in (("current", current), ("guarded", guarded)):
+        if protected in times:
+            keep(rule, protected)
+    plan = RetentionPlan(kept_by)
+    return RetentionPlan(kept_by, [name for name in reversed(newest_first) if name not in plan.kept])
+
+
+def prune_snapshots(dest: str | Path, policy: RetentionPolicy) -> RetentionPlan:
+    """Removes the snapshots of the folder destination `dest` that `policy` does not keep."""
     root = Path(dest).expanduser().resolve()
-    link = root / CURRENT
-    current = link.resolve() if link.is_symlink() else None
-    snapshots = sorted(p for p in (root / SNAPSHOTS).glob("*") if p.is_dir() and not p.is_symlink())
-    by_name = {p.name: p for p in snapshots}
-    guarded = newest_guarded((p.name for p in reversed(snapshots)), lambda name: read_report(by_name[name]))
-    removed = [p for p in snapshots[:-keep] if p.resolve() != current and p.name != guarded]
-    for snapshot in removed:
-        shutil.rmtree(snapshot)
-    return removed
-
-
-def prune_refused(dest: str, settings: Settings) -> str | None:
-    """Why no snapshot of `dest` may be pruned now: the shrink guard refused its last run (the
-    snapshots before it may hold the only copy of what that run lost); None when pruning is safe."""
-    return last_run_refused(open_destination(dest, settings).reports())
+    snapshots = {p.name: p for p in (root / SNAPSHOTS).glob("*") if p.is_dir() and not p.is_symlink()}
+    current = current_snapshot(root)
+    current_name = next((name for name, path in snapshots.items() if path.resolve() == current), None)
+    guarded = newest_guarded(sorted(snapshots, reverse=True), lambda name: read_report(snapshots[name]))
+    plan = plan_retention(snapshots, policy, current_name, guarded)
+    for name in plan.removed:
+        shutil.rmtree(snapshots[name])
+    return plan

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from notion_sync.archive import ArchiveError, Format, write_archive
+from notion_sync.models import RetentionPolicy
 from notion_sync.retention import prune_snapshots
 from notion_sync.snapshot import MANIFEST
 from notion_sync.verify import verify
@@ -174,8 +175,8 @@ def test_prune_keeps_the_newest_and_current(tmp_path: Path) -> None:
         make_destination(root, sample_files(2), snapshot=f"2026-01-0{day}T00-00-00Z")
     (root / "current").unlink()
     (root / "current").symlink_to("snapshots/2026-01-02T00-00-00Z")  # an older one is current
-    removed = prune_snapshots(root, keep=2)
-    assert [p.name for p in removed] == ["2026-01-01T00-00-00Z", "2026-01-03T00-00-00Z"]
+    removed = prune_snapshots(root, RetentionPolicy(keep_last=2)).removed
+    assert removed == ["2026-01-01T00-00-00Z", "2026-01-03T00-00-00Z"]
     left = sorted(p.name for p in (root / "snapshots").iterdir())
     assert left == ["2026-01-02T00-00-00Z", "2026-01-04T00-00-00Z", "2026-01-05T00-00-00Z"]
     assert verify(root).ok

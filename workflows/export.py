@@ -233,7 +233,7 @@ class ExportWorkflow:
                 snapshot=self._snapshot_name(),
                 report=report,
                 html=self._options.html,
-                keep_snapshots=self._options.keep_snapshots,
+                retention=self._options.retention_policy(),
             ),
             start_to_close_timeout=timedelta(minutes=30),
             heartbeat_timeout=self._heartbeat_timeout,

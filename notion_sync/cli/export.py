@@ -15,7 +15,14 @@ from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextC
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.service import RPCError
 
-from notion_sync.cli.options import export_options
+from notion_sync.cli.options import (
+    KeepDailyOption,
+    KeepMonthlyOption,
+    KeepOption,
+    KeepWeeklyOption,
+    export_options,
+    retention_policy,
+)
 from notion_sync.cli.session import Session, console, fail, open_session, run
 from notion_sync.control import (
     ExportAlreadyRunning,
@@ -83,12 +90,10 @@ def export(
     csv_bom: Annotated[
         bool, typer.Option("--csv-bom", help="Start CSV files with a BOM (for Excel).")
     ] = False,
-    keep: Annotated[
-        int | None,
-        typer.Option(
-            "--keep", min=1, help="After publishing, delete all but the KEEP newest snapshots (folder or S3)."
-        ),
-    ] = None,
+    keep: KeepOption = None,
+    keep_daily: KeepDailyOption = None,
+    keep_weekly: KeepWeeklyOption = None,
+    keep_monthly: KeepMonthlyOption = None,
     workspace: Annotated[
         str | None,
         typer.Option(
@@ -114,7 +119,10 @@ def export(
     ] = False,
 ) -> None:
     """Export a workspace to OUT, or sync the export already there. With no NOTION_TOKEN, exports the
-    bundled demo workspace."""
+    bundled demo workspace.
+
+    After publishing, the --keep* flags delete the snapshots none of them keeps (folder or S3), never
+    the current one nor the newest that passed the shrink guard."""
     problem = _destination_problem(out)
     if problem:
         fail(problem, code=2)
@@ -130,7 +138,7 @@ def export(
         layout=layout.value,
         csv_bom=csv_bom,
         html=html,
-        keep_snapshots=keep,
+        retention=retention_policy(keep, keep_daily, keep_weekly, keep_monthly),
         allow_shrink=allow_shrink,
         force_workspace=force_workspace,
     )

@@ -12,7 +12,14 @@ import typer
 from temporalio.client import Client, ScheduleSpec
 from temporalio.service import RPCError, RPCStatusCode
 
-from notion_sync.cli.options import export_options
+from notion_sync.cli.options import (
+    KeepDailyOption,
+    KeepMonthlyOption,
+    KeepOption,
+    KeepWeeklyOption,
+    export_options,
+    retention_policy,
+)
 from notion_sync.cli.session import console, fail, open_session, run
 from notion_sync.control import normalise_destination
 from notion_sync.models import ExportOptions
@@ -50,10 +57,10 @@ def create_command(
     batch_size: Annotated[int, typer.Option(help="Pages per export activity.")] = 100,
     parallel: Annotated[int, typer.Option(help="Export activities run at once.")] = 4,
     comments: Annotated[bool, typer.Option("--comments/--no-comments", help="Export comments.")] = True,
-    keep: Annotated[
-        int | None,
-        typer.Option("--keep", help="After each publish, delete all but the KEEP newest snapshots."),
-    ] = None,
+    keep: KeepOption = None,
+    keep_daily: KeepDailyOption = None,
+    keep_weekly: KeepWeeklyOption = None,
+    keep_monthly: KeepMonthlyOption = None,
     full_listing_days: Annotated[
         float,
         typer.Option(
@@ -72,7 +79,8 @@ def create_command(
         typer.Option("--allow-shrink", help="Publish every run even when the shrink guard would refuse it."),
     ] = False,
 ) -> None:
-    """Export to OUT on a schedule; a run attaches to an export of OUT already running."""
+    """Export to OUT on a schedule; a run attaches to an export of OUT already running. After each
+    publish, the --keep* flags delete the snapshots none of them keeps."""
     try:
         spec, text = build_spec(every, cron, time_zone)
     except BadSpec as error:
@@ -81,7 +89,7 @@ def create_command(
         batch_size=batch_size,
         max_parallel_batches=parallel,
         include_comments=comments,
-        keep_snapshots=keep,
+        retention=retention_policy(keep, keep_daily, keep_weekly, keep_monthly),
         full_listing_days=full_listing_days,
         allow_shrink=allow_shrink,
     )

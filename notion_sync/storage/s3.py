@@ -39,8 +39,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from notion_sync.exporter.publish import REPORT, newest_guarded
-from notion_sync.models import ManifestFile
+from notion_sync.models import ManifestFile, RetentionPolicy
+from notion_sync.retention import RetentionPlan, plan_retention
 from notion_sync.settings import Settings
+from notion_sync.snapshot import parse_report
 
 SCHEME = "s3://"
 CURRENT_JSON = "current.json"
@@ -459,24 +461,22 @@ class S3Destination:
             heartbeat()
         return deleted
 
-    def prune(self, keep: int, heartbeat: Callable[[], None] = lambda: None) -> list[str]:
-        """Retention: deletes every snapshot but the `keep` newest (names sort by time) and the one
-        `current.json` names; returns the names removed.
+    def prune(self, policy: RetentionPolicy, heartbeat: Callable[[], None] = lambda: None) -> RetentionPlan:
+        """Retention: deletes every snapshot `policy` does not keep (`plan_retention`, which also
+        keeps the one `current.json` names and the newest that passed the shrink guard).
 
         Safe to repeat: a prune cut short leaves a snapshot nothing points at, removed next time.
         Unfinished multipart uploads under a removed snapshot are aborted too.
         """
-        if keep < 1:
-            raise ValueError("keep must be at least 1")
         current = (self.current() or {}).get("snapshot")
         names = self.snapshots()
-        kept = {current, newest_guarded(reversed(names), lambda name: self.read(name, REPORT))}
-        removed = [name for name in names[:-keep] if name not in kept]
-        for name in removed:
+        guarded = newest_guarded(reversed(names), lambda name: parse_report(self.read(name, REPORT)))
+        plan = plan_retention(names, policy, current if isinstance(current, str) else None, guarded)
+        for name in plan.removed:
             prefix = self.location.snapshot_prefix(name)
             self.abort_uploads(prefix)
             self.delete_prefix(prefix, heartbeat)
-        return removed
+        return plan
 
     def discard(self, run_id: str) -> list[str]:
         """Compensation: no multipart upload left under `snapshots/`, and the snapshot this run
