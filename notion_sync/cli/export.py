@@ -121,8 +121,7 @@ def export(
     """Export a workspace to OUT, or sync the export already there. With no NOTION_TOKEN, exports the
     bundled demo workspace.
 
-    After publishing, the --keep* flags delete the snapshots none of them keeps (folder or S3), never
-    the current one nor the newest that passed the shrink guard."""
+    After publishing, the --keep* flags delete the snapshots none of them keeps (folder or S3)."""
     problem = _destination_problem(out)
     if problem:
         fail(problem, code=2)
