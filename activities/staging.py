@@ -17,10 +17,8 @@ from temporalio.exceptions import ApplicationError, CancelledError
 
 from activities.disk import destination_errors
 from notion_sync.exporter.publish import (
-    REPORT,
     check_staged,
     load_previous,
-    read_report,
     recorded_identity,
     write_manifest,
     write_report,
@@ -41,6 +39,7 @@ from notion_sync.models import (
 from notion_sync.render import render_snapshot
 from notion_sync.retention import prune_snapshots
 from notion_sync.settings import Settings
+from notion_sync.snapshot import REPORT, parse_report, read_report
 from notion_sync.storage.destination import open_destination, remote_destination, seed_mirror
 from notion_sync.storage.index import ExportIndex
 from notion_sync.storage.local import LocalDestination, UnsafePath
@@ -233,7 +232,7 @@ def _other_workspace(
     if remote is not None:
         pointer = remote.current()
         name = str(pointer.get("snapshot", "")) if pointer else ""
-        report = remote.read(name, REPORT) if name else None
+        report = parse_report(remote.read(name, REPORT)) if name else None
     else:
         report = read_report(destination.current())
     recorded = recorded_identity(report)

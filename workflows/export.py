@@ -51,6 +51,7 @@ with workflow.unsafe.imports_passed_through():
         TablesInput,
         UsersResult,
     )
+    from notion_sync.snapshot import snapshot_name
     from notion_sync.workspaces import activity_queue
 
 NOTION_RETRY = RetryPolicy(
@@ -502,9 +503,7 @@ class ExportWorkflow:
         )
 
     def _snapshot_name(self) -> str:
-        """Start time first, so names sort by age; the run id keeps two runs in a second apart."""
-        started = self._state.started_at or workflow.now()
-        return f"{started.strftime('%Y-%m-%dT%H-%M-%SZ')}-{self._state.staging_id[:8]}"
+        return snapshot_name(self._state.started_at or workflow.now(), self._state.staging_id)
 
     def _show(self) -> None:
         """The readable summary in the Web UI's "current details"."""

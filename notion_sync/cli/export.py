@@ -35,6 +35,7 @@ from notion_sync.control import (
 )
 from notion_sync.models import ExportInput, ExportOptions, ExportProgress, ExportReport
 from notion_sync.settings import Settings
+from notion_sync.snapshot import CURRENT, CURRENT_JSON
 from notion_sync.storage.local import check_destination
 from notion_sync.storage.s3 import S3UrlError, is_s3, parse_s3_url
 from notion_sync.workers import run_worker
@@ -296,7 +297,7 @@ async def _watch(session: Session, handle: WorkflowHandle[ExportWorkflow, Export
 
 
 def _current_of(destination: str) -> str:
-    return f"{destination}/current.json" if is_s3(destination) else str(Path(destination) / "current")
+    return f"{destination}/{CURRENT_JSON}" if is_s3(destination) else str(Path(destination) / CURRENT)
 
 
 def _show_ended(bar: Progress, task: TaskID, result: asyncio.Task[ExportReport]) -> None:

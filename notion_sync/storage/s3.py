@@ -38,16 +38,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from notion_sync.exporter.publish import REPORT, newest_guarded
+from notion_sync.exporter.publish import newest_guarded
 from notion_sync.models import ManifestFile, RetentionPolicy
 from notion_sync.retention import RetentionPlan, plan_retention
 from notion_sync.settings import Settings
-from notion_sync.snapshot import parse_report
+from notion_sync.snapshot import CURRENT, CURRENT_JSON, MANIFEST, REPORT, SNAPSHOTS, parse_report
 
 SCHEME = "s3://"
-CURRENT_JSON = "current.json"
-SNAPSHOTS = "snapshots"
-MANIFEST = "manifest.jsonl"
 MIN_PART = 5 << 20
 RUN_METADATA = "notion-sync-run"  # on every object: the staging id of the run that uploaded it
 _T = TypeVar("_T")
@@ -530,10 +527,9 @@ class TransferCancelled(Exception):
 def sync_mirror_after_discard(mirror: Path, remote_current: str | None) -> None:
     """Points the mirror's `current` back at the snapshot S3 serves, if the mirror has it, and keeps
     no other snapshot. With nothing published in S3 the mirror's snapshot stays, for the next sync."""
-    from notion_sync.storage.local import CURRENT, LocalDestination
-    from notion_sync.storage.local import SNAPSHOTS as LOCAL_SNAPSHOTS
+    from notion_sync.storage.local import LocalDestination
 
-    snapshots = mirror / LOCAL_SNAPSHOTS
+    snapshots = mirror / SNAPSHOTS
     if remote_current is None or not (snapshots / remote_current).is_dir():
         return
     LocalDestination(mirror).publish("discard", remote_current)
