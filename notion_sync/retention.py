@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from notion_sync.exporter.publish import newest_guarded
-from notion_sync.models import RetentionPolicy
+from notion_sync.models import ExportReport, RetentionPolicy
 from notion_sync.snapshot import SNAPSHOTS, current_snapshot, read_report, snapshot_time
 
 # The period each age rule keeps one snapshot of, from a snapshot's time (UTC).
@@ -97,3 +96,29 @@ def prune_snapshots(dest: str | Path, policy: RetentionPolicy) -> RetentionPlan:
     for name in plan.removed:
         shutil.rmtree(snapshots[name])
     return plan
+
+
+def passed_guard(report: ExportReport | None) -> bool:
+    """Whether a snapshot was published without the shrink guard tripping (older reports: yes)."""
+    return report is not None and (report.shrink is None or not report.shrink.tripped)
+
+
+def newest_guarded(
+    names_newest_first: Iterable[str], report_of: Callable[[str], ExportReport | None]
+) -> str | None:
+    """The newest snapshot that passed the shrink guard: retention never deletes it."""
+    return next((name for name in names_newest_first if passed_guard(report_of(name))), None)
+
+
+def last_run_refused(reports: Path) -> str | None:
+    """The error of the destination's last run if the shrink guard refused it, else None."""
+    latest = max(reports.glob("*.json"), default=None, key=lambda path: path.name)
+    if latest is None or not latest.name.endswith("-failed.json"):
+        return None
+    try:
+        report = ExportReport.model_validate_json(latest.read_bytes())
+    except (OSError, ValueError):
+        return None
+    if report.shrink is not None and report.shrink.tripped and not report.shrink.allowed:
+        return report.error or "the shrink guard refused the last run"
+    return None

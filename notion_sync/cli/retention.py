@@ -16,9 +16,8 @@ from notion_sync.cli.options import (
     KeepWeeklyOption,
     retention_policy,
 )
-from notion_sync.exporter.publish import last_run_refused
 from notion_sync.models import RetentionPolicy
-from notion_sync.retention import RetentionPlan, prune_snapshots
+from notion_sync.retention import RetentionPlan, last_run_refused, prune_snapshots
 from notion_sync.settings import Settings
 from notion_sync.snapshot import SNAPSHOTS
 from notion_sync.storage.destination import open_destination, remote_destination

@@ -156,29 +156,3 @@ def recorded_identity(report: ExportReport | None) -> WorkspaceIdentity | None:
     """The workspace a published snapshot came from, as its report records it (None for snapshots
     written before identities were recorded, or an unreadable report)."""
     return report.identity if report is not None else None
-
-
-def passed_guard(report: ExportReport | None) -> bool:
-    """Whether a snapshot was published without the shrink guard tripping (older reports: yes)."""
-    return report is not None and (report.shrink is None or not report.shrink.tripped)
-
-
-def newest_guarded(
-    names_newest_first: Iterable[str], report_of: Callable[[str], ExportReport | None]
-) -> str | None:
-    """The newest snapshot that passed the shrink guard: retention never deletes it."""
-    return next((name for name in names_newest_first if passed_guard(report_of(name))), None)
-
-
-def last_run_refused(reports: Path) -> str | None:
-    """The error of the destination's last run if the shrink guard refused it, else None."""
-    latest = max(reports.glob("*.json"), default=None, key=lambda path: path.name)
-    if latest is None or not latest.name.endswith("-failed.json"):
-        return None
-    try:
-        report = ExportReport.model_validate_json(latest.read_bytes())
-    except (OSError, ValueError):
-        return None
-    if report.shrink is not None and report.shrink.tripped and not report.shrink.allowed:
-        return report.error or "the shrink guard refused the last run"
-    return None

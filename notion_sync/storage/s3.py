@@ -38,9 +38,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from notion_sync.exporter.publish import newest_guarded
 from notion_sync.models import ManifestFile, RetentionPolicy
-from notion_sync.retention import RetentionPlan, plan_retention
+from notion_sync.retention import RetentionPlan, newest_guarded, plan_retention
 from notion_sync.settings import Settings
 from notion_sync.snapshot import CURRENT, CURRENT_JSON, MANIFEST, REPORT, SNAPSHOTS, parse_report
 
