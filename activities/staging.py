@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from typing import TypeVar
 
 from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
@@ -24,7 +25,9 @@ from notion_sync.exporter.publish import (
     write_report,
 )
 from notion_sync.exporter.shrink import measure_shrink
+from notion_sync.history import diff_snapshots
 from notion_sync.models import (
+    ChangeCounts,
     PrepareInput,
     PreviousSnapshot,
     PublishInput,
@@ -53,6 +56,8 @@ from notion_sync.storage.s3 import (
 
 # Answers of S3 that another attempt will not change.
 _S3_FATAL = {"NoSuchBucket", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403", "404"}
+
+_T = TypeVar("_T")
 
 
 class StagingActivities:
@@ -132,6 +137,7 @@ class StagingActivities:
         staging_id = request.staging.staging_id
         staged = destination.staging(staging_id)
         objects = files = problems = 0
+        changes: ChangeCounts | None = None
         if staged.exists():
             with ExportIndex(destination.index_path(staging_id)) as index:
                 # Rows are never deleted: fewer than were discovered means the index was lost.
@@ -147,7 +153,10 @@ class StagingActivities:
             damage = check_staged(staged, activity.heartbeat)
             if damage:
                 raise _damaged(destination, "; ".join(damage))
-            report = request.report.model_copy(update={"problems": problems})
+            previous = destination.current()
+            if previous is not None:
+                changes = _heartbeating(lambda: diff_snapshots(previous, staged, markdown=False).counts())
+            report = request.report.model_copy(update={"problems": problems, "changes": changes})
             write_report(destination, staging_id, report, staged=True)
         elif not destination.snapshot(request.snapshot).is_dir():
             # Neither staging nor the snapshot a previous attempt promoted it to: the folder went away.
@@ -159,7 +168,9 @@ class StagingActivities:
             if not retention.is_empty():
                 # Retention after the switch, so a retry finds the new snapshot current and keeps it.
                 _heartbeating(lambda: prune_snapshots(destination.root, retention))
-            return PublishResult(snapshot_path=str(final), objects=objects, files=files, problems=problems)
+            return PublishResult(
+                snapshot_path=str(final), objects=objects, files=files, problems=problems, changes=changes
+            )
         try:
             remote.publish(final, request.snapshot, staging_id, activity.heartbeat, activity.is_cancelled)
             if not retention.is_empty():
@@ -177,6 +188,7 @@ class StagingActivities:
             objects=objects,
             files=files,
             problems=problems,
+            changes=changes,
         )
 
     @activity.defn(name="discard_staging")
@@ -210,14 +222,13 @@ def _damaged(destination: LocalDestination, detail: str) -> ApplicationError:
     )
 
 
-def _heartbeating(work: Callable[[], object]) -> None:
+def _heartbeating(work: Callable[[], _T]) -> _T:
     """Runs local work that may outlast the heartbeat timeout, heartbeating while it runs."""
     with ThreadPoolExecutor(max_workers=1) as pool:
         running = pool.submit(work)
         while True:
             try:
-                running.result(timeout=5)
-                return
+                return running.result(timeout=5)
             except FutureTimeout:
                 activity.heartbeat()
 

@@ -27,7 +27,7 @@ from typing import Literal
 from jinja2 import Environment, FunctionLoader
 from pydantic import BaseModel, TypeAdapter
 
-from notion_sync.models import ManifestObject, ReportStatus
+from notion_sync.models import ChangeCounts, ManifestObject, ReportStatus
 from notion_sync.snapshot import (
     MANIFEST,
     SNAPSHOTS,
@@ -82,18 +82,6 @@ class PageEdit(PageRef):
     last_edited_time: str | None
     # Unified diff of the page's Markdown (None: a side has no readable Markdown, or it is the same).
     markdown_diff: str | None = None
-
-
-class ChangeCounts(BaseModel):
-    added: int = 0
-    removed: int = 0
-    moved: int = 0
-    renamed: int = 0
-    edited: int = 0
-
-    @property
-    def total(self) -> int:
-        return self.added + self.removed + self.moved + self.renamed + self.edited
 
 
 class SnapshotDiff(BaseModel):

@@ -316,6 +316,20 @@ class ReportInput(BaseModel):
     report: ExportReport
 
 
+class ChangeCounts(BaseModel):
+    """Pages and rows that changed from one snapshot to the next (see `notion_sync/history.py`)."""
+
+    added: int = 0
+    removed: int = 0
+    moved: int = 0
+    renamed: int = 0
+    edited: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.added + self.removed + self.moved + self.renamed + self.edited
+
+
 class PublishResult(BaseModel):
     snapshot_path: str  # a folder, or s3://bucket/prefix/snapshots/<name>/ for an S3 destination
     local_path: str | None = None  # for S3: the snapshot in the worker's local mirror
@@ -323,6 +337,8 @@ class PublishResult(BaseModel):
     files: int
     # Lines of problems.jsonl: objects skipped or failed, and problems inside exported ones.
     problems: int = 0
+    # Versus the snapshot that was current before (None: the destination's first snapshot).
+    changes: ChangeCounts | None = None
 
 
 class ExportProgress(BaseModel):
@@ -363,6 +379,8 @@ class ExportReport(BaseModel):
     shrink: ShrinkCheck | None = None
     # Lines of the snapshot's problems.jsonl (set when it is published).
     problems: int = 0
+    # Pages and rows changed since the snapshot before (set when it is published; None for the first).
+    changes: ChangeCounts | None = None
 
 
 class ManifestFile(BaseModel):

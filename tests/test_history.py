@@ -282,7 +282,8 @@ async def test_diff_names_exactly_the_scripted_changes_of_a_sync(
         emulator.mutate({"op": "delete_page", "page_id": deleted})
         created = emulator.mutate({"op": "create_page", "parent_id": host, "title": "Brand new"})
         added = str(created.get("page_id") or created.get("id"))
-        await export_and_wait(temporal_client, settings, destination, full_listing_days=0)
+        first = ExportReport.model_validate_json((destination / "current" / "report.json").read_bytes())
+        report = await export_and_wait(temporal_client, settings, destination, full_listing_days=0)
 
     done = _invoke("diff", destination, "--json")
     assert done.exit_code == 0, done.output
@@ -309,3 +310,7 @@ async def test_diff_names_exactly_the_scripted_changes_of_a_sync(
         "edited": len(hosts) + 2,
     }
     assert (log[1].pages, log[1].rows) == (log[0].pages - 1, log[0].rows)
+    # The sync's report (its result and its report.json) carries the same summary; the first has none.
+    published = ExportReport.model_validate_json((destination / "current" / "report.json").read_bytes())
+    assert report.changes == published.changes == log[1].changes
+    assert first.changes is None

@@ -246,7 +246,13 @@ class ExportWorkflow:
         state.phase = Phase.DONE
         self._record_outcome("completed-shrunk" if self._shrink and self._shrink.tripped else "completed")
         self._show()
-        return report.model_copy(update={"snapshot": published.snapshot_path, "problems": published.problems})
+        return report.model_copy(
+            update={
+                "snapshot": published.snapshot_path,
+                "problems": published.problems,
+                "changes": published.changes,
+            }
+        )
 
     def _choose_listing(self, previous: PreviousSnapshot | None) -> Listing:
         """Changes only, unless there is nothing to start from or the last full listing is due again."""
