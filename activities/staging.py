@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from pathlib import Path
 from typing import TypeVar
 
 from boto3.exceptions import S3UploadFailedError
@@ -25,7 +26,7 @@ from notion_sync.exporter.publish import (
     write_report,
 )
 from notion_sync.exporter.shrink import measure_shrink
-from notion_sync.history import diff_snapshots
+from notion_sync.history import HistoryError, diff_snapshots
 from notion_sync.models import (
     ChangeCounts,
     PrepareInput,
@@ -153,14 +154,16 @@ class StagingActivities:
             damage = check_staged(staged, activity.heartbeat)
             if damage:
                 raise _damaged(destination, "; ".join(damage))
-            previous = destination.current()
-            if previous is not None:
-                changes = _heartbeating(lambda: diff_snapshots(previous, staged, markdown=False).counts())
+            changes = _changes_since(destination.current(), staged)
             report = request.report.model_copy(update={"problems": problems, "changes": changes})
             write_report(destination, staging_id, report, staged=True)
         elif not destination.snapshot(request.snapshot).is_dir():
             # Neither staging nor the snapshot a previous attempt promoted it to: the folder went away.
             raise _damaged(destination, f"its staging folder {staged} is gone")
+        else:
+            # A retry after staging became the snapshot: its report.json holds the summary.
+            published = read_report(destination.snapshot(request.snapshot))
+            changes = published.changes if published is not None else None
         final = destination.publish(staging_id, request.snapshot)
         retention = request.retention_policy()
         remote = remote_destination(request.staging.destination, self._settings)
@@ -231,6 +234,18 @@ def _heartbeating(work: Callable[[], _T]) -> _T:
                 return running.result(timeout=5)
             except FutureTimeout:
                 activity.heartbeat()
+
+
+def _changes_since(previous: Path | None, staged: Path) -> ChangeCounts | None:
+    """The report's change summary, None for a first snapshot or a previous one that cannot be read:
+    the summary informs, it never stops a publish."""
+    if previous is None:
+        return None
+    try:
+        return _heartbeating(lambda: diff_snapshots(previous, staged, markdown=False).counts())
+    except HistoryError as error:
+        activity.logger.warning("no change summary against %s: %s", previous.name, error)
+        return None
 
 
 def _other_workspace(

@@ -114,9 +114,11 @@ class SnapshotSummary(BaseModel):
     status: ReportStatus | None
     pages: int
     rows: int
-    # Versus the snapshot before it (None for the oldest).
+    # Versus the snapshot before it (None for the oldest, or next to an unreadable one).
     changes: ChangeCounts | None
     current: bool
+    # Why its manifest could not be read (its pages and rows then count 0).
+    unreadable: str | None = None
 
 
 # --- reading a folder destination -------------------------------------------------------------
@@ -141,13 +143,18 @@ def snapshot_log(destination: str | Path) -> list[SnapshotSummary]:
     previous: Path | None = None
     for name in names:
         snapshot = root / SNAPSHOTS / name
-        if previous is None:
-            data_sources = _data_sources(snapshot)
-            pages, rows = count_pages(_read_objects(snapshot), data_sources)
-            changes = None
-        else:
-            diff = diff_snapshots(previous, snapshot, markdown=False)
-            pages, rows, changes = diff.new_pages, diff.new_rows, diff.counts()
+        pages = rows = 0
+        changes: ChangeCounts | None = None
+        unreadable: str | None = None
+        try:
+            if previous is None:
+                pages, rows = count_pages(_read_objects(snapshot), _data_sources(snapshot))
+            else:
+                diff = diff_snapshots(previous, snapshot, markdown=False)
+                pages, rows, changes = diff.new_pages, diff.new_rows, diff.counts()
+        except HistoryError as error:
+            # One damaged snapshot is a line of the log, not the end of it.
+            unreadable = str(error)
         report = read_report(snapshot)
         summaries.append(
             SnapshotSummary(
@@ -158,9 +165,10 @@ def snapshot_log(destination: str | Path) -> list[SnapshotSummary]:
                 rows=rows,
                 changes=changes,
                 current=current is not None and current.name == name,
+                unreadable=unreadable,
             )
         )
-        previous = snapshot
+        previous = None if unreadable else snapshot
     return summaries
 
 
@@ -375,6 +383,7 @@ def _pair_by_id(
     old: Iterator[ManifestObject], new: Iterator[ManifestObject]
 ) -> Iterator[tuple[ManifestObject | None, ManifestObject | None]]:
     """Entries of two id-sorted streams matched by id: (old, new), None on the side that lacks it."""
+    old, new = _ascending(old), _ascending(new)
     before, after = next(old, None), next(new, None)
     while before is not None or after is not None:
         if after is None or (before is not None and before.id < after.id):
@@ -386,6 +395,16 @@ def _pair_by_id(
         else:
             yield before, after
             before, after = next(old, None), next(new, None)
+
+
+def _ascending(entries: Iterator[ManifestObject]) -> Iterator[ManifestObject]:
+    """The entries, refusing a manifest not sorted by id: the merge walk would pair it wrongly."""
+    last = ""
+    for entry in entries:
+        if entry.id < last:
+            raise HistoryError(f"the manifest is not sorted by id ({entry.id} after {last})")
+        last = entry.id
+        yield entry
 
 
 def _ref(entry: ManifestObject, data_sources: frozenset[str]) -> PageRef:
@@ -409,7 +428,12 @@ def render_log_text(summaries: list[SnapshotSummary]) -> str:
         started = summary.time.strftime("%Y-%m-%d %H:%M:%S") if summary.time else "-"
         lines.append(
             f"{'*' if summary.current else ' '} {summary.name:<40} {started:<20} {summary.status or '-':<10} "
-            f"{summary.pages:>7} {summary.rows:>7}  {_describe_counts(summary.changes)}"
+            f"{summary.pages:>7} {summary.rows:>7}  "
+            + (
+                f"unreadable: {summary.unreadable}"
+                if summary.unreadable
+                else _describe_counts(summary.changes)
+            )
         )
     return "\n".join(lines)
 

@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 from notion_sync.models import ExportReport, RetentionPolicy
-from notion_sync.snapshot import SNAPSHOTS, current_snapshot, read_report, snapshot_time
+from notion_sync.snapshot import SNAPSHOTS, current_snapshot, parse_report, read_report, snapshot_time
 
 # The period each age rule keeps one snapshot of, from a snapshot's time (UTC).
 _PERIODS: dict[str, Callable[[datetime], Hashable]] = {
@@ -116,8 +116,10 @@ def last_run_refused(reports: Path) -> str | None:
     if latest is None or not latest.name.endswith("-failed.json"):
         return None
     try:
-        report = ExportReport.model_validate_json(latest.read_bytes())
-    except (OSError, ValueError):
+        report = parse_report(latest.read_bytes())
+    except OSError:
+        return None
+    if report is None:
         return None
     if report.shrink is not None and report.shrink.tripped and not report.shrink.allowed:
         return report.error or "the shrink guard refused the last run"

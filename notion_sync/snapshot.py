@@ -57,8 +57,10 @@ def saved_json(kind: str, object_id: str) -> str:
 
 
 def snapshot_name(started_at: datetime, run_id: str) -> str:
-    """Start time first, so names sort by age; the run id keeps two runs in a second apart."""
-    return f"{started_at.strftime(_NAME_TIME)}-{run_id[:8]}"
+    """Start time first, so names sort by age; the run id keeps two runs in a second apart: its last
+    digits, as run ids are UUIDv7, whose first digits are the time again (two runs a second apart
+    shared them, and the second replaced the first's snapshot)."""
+    return f"{started_at.strftime(_NAME_TIME)}-{run_id.replace('-', '')[-8:]}"
 
 
 def snapshot_time(name: str) -> datetime | None:

@@ -72,7 +72,7 @@ def test_the_import_reader_sees_every_form_of_import(tmp_path: Path) -> None:
 
 def test_only_the_command_line_imports_typer() -> None:
     allowed = ("notion_sync.cli", "notion_sync.emulator.cli")
-    offenders = _offenders(("notion_sync",), "typer", allowed)
+    offenders = _offenders(DOMAIN, "typer", allowed)
     assert not offenders, "\n".join(offenders)
 
 

@@ -97,7 +97,10 @@ def test_unreadable_manifests_raise_one_error(tmp_path: Path, content: bytes | N
 def test_snapshot_time_reads_back_snapshot_name() -> None:
     started = datetime(2025, 3, 9, 14, 5, 59, tzinfo=UTC)
     name = snapshot_name(started, "0123456789abcdef")
-    assert name == "2025-03-09T14-05-59Z-01234567"
+    assert name == "2025-03-09T14-05-59Z-89abcdef"
+    # Run ids are UUIDv7: two runs started in the same second differ only in their last digits.
+    first, second = "01a23c10-6049-7d44-aa98-cf62ecd56af6", "01a23c10-6049-7d44-bb12-0a9e5d3c7781"
+    assert snapshot_name(started, first) != snapshot_name(started, second)
     assert snapshot_time(name) == started
     assert snapshot_time("hand-made") is None
     assert snapshot_time("2025-13-40T99-99-99Z-01234567") is None

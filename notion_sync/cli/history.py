@@ -52,10 +52,13 @@ def diff_command(
     except HistoryError as error:
         _fail(error)
     if html is not None:
-        html.write_text(render_diff_html(diff), encoding="utf-8")
+        try:
+            html.write_text(render_diff_html(diff), encoding="utf-8")
+        except OSError as error:
+            _fail(f"cannot write {html}: {error.strerror or error}")
     typer.echo(render_diff_json(diff) if as_json else render_diff_text(diff))
 
 
-def _fail(error: HistoryError) -> NoReturn:
+def _fail(error: HistoryError | str) -> NoReturn:
     typer.echo(f"error: {error}", err=True)
     raise typer.Exit(2) from None

@@ -47,7 +47,13 @@ KeepMonthlyOption = Annotated[
 
 def export_options(**fields: object) -> ExportOptions:
     """The options, or the end of the command (exit 2) with the flag whose value they refuse."""
-    return _validated(ExportOptions, fields)
+    options = _validated(ExportOptions, fields)
+    keep = options.retention.keep_last
+    if keep is not None and options.retention == RetentionPolicy(keep_last=keep):
+        # `--keep N` alone also travels as `keep_snapshots`, which workers from before retention by
+        # age understand: a worker not yet upgraded still prunes.
+        options = options.model_copy(update={"keep_snapshots": keep, "retention": RetentionPolicy()})
+    return options
 
 
 def retention_policy(

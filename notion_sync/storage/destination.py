@@ -90,4 +90,4 @@ def _reused_files(manifest: Path) -> Iterator[tuple[str, ManifestFile]]:
                     if file.path.startswith(REUSED):
                         yield file.path, file
     except ManifestUnreadable as error:
-        raise SnapshotUnusable(f"{MANIFEST} cannot be read: {error}") from None
+        raise SnapshotUnusable(str(error)) from None

@@ -171,6 +171,15 @@ class ExportIndex:
         ).fetchall()
         return [_to_object(r) for r in rows]
 
+    def exported_between(self, seq_from: int, seq_to: int) -> int:
+        """How many objects of `[seq_from, seq_to]` are exported, by whichever attempt exported them."""
+        row = self._db.execute(
+            "SELECT COUNT(*) FROM objects WHERE seq >= ? AND seq <= ? AND status = 'exported' "
+            f"AND kind NOT IN ({','.join('?' * len(_PSEUDO_OBJECTS))})",
+            (seq_from, seq_to, *_PSEUDO_OBJECTS),
+        ).fetchone()
+        return int(row[0])
+
     def by_kind(self, kind: str, seq_from: int, limit: int) -> list[IndexedObject]:
         rows = self._db.execute(
             f"SELECT {_COLUMNS} FROM objects WHERE kind = ? AND seq >= ? ORDER BY seq LIMIT ?",
