@@ -63,6 +63,12 @@ def snapshot_name(started_at: datetime, run_id: str) -> str:
     return f"{started_at.strftime(_NAME_TIME)}-{run_id.replace('-', '')[-8:]}"
 
 
+def named_for(name: str, run_id: str) -> bool:
+    """Whether snapshot `name` was named for run `run_id`: by its last digits, or by its first ones as
+    names were made before (a run started then may still be compensated now)."""
+    return name.endswith((f"-{run_id.replace('-', '')[-8:]}", f"-{run_id[:8]}"))
+
+
 def snapshot_time(name: str) -> datetime | None:
     """When the run that made snapshot `name` started (UTC), or None for a name not made by
     `snapshot_name`."""

@@ -18,6 +18,7 @@ from notion_sync.snapshot import (
     ManifestUnreadable,
     current_snapshot,
     file_digest,
+    named_for,
     read_manifest,
     read_report,
     saved_json,
@@ -101,6 +102,9 @@ def test_snapshot_time_reads_back_snapshot_name() -> None:
     # Run ids are UUIDv7: two runs started in the same second differ only in their last digits.
     first, second = "01a23c10-6049-7d44-aa98-cf62ecd56af6", "01a23c10-6049-7d44-bb12-0a9e5d3c7781"
     assert snapshot_name(started, first) != snapshot_name(started, second)
+    mine = snapshot_name(started, first)
+    assert named_for(mine, first) and not named_for(mine, second)
+    assert named_for("2025-03-09T14-05-59Z-01a23c10", first), "a name made before still belongs to its run"
     assert snapshot_time(name) == started
     assert snapshot_time("hand-made") is None
     assert snapshot_time("2025-13-40T99-99-99Z-01234567") is None

@@ -41,7 +41,7 @@ from typing import Any, TypeVar
 from notion_sync.models import ManifestFile, RetentionPolicy
 from notion_sync.retention import RetentionPlan, newest_guarded, plan_retention
 from notion_sync.settings import Settings
-from notion_sync.snapshot import CURRENT, CURRENT_JSON, MANIFEST, REPORT, SNAPSHOTS, parse_report
+from notion_sync.snapshot import CURRENT, CURRENT_JSON, MANIFEST, REPORT, SNAPSHOTS, named_for, parse_report
 
 SCHEME = "s3://"
 MIN_PART = 5 << 20
@@ -479,8 +479,8 @@ class S3Destination:
         uploaded deleted unless `current.json` points at it.
 
         One export per destination runs at a time, so any unfinished upload here is this run's or a
-        dead run's. A snapshot is this run's if its name ends with the run's suffix and its objects
-        carry the run's id. Returns the snapshots removed.
+        dead run's. A snapshot is this run's if it is named for the run and its objects carry the run's
+        id. Returns the snapshots removed.
         """
         from botocore.exceptions import ClientError
 
@@ -493,7 +493,7 @@ class S3Destination:
         current = (self.current() or {}).get("snapshot")
         removed = []
         for name in self.snapshots():
-            if name == current or not name.endswith(run_suffix(run_id)):
+            if name == current or not named_for(name, run_id):
                 continue
             prefix = self.location.snapshot_prefix(name)
             first = next(self.objects(prefix), None)
@@ -504,11 +504,6 @@ class S3Destination:
                 self.delete_prefix(prefix)
                 removed.append(name)
         return removed
-
-
-def run_suffix(run_id: str) -> str:
-    """How the workflow ends a run's snapshot name (`<start time>-<staging id[:8]>`)."""
-    return f"-{run_id[:8]}"
 
 
 class S3DeleteFailed(Exception):
