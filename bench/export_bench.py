@@ -47,6 +47,7 @@ from notion_sync.emulator.process import EmulatorProcess  # noqa: E402
 from notion_sync.models import ExportInput, ExportOptions, Phase  # noqa: E402
 from notion_sync.processes import die_with_parent, stop_process  # noqa: E402
 from notion_sync.settings import Settings  # noqa: E402
+from notion_sync.snapshot import MANIFEST, read_manifest  # noqa: E402
 
 DEFAULTS = ExportOptions()
 
@@ -173,16 +174,11 @@ async def history_events(client: Client, workflow_id: str) -> list[tuple[str, in
 
 def manifest_counts(snapshot: str | None) -> dict[str, int]:
     counts: dict[str, int] = {}
-    if not snapshot:
+    if not snapshot or not (Path(snapshot) / MANIFEST).exists():
         return counts
-    manifest = Path(snapshot) / "manifest.jsonl"
-    if not manifest.exists():
-        return counts
-    with manifest.open() as f:
-        next(f, None)  # header
-        for line in f:
-            entry = json.loads(line)
-            key = f"{entry['type']}:{entry['status']}"
+    with read_manifest(Path(snapshot)) as (_header, entries):
+        for entry in entries:
+            key = f"{entry.type}:{entry.status}"
             counts[key] = counts.get(key, 0) + 1
     return counts
 

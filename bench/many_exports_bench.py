@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import shutil
 import statistics
@@ -60,6 +59,7 @@ from notion_sync.models import ExportInput, ExportOptions, ExportProgress, Expor
 from notion_sync.models import Phase as WorkflowPhase  # noqa: E402
 from notion_sync.processes import stop_process  # noqa: E402
 from notion_sync.settings import Settings  # noqa: E402
+from notion_sync.snapshot import MANIFEST, read_manifest  # noqa: E402
 
 DEFAULTS = ExportOptions()
 BIG = "big"
@@ -78,15 +78,10 @@ def small_name(i: int) -> str:
 
 def manifest_pages(snapshot: str | None) -> int:
     """Pages the snapshot's manifest lists as exported (objects of other types not counted)."""
-    if not snapshot or not (Path(snapshot) / "manifest.jsonl").exists():
+    if not snapshot or not (Path(snapshot) / MANIFEST).exists():
         return 0
-    pages = 0
-    with (Path(snapshot) / "manifest.jsonl").open() as f:
-        next(f, None)  # header
-        for line in f:
-            entry = json.loads(line)
-            pages += entry["type"] == "page" and entry["status"] == "exported"
-    return pages
+    with read_manifest(Path(snapshot)) as (_header, entries):
+        return sum(entry.type == "page" and entry.status == "exported" for entry in entries)
 
 
 @dataclass

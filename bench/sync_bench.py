@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
 import sys
 import tempfile
@@ -34,6 +33,7 @@ from notion_sync.devserver import free_port, start_dev_server
 from notion_sync.emulator.process import EmulatorProcess
 from notion_sync.models import ExportInput, ExportOptions, ExportReport
 from notion_sync.settings import Settings
+from notion_sync.snapshot import read_manifest
 from notion_sync.workers import build_worker
 from tests.export.harness import snapshot_files
 
@@ -53,10 +53,8 @@ async def timed_export(
 
 
 def edited_pages(destination: Path, share: float, seed: int) -> list[str]:
-    lines = (destination / "current" / "manifest.jsonl").read_text().splitlines()[1:]
-    pages = sorted(
-        e["id"] for e in map(json.loads, lines) if e["type"] == "page" and e["status"] == "exported"
-    )
+    with read_manifest(destination / "current") as (_header, entries):
+        pages = sorted(e.id for e in entries if e.type == "page" and e.status == "exported")
     return random.Random(seed).sample(pages, max(1, round(len(pages) * share)))
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -30,6 +29,7 @@ from notion_sync.control import start_export  # noqa: E402
 from notion_sync.devserver import free_port, start_dev_server  # noqa: E402
 from notion_sync.emulator.process import EmulatorProcess  # noqa: E402
 from notion_sync.models import ExportInput, ExportOptions  # noqa: E402
+from notion_sync.snapshot import read_manifest  # noqa: E402
 from tests.export.harness import running_worker, worker_settings  # noqa: E402
 
 HISTORIES = REPO / "tests" / "export" / "histories"
@@ -58,8 +58,8 @@ async def record_changes_sync(client: Client, work: Path, out: Path) -> None:
             options = ExportOptions(batch_size=5, max_parallel_batches=2)
             request = ExportInput(destination=str(work / "synced"), options=options)
             await (await start_export(client, settings, request)).result()
-            lines = (work / "synced" / "current" / "manifest.jsonl").read_text().splitlines()[1:]
-            page = next(e["id"] for e in map(json.loads, lines) if e["type"] == "page")
+            with read_manifest(work / "synced" / "current") as (_header, entries):
+                page = next(e.id for e in entries if e.type == "page")
             emulator.mutate({"op": "edit_page", "page_id": page})
             handle = await start_export(client, settings, request)
             report = await handle.result()
