@@ -1,4 +1,4 @@
-"""`notion-sync verify`: check an export folder or an archive against its manifest.
+"""`notion-sync verify`: check an export folder, an archive or an S3 destination against its manifest.
 
 Every file listed in `manifest.jsonl` must be present with the listed size and sha256. Files present
 but not listed are reported as extra, except the snapshot's own `manifest.jsonl`, `problems.jsonl`,
@@ -6,37 +6,65 @@ but not listed are reported as extra, except the snapshot's own `manifest.jsonl`
 
 An archive (see `notion_sync/archive.py`) is checked part by part against its `<name>.sha256` file
 first, then entry by entry against the manifest it carries as its first entry.
+
+An S3 destination (`s3://bucket/prefix`) is checked on the snapshot `current.json` names (or one
+named): its prefix is listed once, and every object the manifest lists is downloaded streamed and
+hashed, a few at a time.
+
+With `deep`, Markdown and CSV are also re-rendered from the snapshot's JSON (`render.render_snapshot`)
+into a temporary folder and compared with the snapshot's own: an edit made after the export, even
+with the manifest updated to match, shows. An archive or S3 snapshot is re-rendered from a temporary
+copy of its manifest, JSON, Markdown and CSV (taken while they are hashed); its downloads are only
+marked present, as the renderer asks no more of them.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import re
 import tarfile
+import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, Any, Literal
 
 from notion_sync.models import ManifestFile
+from notion_sync.render import render_snapshot
+from notion_sync.settings import Settings
 from notion_sync.snapshot import (
     CURRENT,
+    CURRENT_JSON,
     MANIFEST,
     META_FILES,
+    READ_CHUNK,
+    SNAPSHOTS,
     ManifestUnreadable,
     file_digest,
     read_manifest,
     stream_digest,
 )
+from notion_sync.storage.s3 import S3Destination, S3UrlError, is_s3, parse_s3_url
 
 ALLOWED_FOLDERS = ("html/",)
 ARCHIVE_SUFFIXES = (".zip", ".tar.gz")
+# What `deep` re-renders from the JSON and compares (downloads under files/ may have any name).
+RENDERED_SUFFIXES = (".md", ".csv")
+RENDER_INPUTS = ("json/",)
+NOT_RENDERED = ("files/", "html/")
 _PART = re.compile(r"^(?P<base>.+?)(?:\.part(?P<number>\d{3,}))?(?P<ext>\.zip|\.tar\.gz)$")
 
 
 class NotAnExport(ValueError):
     """The path is neither a snapshot, a destination with a `current` snapshot, nor an archive."""
+
+
+class StoreUnreachable(NotAnExport):
+    """An S3 destination that cannot be read: no such bucket, no credentials, no endpoint."""
 
 
 @dataclass
@@ -48,24 +76,30 @@ class Mismatch:
 @dataclass
 class VerifyReport:
     target: str
-    kind: Literal["folder", "archive"]
+    kind: Literal["folder", "archive", "s3"]
     files: int = 0
     verified: int = 0
     missing: list[str] = field(default_factory=list)
     extra: list[str] = field(default_factory=list)
     corrupted: list[Mismatch] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    # With `deep`: Markdown and CSV files re-rendered, and those that differ from the snapshot's.
+    rerendered: int | None = None
+    differing: list[Mismatch] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not (self.missing or self.extra or self.corrupted or self.errors)
+        return not (self.missing or self.extra or self.corrupted or self.errors or self.differing)
 
     def summary(self, limit: int = 50) -> str:
         if self.ok:
-            return f"OK: {self.verified} files verified ({self.kind} {self.target})"
+            deep = (
+                "" if self.rerendered is None else f", {self.rerendered} Markdown/CSV files re-rendered alike"
+            )
+            return f"OK: {self.verified} files verified{deep} ({self.kind} {self.target})"
         counts = (
             f"{len(self.missing)} missing, {len(self.extra)} extra, {len(self.corrupted)} corrupted, "
-            f"{len(self.errors)} other problems"
+            f"{len(self.differing)} differ from a re-render, {len(self.errors)} other problems"
         )
         verified = f"{self.verified}/{self.files} files verified"
         lines = [f"FAILED: {self.target} ({self.kind}): {counts}; {verified}"]
@@ -74,6 +108,7 @@ class VerifyReport:
             *(("missing", p) for p in self.missing),
             *(("corrupted", f"{c.path}: {c.reason}") for c in self.corrupted),
             *(("extra", p) for p in self.extra),
+            *(("rendering", f"{d.path}: {d.reason}") for d in self.differing),
         ]
         lines += [f"  {label:<9}  {text}" for label, text in listed[:limit]]
         if len(listed) > limit:
@@ -100,16 +135,38 @@ def is_allowed_extra(relpath: str) -> bool:
     return relpath in META_FILES or relpath.startswith(ALLOWED_FOLDERS)
 
 
-def verify(path: str | Path) -> VerifyReport:
-    """Verifies an export folder (snapshot or destination) or an archive (any of its parts)."""
+def verify(
+    path: str | Path, deep: bool = False, snapshot: str | None = None, settings: Settings | None = None
+) -> VerifyReport:
+    """Verifies an export folder (snapshot or destination), an archive (any of its parts) or an S3
+    destination; `snapshot` names one of a destination's snapshots instead of its current one.
+
+    Raises NotAnExport (StoreUnreachable for an S3 destination that cannot be read).
+    """
+    if is_s3(path):
+        settings = settings or Settings()
+        try:
+            remote = S3Destination(parse_s3_url(path), settings)
+        except S3UrlError as error:
+            raise NotAnExport(str(error)) from None
+        return _verify_s3(remote, snapshot, deep, settings.s3_concurrency)
     path = Path(path).expanduser()
     if path.is_file() and (path.name.endswith(".sha256") or _PART.match(path.name)):
+        if snapshot is not None:
+            raise NotAnExport(f"{path} is an archive: it holds one snapshot, --snapshot does not apply")
         report = VerifyReport(target=str(path), kind="archive")
-        _verify_archive(path, report)
+        with tempfile.TemporaryDirectory(prefix="notion-sync-verify-") as scratch:
+            _verify_archive(path, report, _RenderInputs(Path(scratch)) if deep else None)
         return report
-    snapshot = resolve_snapshot(path)
-    report = VerifyReport(target=str(snapshot), kind="folder")
-    _verify_folder(snapshot, report)
+    if snapshot is not None:
+        if not (path / SNAPSHOTS / snapshot / MANIFEST).is_file():
+            raise NotAnExport(f"{path} has no snapshot {snapshot!r} (no {SNAPSHOTS}/{snapshot}/{MANIFEST})")
+        path = path / SNAPSHOTS / snapshot
+    folder = resolve_snapshot(path)
+    report = VerifyReport(target=str(folder), kind="folder")
+    _verify_folder(folder, report)
+    if deep:
+        compare_rendering(folder, report)
     return report
 
 
@@ -156,6 +213,164 @@ class _Expected:
 
     def finish(self) -> None:
         self.report.missing.extend(sorted(set(self.files) - self.seen))
+        # S3 objects are hashed in threads: the report reads the same whatever order they finish in.
+        self.report.extra.sort()
+        self.report.corrupted.sort(key=lambda mismatch: mismatch.path)
+
+
+class _RenderInputs:
+    """A temporary copy of what `deep` needs from a snapshot that is not a folder: the manifest and
+    JSON a re-render reads, the Markdown and CSV it is compared with, and the downloads marked present
+    by empty files (the renderer only asks whether a database's icon or cover was downloaded)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def copy_of(self, relpath: str) -> Path | None:
+        """Where to copy a listed file while it is hashed, or None if `deep` needs no copy of it."""
+        if relpath == MANIFEST or relpath.startswith(RENDER_INPUTS):
+            return self.root / relpath
+        if relpath.endswith(RENDERED_SUFFIXES) and not relpath.startswith(NOT_RENDERED):
+            return self.root / relpath
+        return None
+
+    def mark_present(self, relpath: str) -> None:
+        if relpath.startswith("files/"):
+            marker = self.root / relpath
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.touch()
+
+
+def _digest_and_copy(stream: IO[bytes], copy_to: Path | None) -> tuple[str, int]:
+    """(sha256 hex, size) of what `stream` holds, written to `copy_to` as well when given."""
+    if copy_to is None:
+        return stream_digest(stream)
+    copy_to.parent.mkdir(parents=True, exist_ok=True)
+    digest, size = hashlib.sha256(), 0
+    with copy_to.open("wb") as copy:
+        for chunk in iter(lambda: stream.read(READ_CHUNK), b""):
+            digest.update(chunk)
+            copy.write(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def compare_rendering(snapshot: Path, report: VerifyReport) -> None:
+    """Re-renders Markdown and CSV from the snapshot's JSON and reports each file that differs from the
+    snapshot's own (or that the snapshot lacks). Files already reported missing or corrupted are not
+    reported again."""
+    reported = set(report.missing) | {mismatch.path for mismatch in report.corrupted}
+    with tempfile.TemporaryDirectory(prefix="notion-sync-rerender-") as scratch:
+        out = Path(scratch)
+        try:
+            render_snapshot(snapshot, ("md", "csv"), out)
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            # a JSON file missing or damaged: the manifest check says which; this says why deep stopped
+            report.errors.append(f"the snapshot's JSON could not be re-rendered: {error}")
+            return
+        report.rerendered = 0
+        for dirpath, dirnames, filenames in os.walk(out):
+            dirnames.sort()
+            for name in sorted(filenames):
+                rendered = Path(dirpath, name)
+                relpath = rendered.relative_to(out).as_posix()
+                report.rerendered += 1
+                original = snapshot / relpath
+                if relpath in reported:
+                    continue
+                if not original.is_file():
+                    report.differing.append(
+                        Mismatch(relpath, "re-rendered from the JSON, not in the snapshot")
+                    )
+                elif file_digest(original) != file_digest(rendered):
+                    report.differing.append(Mismatch(relpath, "differs from its re-rendering from the JSON"))
+
+
+def _verify_s3(remote: S3Destination, snapshot: str | None, deep: bool, workers: int) -> VerifyReport:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    url = remote.location.url
+    try:
+        return _verify_s3_snapshot(remote, snapshot, deep, workers)
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code")
+        if code in ("NoSuchBucket", "404", "NotFound"):
+            raise StoreUnreachable(f"{url}: the bucket {remote.location.bucket} does not exist") from None
+        raise StoreUnreachable(f"{url} cannot be read: {error}") from None
+    except BotoCoreError as error:  # no credentials, no endpoint, connection refused
+        raise StoreUnreachable(f"{url} cannot be read: {error}") from None
+
+
+def _verify_s3_snapshot(
+    remote: S3Destination, snapshot: str | None, deep: bool, workers: int
+) -> VerifyReport:
+    location = remote.location
+    remote.check()
+    if snapshot is None:
+        pointer = remote.current()
+        if pointer is None:
+            raise NotAnExport(f"{location.url} is not an export: no {location.key(CURRENT_JSON)} there")
+        snapshot = str(pointer.get("snapshot", ""))
+    prefix = location.snapshot_prefix(snapshot)
+    # One listing: relpath -> size. It holds a line per object, as the manifest's files do below.
+    sizes = {obj["Key"][len(prefix) :]: int(obj["Size"]) for obj in remote.objects(prefix)}
+    if MANIFEST not in sizes:
+        raise NotAnExport(f"{location.url} has no snapshot {snapshot!r} (no {prefix}{MANIFEST})")
+    report = VerifyReport(target=f"s3://{location.bucket}/{prefix}", kind="s3")
+    with tempfile.TemporaryDirectory(prefix="notion-sync-verify-") as scratch:
+        inputs = _RenderInputs(Path(scratch))
+        manifest = inputs.root / MANIFEST
+        with _object(remote, prefix + MANIFEST) as body:
+            _digest_and_copy(body, manifest)
+        expected = _Expected(report)
+        if not expected.load(manifest):
+            return report
+        _check_objects(remote, prefix, sizes, expected, inputs if deep else None, workers)
+        expected.finish()
+        if deep:
+            compare_rendering(inputs.root, report)
+    return report
+
+
+def _object(remote: S3Destination, key: str) -> contextlib.closing[Any]:
+    """An object's body: a stream, read in chunks and closed on leaving the `with`."""
+    return contextlib.closing(remote.client.get_object(Bucket=remote.location.bucket, Key=key)["Body"])
+
+
+def _check_objects(
+    remote: S3Destination,
+    prefix: str,
+    sizes: dict[str, int],
+    expected: _Expected,
+    inputs: _RenderInputs | None,
+    workers: int,
+) -> None:
+    """Checks every listed object: those the manifest lists with their size are downloaded and hashed
+    by a few threads (a bounded number in flight, so memory stays flat), the rest only by name."""
+
+    def digest(relpath: str) -> tuple[str, str, int]:
+        copy_to = inputs.copy_of(relpath) if inputs is not None else None
+        with _object(remote, prefix + relpath) as body:
+            return (relpath, *_digest_and_copy(body, copy_to))
+
+    def record(finished: Iterable[Future[tuple[str, str, int]]]) -> None:
+        for future in finished:
+            expected.check(*future.result())
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="verify") as pool:
+        pending: set[Future[tuple[str, str, int]]] = set()
+        for relpath, size in sorted(sizes.items()):
+            listed = expected.files.get(relpath)
+            if listed is None or size != listed.size:
+                expected.check(relpath, "", size)
+                continue
+            if inputs is not None:
+                inputs.mark_present(relpath)
+            pending.add(pool.submit(digest, relpath))
+            if len(pending) >= 4 * workers:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                record(finished)
+        record(wait(pending).done)
 
 
 def _verify_folder(root: Path, report: VerifyReport) -> None:
@@ -188,7 +403,7 @@ def archive_parts(path: Path) -> tuple[Path, str, str]:
     return path.parent, match["base"], match["ext"]
 
 
-def _verify_archive(path: Path, report: VerifyReport) -> None:
+def _verify_archive(path: Path, report: VerifyReport, inputs: _RenderInputs | None) -> None:
     folder, base, ext = archive_parts(path)
     on_disk = sorted(
         p for p in folder.iterdir() if (m := _PART.match(p.name)) and m["base"] == base and m["ext"] == ext
@@ -222,14 +437,22 @@ def _verify_archive(path: Path, report: VerifyReport) -> None:
                         report.errors.append(f"{part.name} does not begin with {MANIFEST}")
                         return
                     prefix = name.removesuffix(MANIFEST)
-                    if not expected.load(stream):
+                    if inputs is not None:
+                        _digest_and_copy(stream, inputs.root / MANIFEST)
+                    if not expected.load(inputs.root / MANIFEST if inputs is not None else stream):
                         return
                     continue
                 relpath = name.removeprefix(prefix) if name.startswith(prefix) else name
-                expected.check(relpath, *stream_digest(stream))
+                copy_to = None
+                if inputs is not None and relpath in expected.files:  # a listed path: a safe one
+                    copy_to = inputs.copy_of(relpath)
+                    inputs.mark_present(relpath)
+                expected.check(relpath, *_digest_and_copy(stream, copy_to))
         except (OSError, EOFError, tarfile.TarError, zipfile.BadZipFile) as error:
             report.errors.append(f"part {part.name} is unreadable: {error}")
     expected.finish()
+    if inputs is not None and prefix is not None:
+        compare_rendering(inputs.root, report)
 
 
 def _entries(part: Path) -> Iterator[tuple[str, IO[bytes]]]:

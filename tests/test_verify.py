@@ -14,7 +14,7 @@ from notion_sync.archive import write_archive
 from notion_sync.cli import app
 from notion_sync.control import start_export
 from notion_sync.models import ExportInput, ExportOptions, ManifestHeader, ManifestObject
-from notion_sync.snapshot import MANIFEST, PROBLEMS, REPORT
+from notion_sync.snapshot import MANIFEST, PROBLEMS, REPORT, read_manifest, write_manifest_line
 from notion_sync.storage.local import LocalDestination
 from notion_sync.verify import verify
 from tests.export.harness import EmulatorAndWorker
@@ -81,12 +81,56 @@ async def test_a_real_export_verifies_and_so_do_its_archives(
     assert report.files > 40 and report.verified == report.files
     code, output = cli("verify", destination)
     assert code == 0 and f"OK: {report.files} files verified" in output
+    # The exporter's Markdown and CSV are what the renderer makes of the JSON, byte for byte.
+    deep = verify(destination, deep=True)
+    assert deep.ok, deep.summary()
+    snapshot = (destination / "current").resolve()
+    texts = [p for p in listed_paths(snapshot) if p.endswith((".md", ".csv")) and not p.startswith("files/")]
+    assert deep.rerendered == len(texts) >= 40
     for fmt in ("zip", "tar.gz"):
         result = write_archive(destination, tmp_path / fmt, fmt, split_bytes=64 * 1024)
         assert len(result.parts) > 1
-        code, output = cli("verify", tmp_path / fmt / result.checksums)
+        code, output = cli("verify", tmp_path / fmt / result.checksums, "--deep")
         assert code == 0, output
-        assert f"OK: {report.files} files verified" in output
+        assert (
+            f"OK: {report.files} files verified, {deep.rerendered} Markdown/CSV files re-rendered" in output
+        )
+
+    # An edit to a page's Markdown, with the manifest updated to match: only the re-render catches it.
+    edited = next(path for path in texts if path.endswith(".md"))
+    rewrite_listed(snapshot, edited, (snapshot / edited).read_bytes() + b"\nAdded after the export.\n")
+    assert verify(destination).ok
+    report = verify(destination, deep=True)
+    assert [(d.path, d.reason) for d in report.differing] == [
+        (edited, "differs from its re-rendering from the JSON")
+    ]
+    code, output = cli("verify", destination, "--deep")
+    assert code == 1 and f"rendering  {edited}: differs" in output, output
+    result = write_archive(destination, tmp_path / "edited", "tar.gz")
+    code, output = cli("verify", tmp_path / "edited" / result.checksums, "--deep")
+    assert code == 1 and f"rendering  {edited}: differs" in output, output
+
+
+def listed_paths(snapshot: Path) -> list[str]:
+    with read_manifest(snapshot) as (_header, objects):
+        return [file.path for entry in objects for file in entry.files]
+
+
+def rewrite_listed(snapshot: Path, relpath: str, data: bytes) -> None:
+    """Replaces a listed file and its size and sha256 in the manifest, as a careful forger would."""
+    (snapshot / relpath).write_bytes(data)
+    with read_manifest(snapshot) as (header, objects):
+        entries = list(objects)
+    for entry in entries:
+        entry.files = [
+            file.model_copy(update={"size": len(data), "sha256": hashlib.sha256(data).hexdigest()})
+            if file.path == relpath
+            else file
+            for file in entry.files
+        ]
+    with (snapshot / MANIFEST).open("wb") as manifest:
+        for line in (header, *entries):
+            write_manifest_line(manifest, line)
 
 
 def test_missing_extra_and_corrupted_files_fail(tmp_path: Path) -> None:
@@ -163,3 +207,8 @@ def test_damaged_archives_fail(tmp_path: Path) -> None:
 def test_not_an_export(tmp_path: Path) -> None:
     code, output = cli("verify", tmp_path)
     assert code == 2 and "is not an export" in output
+    root = make_destination(tmp_path / "backup", sample_files(3))
+    code, output = cli("verify", root, "--snapshot", "2026-01-01T00-00-00Z")
+    assert code == 0, output
+    code, output = cli("verify", root, "--snapshot", "1999-01-01T00-00-00Z")
+    assert code == 2 and "has no snapshot '1999-01-01T00-00-00Z'" in output

@@ -1,8 +1,7 @@
-"""`notion-sync verify`: an export folder or an archive checked against its manifest."""
+"""`notion-sync verify`: an export folder, an archive or an S3 destination checked against its manifest."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -11,11 +10,31 @@ from notion_sync.verify import NotAnExport, verify
 
 
 def verify_command(
-    path: Annotated[Path, typer.Argument(help="A snapshot, a destination (its current one) or an archive.")],
+    # A string, not a Path: Path would fold the `//` of an `s3://bucket/prefix` destination.
+    path: Annotated[
+        str,
+        typer.Argument(
+            help="A snapshot, a destination (its current one), an archive, or s3://bucket/prefix."
+        ),
+    ],
+    snapshot: Annotated[
+        str | None,
+        typer.Option(
+            "--snapshot", help="Verify this snapshot of the destination instead of its current one."
+        ),
+    ] = None,
+    deep: Annotated[
+        bool,
+        typer.Option("--deep", help="Also re-render Markdown and CSV from the JSON and compare them."),
+    ] = False,
 ) -> None:
-    """Check every file of an export or archive against its manifest; non-zero exit on any problem."""
+    """Check every file of an export or archive against its manifest; non-zero exit on any problem.
+
+    For s3://bucket/prefix: every object of the snapshot current.json names is downloaded and hashed
+    (credentials and endpoint from boto3's chain).
+    """
     try:
-        report = verify(path)
+        report = verify(path, deep=deep, snapshot=snapshot)
     except NotAnExport as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
