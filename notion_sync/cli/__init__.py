@@ -11,6 +11,7 @@ from notion_sync.cli import export
 from notion_sync.cli.archive import archive_command
 from notion_sync.cli.history import diff_command, log_command
 from notion_sync.cli.render import render_command
+from notion_sync.cli.restore_files import restore_files_command
 from notion_sync.cli.retention import prune_command
 from notion_sync.cli.schedules import schedule_app
 from notion_sync.cli.verify import verify_command
@@ -25,6 +26,7 @@ app = typer.Typer(
 app.command(help="Run the Notion API emulator (a local server speaking Notion's API).")(emulator)
 app.command("archive")(archive_command)
 app.command("verify")(verify_command)
+app.command("restore-files")(restore_files_command)
 app.command("log")(log_command)
 app.command("diff")(diff_command)
 app.command("prune")(prune_command)
