@@ -143,6 +143,8 @@ def verify(
 
     Raises NotAnExport (StoreUnreachable for an S3 destination that cannot be read).
     """
+    if snapshot is not None and (not snapshot or "/" in snapshot or snapshot in (".", "..")):
+        raise NotAnExport(f"{snapshot!r} is not a snapshot name")
     if is_s3(path):
         settings = settings or Settings()
         try:
@@ -312,7 +314,7 @@ def _verify_s3_snapshot(
             raise NotAnExport(f"{location.url} is not an export: no {location.key(CURRENT_JSON)} there")
         snapshot = str(pointer.get("snapshot", ""))
     prefix = location.snapshot_prefix(snapshot)
-    # One listing: relpath -> size. It holds a line per object, as the manifest's files do below.
+    # Listed once, relpath -> size: one entry per object in memory, as `_Expected` holds the manifest's.
     sizes = {obj["Key"][len(prefix) :]: int(obj["Size"]) for obj in remote.objects(prefix)}
     if MANIFEST not in sizes:
         raise NotAnExport(f"{location.url} has no snapshot {snapshot!r} (no {prefix}{MANIFEST})")
@@ -348,17 +350,25 @@ def _check_objects(
     """Checks every listed object: those the manifest lists with their size are downloaded and hashed
     by a few threads (a bounded number in flight, so memory stays flat), the rest only by name."""
 
-    def digest(relpath: str) -> tuple[str, str, int]:
-        copy_to = inputs.copy_of(relpath) if inputs is not None else None
-        with _object(remote, prefix + relpath) as body:
-            return (relpath, *_digest_and_copy(body, copy_to))
+    from botocore.exceptions import ClientError
 
-    def record(finished: Iterable[Future[tuple[str, str, int]]]) -> None:
+    def digest(relpath: str) -> tuple[str, str, int] | None:
+        copy_to = inputs.copy_of(relpath) if inputs is not None else None
+        try:
+            with _object(remote, prefix + relpath) as body:
+                return (relpath, *_digest_and_copy(body, copy_to))
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+                return None  # deleted since the listing: left unseen, so reported missing
+            raise
+
+    def record(finished: Iterable[Future[tuple[str, str, int] | None]]) -> None:
         for future in finished:
-            expected.check(*future.result())
+            if (result := future.result()) is not None:
+                expected.check(*result)
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="verify") as pool:
-        pending: set[Future[tuple[str, str, int]]] = set()
+        pending: set[Future[tuple[str, str, int] | None]] = set()
         for relpath, size in sorted(sizes.items()):
             listed = expected.files.get(relpath)
             if listed is None or size != listed.size:

@@ -129,8 +129,9 @@ def rewrite_listed(snapshot: Path, relpath: str, data: bytes) -> None:
             for file in entry.files
         ]
     with (snapshot / MANIFEST).open("wb") as manifest:
-        for line in (header, *entries):
-            write_manifest_line(manifest, line)
+        write_manifest_line(manifest, header)
+        for entry in entries:
+            write_manifest_line(manifest, entry)
 
 
 def test_missing_extra_and_corrupted_files_fail(tmp_path: Path) -> None:
@@ -212,3 +213,5 @@ def test_not_an_export(tmp_path: Path) -> None:
     assert code == 0, output
     code, output = cli("verify", root, "--snapshot", "1999-01-01T00-00-00Z")
     assert code == 2 and "has no snapshot '1999-01-01T00-00-00Z'" in output
+    code, output = cli("verify", root, "--snapshot", "../backup/snapshots/2026-01-01T00-00-00Z")
+    assert code == 2 and "is not a snapshot name" in output

@@ -42,8 +42,9 @@ def forge(s3: Any, bucket: str, prefix: str, relpath: str, data: bytes) -> None:
             for file in entry.files
         ]
     forged = io.BytesIO()
-    for line in (header, *entries):
-        write_manifest_line(forged, line)
+    write_manifest_line(forged, header)
+    for entry in entries:
+        write_manifest_line(forged, entry)
     s3.put_object(Bucket=bucket, Key=prefix + MANIFEST, Body=forged.getvalue())
 
 
