@@ -71,7 +71,8 @@ def restore_files(
     page: str | None = None,
 ) -> RestoreResult:
     """Writes snapshot `snapshot` of `destination` (default: the current one), or only the subtree
-    of `page`, into `out`. Raises RestoreError, with `out` left as it was found."""
+    of `page`, into `out`. Raises RestoreError (OSError, botocore's errors on I/O failures), with
+    `out` left as it was found."""
     try:
         remote = remote_destination(destination, settings)
     except S3UrlError as error:
@@ -80,6 +81,8 @@ def restore_files(
     if remote is None:
         source = _folder_snapshot(Path(destination).expanduser(), snapshot)
         name = source.resolve().name
+        if out.resolve().is_relative_to(source.resolve()):
+            raise RestoreError(f"{out} is inside the snapshot it would restore")
     else:
         name = _s3_snapshot(remote, snapshot)
     created = _claim(out)

@@ -21,15 +21,15 @@ def _restore(*args: str | Path) -> Any:
     return runner.invoke(app, ["restore-files", *(str(a) for a in args)])
 
 
-def _tree(root: Path) -> dict[str, bytes]:
+def file_tree(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def _manifest(snapshot: Path) -> list[dict[str, Any]]:
+def manifest_entries(snapshot: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (snapshot / "manifest.jsonl").read_text().splitlines()[1:]]
 
 
-def _descendants(entries: list[dict[str, Any]], root: str) -> set[str]:
+def descendants(entries: list[dict[str, Any]], root: str) -> set[str]:
     found, grew = {root}, True
     while grew:
         below = {e["id"] for e in entries if e["parent"] in found}
@@ -45,24 +45,25 @@ async def test_restores_snapshots_and_subtrees_from_a_folder(
     async with emulator_and_worker(pages=40, seed=81) as (emulator, settings):
         await export_and_wait(temporal_client, settings, destination)
         older = (destination / "current").resolve()
-        edited = next(e["id"] for e in _manifest(older) if e["type"] == "page" and e["parent"] is None)
+        edited = next(e["id"] for e in manifest_entries(older) if e["type"] == "page" and e["parent"] is None)
         emulator.mutate({"op": "edit_page", "page_id": edited})
         await export_and_wait(temporal_client, settings, destination)
     current = (destination / "current").resolve()
-    assert current != older and _tree(current) != _tree(older)
-    assert any(path.startswith("html/") for path in _tree(current)), "the HTML site is restored too"
+    assert current != older and file_tree(current) != file_tree(older)
+    assert any(path.startswith("html/") for path in file_tree(current)), "the HTML site is restored too"
 
     # The current snapshot (the default) and an older one by name: file for file, byte for byte.
     done = _restore(destination, "--out", tmp_path / "now")
     assert done.exit_code == 0, done.output
-    assert _tree(tmp_path / "now") == _tree(current)
+    assert file_tree(tmp_path / "now") == file_tree(current)
+    assert runner.invoke(app, ["verify", str(tmp_path / "now")]).exit_code == 0
     (tmp_path / "empty").mkdir()
     done = _restore(destination, "--snapshot", older.name, "--out", tmp_path / "empty")
     assert done.exit_code == 0, done.output
-    assert _tree(tmp_path / "empty") == _tree(older)
+    assert file_tree(tmp_path / "empty") == file_tree(older)
 
     # A page with pages below pages: it, its descendants and their files, nothing else.
-    entries = _manifest(current)
+    entries = manifest_entries(current)
     by_id = {e["id"]: e for e in entries}
     parents = {e["parent"] for e in entries}
     # The smallest subtree holding pages below pages: neither a leaf nor the whole workspace.
@@ -72,15 +73,15 @@ async def test_restores_snapshots_and_subtrees_from_a_folder(
             for e in entries
             if e["type"] == "page" and any(by_id.get(p, {}).get("parent") == e["id"] for p in parents)
         ),
-        key=lambda e: len(_descendants(entries, e["id"])),
+        key=lambda e: len(descendants(entries, e["id"])),
     )
-    subtree = _descendants(entries, page["id"])
+    subtree = descendants(entries, page["id"])
     assert 2 < len(subtree) < len(entries) // 2
     expected = {f["path"] for e in entries if e["id"] in subtree for f in e["files"]}
     for selector, out in ((page["id"], tmp_path / "by-id"), (page["path"], tmp_path / "by-path")):
         done = _restore(destination, "--page", selector, "--out", out)
         assert done.exit_code == 0, done.output
-        restored = _tree(out)
+        restored = file_tree(out)
         assert set(restored) == expected
         assert all(data == (current / path).read_bytes() for path, data in restored.items())
 
@@ -95,6 +96,9 @@ async def test_restores_snapshots_and_subtrees_from_a_folder(
         assert not (tmp_path / "unknown").exists()
     done = _restore(destination, "--out", tmp_path / "now")
     assert done.exit_code == 2 and "is not empty" in done.output
+    done = _restore(destination, "--out", destination / "current" / "restored")
+    assert done.exit_code == 2 and "inside the snapshot" in done.output
+    assert not (current / "restored").exists()
 
     # A damaged file (same size, one byte flipped; then a shorter one): stopped, nothing left in --out.
     damaged = next(current / f["path"] for e in entries for f in e["files"] if f["path"].endswith(".md"))
