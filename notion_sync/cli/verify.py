@@ -28,7 +28,7 @@ def verify_command(
         typer.Option("--deep", help="Also re-render Markdown and CSV from the JSON and compare them."),
     ] = False,
 ) -> None:
-    """Check every file of an export or archive against its manifest; non-zero exit on any problem.
+    """Check every file of a folder, archive or S3 export against its manifest; non-zero on any problem.
 
     For s3://bucket/prefix: every object of the snapshot current.json names is downloaded and hashed
     (credentials and endpoint from boto3's chain).
