@@ -20,13 +20,12 @@ import difflib
 import json
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
-from importlib.resources import files
 from pathlib import Path
 from typing import Literal
 
-from jinja2 import Environment, FunctionLoader
 from pydantic import BaseModel, TypeAdapter
 
+from notion_sync.convert.html import compiled_template
 from notion_sync.models import ChangeCounts, ManifestObject, ReportStatus
 from notion_sync.snapshot import (
     MANIFEST,
@@ -465,8 +464,8 @@ def render_diff_json(diff: SnapshotDiff) -> str:
 
 def render_diff_html(diff: SnapshotDiff) -> str:
     """A standalone HTML change report (every value escaped by the template's autoescape)."""
-    template = _ENV.get_template("change_report.html")
-    return template.render(diff=diff, counts=diff.counts(), sections=_sections(diff))
+    report = compiled_template("change_report.html")
+    return report.render(diff=diff, counts=diff.counts(), sections=_sections(diff))
 
 
 def _sections(diff: SnapshotDiff) -> list[tuple[ChangeKind, list[PageRef]]]:
@@ -494,16 +493,3 @@ def _describe_counts(counts: ChangeCounts | None) -> str:
         return "no changes"
     named = [(count, name) for name, count in counts.model_dump().items() if count]
     return ", ".join(f"{count} {name}" for count, name in named)
-
-
-def _load_template(name: str) -> str:
-    return (files("notion_sync.convert") / "templates" / name).read_text(encoding="utf-8")
-
-
-_ENV = Environment(
-    loader=FunctionLoader(_load_template),
-    autoescape=True,
-    trim_blocks=True,
-    lstrip_blocks=True,
-    auto_reload=False,
-)

@@ -391,13 +391,14 @@ def stylesheet() -> str:
 
 
 @cache
-def _template(name: str) -> Template:
+def compiled_template(name: str) -> Template:
+    """A template shipped with the package, compiled once (the site's, and the change report's)."""
     return _ENV.get_template(name)
 
 
 def _render(template: str, links: LinkResolver, **context: Any) -> str:
     helpers = _Helpers(links)
-    return _template(template).render(h=helpers, **context)
+    return compiled_template(template).render(h=helpers, **context)
 
 
 def page_to_html(
@@ -414,7 +415,7 @@ def page_to_html(
     h = _Helpers(links)
     toc: Toc = []
     views = block_views(blocks, h, toc)
-    return _template("page.html").render(
+    return compiled_template("page.html").render(
         h=h,
         title=page_title(page),
         page=page,
@@ -439,7 +440,7 @@ def data_source_to_html(
     """
     columns = csv_header(data_source)
     h = _Helpers(links)
-    return _template("data_source.html").generate(
+    return compiled_template("data_source.html").generate(
         h=h,
         title=page_title(data_source),
         description=data_source.get("description"),
@@ -482,7 +483,7 @@ def index_html(tree: Iterable[TreeNode], title: str = "Notion export") -> Iterat
     The tree is walked as the pieces are taken, so a workspace of any size is never held whole,
     as nodes or as one string.
     """
-    template = _template("index.html")
+    template = compiled_template("index.html")
     return template.generate(h=_Helpers(NoLinks()), title=title, tree=_tree_list(tree), nav=Nav())
 
 
