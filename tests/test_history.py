@@ -9,11 +9,12 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+import pytest
 from temporalio.client import Client
 from typer.testing import CliRunner
 
 from notion_sync.cli import app
-from notion_sync.history import count_pages, diff_manifests, snapshot_log
+from notion_sync.history import HistoryError, count_pages, diff_manifests, snapshot_log
 from notion_sync.models import Counters, ExportReport, ManifestFile, ManifestHeader, ManifestObject
 from tests.export.harness import EmulatorAndWorker, export_and_wait
 
@@ -98,6 +99,11 @@ def test_the_merge_walk_sorts_every_page_into_its_change() -> None:
         _sorted(OLD), _sorted(NEW), frozenset({DATA_SOURCE}), json_changed=lambda a, b: False
     )
     assert [p.id for p in unsigned.edited] == ["e5", "g7"]
+
+
+def test_a_manifest_not_sorted_by_id_is_refused() -> None:
+    with pytest.raises(HistoryError, match="not sorted by id"):
+        diff_manifests(_sorted(OLD), reversed(_sorted(NEW)), frozenset({DATA_SOURCE}))
 
 
 def test_identical_manifests_have_no_changes() -> None:
@@ -252,6 +258,10 @@ def test_clear_errors_without_traceback(tmp_path: Path) -> None:
         assert isinstance(done.exception, SystemExit), done.exception  # a message, not a traceback
     refused = _invoke("log", "s3://bucket/prefix")
     assert refused.exit_code == 2 and "issue 15" in refused.output
+    _hand_made(tmp_path / "pair")
+    unwritable = _invoke("diff", tmp_path / "pair", "--html", tmp_path / "no" / "such" / "folder.html")
+    assert unwritable.exit_code == 2 and "cannot write" in unwritable.output, unwritable.output
+    assert isinstance(unwritable.exception, SystemExit), unwritable.exception
 
 
 def _manifest(snapshot: Path) -> dict[str, dict[str, Any]]:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from notion_sync.cli import app
+from notion_sync.cli.options import export_options
 from notion_sync.models import (
     Counters,
     ExportOptions,
@@ -84,6 +85,16 @@ def test_no_rule_keeps_everything_and_age_rules_keep_what_they_cannot_date() -> 
     assert by_age.kept_by["undated"] == ["2026-01-01T00-00-00Z"] and by_age.removed == YEAR[-3:-1]
     # The N newest go by name, which starts with the time.
     assert plan_retention(names, RetentionPolicy(keep_last=1)).removed == sorted(names)[:-1]
+
+
+def test_keep_alone_travels_as_keep_snapshots_too() -> None:
+    """A worker from before retention by age reads only `keep_snapshots`: `--keep N` alone still prunes
+    there; with an age rule it must not (that worker would keep only the N newest)."""
+    alone = export_options(retention=RetentionPolicy(keep_last=3))
+    assert alone.keep_snapshots == 3 and alone.retention.is_empty()
+    assert alone.retention_policy() == RetentionPolicy(keep_last=3)
+    aged = export_options(retention=RetentionPolicy(keep_last=3, keep_daily=7))
+    assert aged.keep_snapshots is None and aged.retention == RetentionPolicy(keep_last=3, keep_daily=7)
 
 
 def test_keep_snapshots_of_older_inputs_is_the_policys_keep_last() -> None:
