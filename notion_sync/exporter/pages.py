@@ -49,20 +49,18 @@ async def export_range(
         async with limit:
             try:
                 await _export_object(ctx, obj, options, previous, counters, site)
-                counters.exported += 1
             except ObjectProblem as error:
                 # This object only (gone, malformed, rejected, unreachable): recorded, the batch goes on.
                 ctx.index.skip(obj.id, error.reason, status=error.outcome)
-                if error.outcome == "skipped":
-                    counters.skipped += 1
-                else:
-                    counters.failed += 1
             heartbeat()
 
     await asyncio.gather(*(one(obj) for obj in ctx.index.batch(seq_from, seq_to)))
-    # A retried or resumed range skips what an earlier attempt exported: count those too, or the
-    # report says fewer were exported than the snapshot holds.
-    counters.exported = ctx.index.exported_between(seq_from, seq_to)
+    # A retried or resumed range skips what an earlier attempt settled: count from the index, or the
+    # report says fewer were exported (skipped, failed) than the snapshot holds.
+    outcomes = ctx.index.outcomes_between(seq_from, seq_to)
+    counters.exported = outcomes.get("exported", 0)
+    counters.skipped = outcomes.get("skipped", 0)
+    counters.failed = outcomes.get("failed", 0)
     return counters
 
 

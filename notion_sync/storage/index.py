@@ -171,14 +171,16 @@ class ExportIndex:
         ).fetchall()
         return [_to_object(r) for r in rows]
 
-    def exported_between(self, seq_from: int, seq_to: int) -> int:
-        """How many objects of `[seq_from, seq_to]` are exported, by whichever attempt exported them."""
-        row = self._db.execute(
-            "SELECT COUNT(*) FROM objects WHERE seq >= ? AND seq <= ? AND status = 'exported' "
-            f"AND kind NOT IN ({','.join('?' * len(_PSEUDO_OBJECTS))})",
+    def outcomes_between(self, seq_from: int, seq_to: int) -> dict[str, int]:
+        """How many placed objects of `[seq_from, seq_to]` were exported, skipped or failed, by whichever
+        attempt settled them. Only export settles a placed object: discovery skips before layout."""
+        rows = self._db.execute(
+            "SELECT status, COUNT(*) FROM objects WHERE seq >= ? AND seq <= ? AND path IS NOT NULL "
+            f"AND status != 'pending' AND kind NOT IN ({','.join('?' * len(_PSEUDO_OBJECTS))}) "
+            "GROUP BY status",
             (seq_from, seq_to, *_PSEUDO_OBJECTS),
-        ).fetchone()
-        return int(row[0])
+        ).fetchall()
+        return {str(status): int(count) for status, count in rows}
 
     def by_kind(self, kind: str, seq_from: int, limit: int) -> list[IndexedObject]:
         rows = self._db.execute(
