@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
+from typing import IO
 
 from temporalio.client import Client
 from typer.testing import CliRunner
@@ -116,11 +118,12 @@ def listed_paths(snapshot: Path) -> list[str]:
         return [file.path for entry in objects for file in entry.files]
 
 
-def rewrite_listed(snapshot: Path, relpath: str, data: bytes) -> None:
-    """Replaces a listed file and its size and sha256 in the manifest, as a careful forger would."""
-    (snapshot / relpath).write_bytes(data)
-    with read_manifest(snapshot) as (header, objects):
+def forged_manifest(manifest: IO[bytes], relpath: str, data: bytes) -> bytes:
+    """The manifest with `relpath`'s size and sha256 made to match `data`, as a careful forger would."""
+    with read_manifest(manifest) as (header, objects):
         entries = list(objects)
+    forged = io.BytesIO()
+    write_manifest_line(forged, header)
     for entry in entries:
         entry.files = [
             file.model_copy(update={"size": len(data), "sha256": hashlib.sha256(data).hexdigest()})
@@ -128,10 +131,16 @@ def rewrite_listed(snapshot: Path, relpath: str, data: bytes) -> None:
             else file
             for file in entry.files
         ]
-    with (snapshot / MANIFEST).open("wb") as manifest:
-        write_manifest_line(manifest, header)
-        for entry in entries:
-            write_manifest_line(manifest, entry)
+        write_manifest_line(forged, entry)
+    return forged.getvalue()
+
+
+def rewrite_listed(snapshot: Path, relpath: str, data: bytes) -> None:
+    """Replaces a listed file, and its size and sha256 in the manifest."""
+    (snapshot / relpath).write_bytes(data)
+    with (snapshot / MANIFEST).open("rb") as manifest:
+        forged = forged_manifest(manifest, relpath, data)
+    (snapshot / MANIFEST).write_bytes(forged)
 
 
 def test_missing_extra_and_corrupted_files_fail(tmp_path: Path) -> None:

@@ -3,7 +3,6 @@ object, an added one and (with --deep) a forged Markdown file fail, and an unrea
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 from pathlib import Path
@@ -16,9 +15,10 @@ from typer.testing import CliRunner
 from notion_sync.cli import app
 from notion_sync.control import start_export
 from notion_sync.models import ExportInput, ExportOptions
-from notion_sync.snapshot import MANIFEST, read_manifest, write_manifest_line
+from notion_sync.snapshot import MANIFEST, read_manifest
 from tests.export.harness import EmulatorAndWorker
 from tests.s3.conftest import S3Server
+from tests.test_verify import forged_manifest
 
 runner = CliRunner()
 
@@ -29,23 +29,11 @@ def cli(*args: str) -> tuple[int, str]:
 
 
 def forge(s3: Any, bucket: str, prefix: str, relpath: str, data: bytes) -> None:
-    """Replaces an object and its size and sha256 in the snapshot's manifest, as a careful forger would."""
+    """Replaces an object, and its size and sha256 in the snapshot's manifest."""
     s3.put_object(Bucket=bucket, Key=prefix + relpath, Body=data)
     manifest = s3.get_object(Bucket=bucket, Key=prefix + MANIFEST)["Body"].read()
-    with read_manifest(io.BytesIO(manifest)) as (header, objects):
-        entries = list(objects)
-    for entry in entries:
-        entry.files = [
-            file.model_copy(update={"size": len(data), "sha256": hashlib.sha256(data).hexdigest()})
-            if file.path == relpath
-            else file
-            for file in entry.files
-        ]
-    forged = io.BytesIO()
-    write_manifest_line(forged, header)
-    for entry in entries:
-        write_manifest_line(forged, entry)
-    s3.put_object(Bucket=bucket, Key=prefix + MANIFEST, Body=forged.getvalue())
+    forged = forged_manifest(io.BytesIO(manifest), relpath, data)
+    s3.put_object(Bucket=bucket, Key=prefix + MANIFEST, Body=forged)
 
 
 async def test_an_s3_export_verifies_and_each_damage_fails(
