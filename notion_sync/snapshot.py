@@ -11,6 +11,12 @@ A snapshot is a folder (or an S3 prefix) holding:
 A folder destination keeps its snapshots under `snapshots/<name>/` and points `current` (a symlink)
 at the newest; an S3 destination keeps them under `<prefix>/snapshots/<name>/` and points
 `<prefix>/current.json` at the newest. Every module reads and writes snapshots through this one.
+
+Each file's bytes are stored once per destination, under their sha256 (`object_path`): a folder
+snapshot stays an ordinary tree whose files are hard links into `DEST/.notion-sync/objects/`; an S3
+snapshot is its manifest, report and problems under `snapshots/<name>/`, its files being the objects
+`<prefix>/objects/<sha[:2]>/<sha>` the manifest names. Snapshots written before the store hold their
+files at their paths (`snapshots/<name>/<path>`); readers fall back to that.
 """
 
 from __future__ import annotations
@@ -38,6 +44,12 @@ CURRENT = "current"
 CURRENT_JSON = "current.json"
 # The folder (or S3 prefix) under which every snapshot lives.
 SNAPSHOTS = "snapshots"
+# The content-addressed object store of a destination: each file's bytes once, under its sha256
+# (`DEST/.notion-sync/objects/` for a folder, `<prefix>/objects/` for S3; see `object_path`).
+OBJECTS = "objects"
+# Written into a destination once every snapshot it holds is in its object store (adopted or new):
+# `DEST/.notion-sync/store.json`, `<prefix>/store.json`.
+STORE_MARKER = "store.json"
 # Where each kind of object keeps its JSON (lossless) in a snapshot.
 JSON_DIRS = {"page": "json/pages", "database": "json/databases", "data_source": "json/data_sources"}
 
@@ -54,6 +66,15 @@ class ManifestUnreadable(ValueError):
 def saved_json(kind: str, object_id: str) -> str:
     """The snapshot-relative path of an object's JSON."""
     return f"{JSON_DIRS[kind]}/{object_id}.json"
+
+
+def object_path(sha256: str) -> str:
+    """Where a file's bytes live in a destination's object store, relative to the store's parent:
+    `objects/<first two hex digits>/<sha256>` (256 folders, so none grows past what file systems and
+    S3 listings handle well)."""
+    if len(sha256) != 64 or not all(c in "0123456789abcdef" for c in sha256):
+        raise ValueError(f"{sha256!r} is not a sha256 hex digest")
+    return f"{OBJECTS}/{sha256[:2]}/{sha256}"
 
 
 def snapshot_name(started_at: datetime, run_id: str) -> str:

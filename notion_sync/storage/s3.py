@@ -41,7 +41,16 @@ from typing import Any, TypeVar
 from notion_sync.models import ManifestFile, RetentionPolicy
 from notion_sync.retention import RetentionPlan, newest_guarded, plan_retention
 from notion_sync.settings import Settings
-from notion_sync.snapshot import CURRENT, CURRENT_JSON, MANIFEST, REPORT, SNAPSHOTS, named_for, parse_report
+from notion_sync.snapshot import (
+    CURRENT,
+    CURRENT_JSON,
+    MANIFEST,
+    REPORT,
+    SNAPSHOTS,
+    named_for,
+    object_path,
+    parse_report,
+)
 
 SCHEME = "s3://"
 MIN_PART = 5 << 20
@@ -165,6 +174,28 @@ class S3Destination:
             raise
         data: bytes = body["Body"].read()
         return data
+
+    def object_key(self, sha256: str) -> str:
+        """The key of a file's bytes in the destination's object store."""
+        return self.location.key(object_path(sha256))
+
+    def file_keys(self, snapshot: str, file: ManifestFile) -> tuple[str, str]:
+        """Where a snapshot's file may be: in the object store (snapshots published since the store),
+        then at its path under the snapshot (snapshots published before it, not yet adopted)."""
+        return self.object_key(file.sha256), self.location.snapshot_prefix(snapshot) + file.path
+
+    def open_file(self, snapshot: str, file: ManifestFile) -> Any:
+        """A streaming body of one file of a snapshot, from the store or, for an older snapshot, from
+        its path. Raises SnapshotUnusable if it is in neither place."""
+        from botocore.exceptions import ClientError
+
+        for key in self.file_keys(snapshot, file):
+            try:
+                return self.client.get_object(Bucket=self.location.bucket, Key=key)
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404", "NotFound"):
+                    raise
+        raise SnapshotUnusable(f"{file.path} ({file.sha256}) is missing from {self.location.url}")
 
     def snapshots(self) -> list[str]:
         """Names of the snapshots present under `<prefix>/snapshots/`."""
