@@ -404,6 +404,23 @@ class ManifestObject(BaseModel):
     files: list[ManifestFile] = Field(default_factory=list)
 
 
+class GarbageReport(BaseModel):
+    """What a garbage collection of a destination's object store found and did."""
+
+    # Objects in the store when it started, and how many of them some kept snapshot references.
+    objects: int = 0
+    referenced: int = 0
+    # Unreferenced objects deleted (with a dry run: that would be), and the bytes they held.
+    deleted: int = 0
+    freed_bytes: int = 0
+    # Unreferenced objects kept because they are younger than the grace period (S3: a run that is
+    # still uploading may be about to reference them).
+    young: int = 0
+    # Files of snapshots written before the store that were moved into it on the way.
+    adopted: int = 0
+    dry_run: bool = False
+
+
 class ManifestHeader(BaseModel):
     format: Literal["notion-sync-manifest"] = "notion-sync-manifest"
     version: int = 1
