@@ -29,6 +29,7 @@ from notion_sync.exporter.shrink import measure_shrink
 from notion_sync.history import HistoryError, diff_snapshots
 from notion_sync.models import (
     ChangeCounts,
+    GarbageReport,
     PrepareInput,
     PreviousSnapshot,
     PublishInput,
@@ -43,10 +44,11 @@ from notion_sync.models import (
 from notion_sync.render import render_snapshot
 from notion_sync.retention import prune_snapshots
 from notion_sync.settings import Settings
-from notion_sync.snapshot import REPORT, parse_report, read_report
+from notion_sync.snapshot import REPORT, ManifestUnreadable, parse_report, read_report
 from notion_sync.storage.destination import open_destination, remote_destination, seed_mirror
 from notion_sync.storage.index import ExportIndex
 from notion_sync.storage.local import LocalDestination, UnsafePath
+from notion_sync.storage.objects import Interned, ObjectStore
 from notion_sync.storage.s3 import (
     S3DeleteFailed,
     S3Destination,
@@ -137,6 +139,7 @@ class StagingActivities:
         """Checks staging against the index and its own manifest, then promotes it (see publish)."""
         staging_id = request.staging.staging_id
         staged = destination.staging(staging_id)
+        remote = remote_destination(request.staging.destination, self._settings)
         objects = files = problems = 0
         changes: ChangeCounts | None = None
         if staged.exists():
@@ -157,6 +160,8 @@ class StagingActivities:
             changes = _changes_since(destination.current(), staged)
             report = request.report.model_copy(update={"problems": problems, "changes": changes})
             write_report(destination, staging_id, report, staged=True)
+            if remote is None:
+                _intern(destination, staged)
         elif not destination.snapshot(request.snapshot).is_dir():
             # Neither staging nor the snapshot a previous attempt promoted it to: the folder went away.
             raise _damaged(destination, f"its staging folder {staged} is gone")
@@ -164,13 +169,16 @@ class StagingActivities:
             # A retry after staging became the snapshot: its report.json holds the summary.
             published = read_report(destination.snapshot(request.snapshot))
             changes = published.changes if published is not None else None
+            if remote is None:
+                _intern(destination, destination.snapshot(request.snapshot))
         final = destination.publish(staging_id, request.snapshot)
         retention = request.retention_policy()
-        remote = remote_destination(request.staging.destination, self._settings)
         if remote is None:
             if not retention.is_empty():
                 # Retention after the switch, so a retry finds the new snapshot current and keeps it.
-                _heartbeating(lambda: prune_snapshots(destination.root, retention))
+                plan = _heartbeating(lambda: prune_snapshots(destination.root, retention))
+                if plan.removed:
+                    _heartbeating(lambda: _collect_garbage(destination))
             return PublishResult(
                 snapshot_path=str(final), objects=objects, files=files, problems=problems, changes=changes
             )
@@ -223,6 +231,37 @@ def _damaged(destination: LocalDestination, detail: str) -> ApplicationError:
         type="StagingDamaged",
         non_retryable=True,
     )
+
+
+def _intern(destination: LocalDestination, snapshot: Path) -> None:
+    """Makes a folder snapshot's files links into the destination's object store (adopting the
+    snapshots written before the store first), under the store's lock: never while a GC deletes."""
+    store = ObjectStore(destination.root)
+
+    def intern() -> Interned:
+        with store.lock():
+            store.adopt_existing()
+            return store.intern_snapshot(snapshot)
+
+    try:
+        interned = _heartbeating(intern)
+    except ManifestUnreadable as error:
+        # Only deduplication is lost: the snapshot is complete on its own.
+        activity.logger.warning("%s: not linked into the object store: %s", snapshot, error)
+        return
+    if interned.unlinked:
+        activity.logger.warning(
+            "%s: %d files could not be linked into the object store and keep their own copy",
+            snapshot,
+            interned.unlinked,
+        )
+
+
+def _collect_garbage(destination: LocalDestination) -> GarbageReport:
+    """Deletes the store objects no kept snapshot links any more (after retention removed some)."""
+    store = ObjectStore(destination.root)
+    with store.lock():
+        return store.collect_garbage()
 
 
 def _heartbeating(work: Callable[[], _T]) -> _T:

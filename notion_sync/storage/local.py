@@ -7,6 +7,8 @@ Layout of a destination folder:
     DEST/.notion-sync/staging/<staging id>/    an export in progress (never read by users)
     DEST/.notion-sync/state/<staging id>.sqlite  its export index
     DEST/.notion-sync/reports/                 the report of every run, failed ones included
+    DEST/.notion-sync/objects/<aa>/<sha256>    each file's bytes once: snapshot files link here
+                                               (`notion_sync/storage/objects.py`)
 
 A reader of `DEST/current` sees the previous export or the new one, never a mix.
 """
@@ -14,6 +16,7 @@ A reader of `DEST/current` sees the previous export or the new one, never a mix.
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import os
 import shutil
@@ -23,7 +26,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from notion_sync.models import ManifestFile
-from notion_sync.snapshot import CURRENT, SNAPSHOTS, current_snapshot, file_digest
+from notion_sync.snapshot import CURRENT, OBJECTS, SNAPSHOTS, current_snapshot, file_digest
 
 INTERNAL = ".notion-sync"
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
@@ -62,6 +65,7 @@ class LocalDestination:
             self.internal / "staging",
             self.internal / "state",
             self.internal / "reports",
+            self.internal / OBJECTS,
         ):
             if folder.is_symlink():
                 raise UnsafePath(
@@ -150,9 +154,10 @@ class LocalDestination:
             self.check_links()
         except UnsafePath:
             return
+        # Staged files may be links to store objects: removing them only drops links.
         shutil.rmtree(self.staging(staging_id), ignore_errors=True)
-        index = self.index_path(staging_id)
-        for path in (index, Path(f"{index}-wal"), Path(f"{index}-shm")):
+        # Every state file of the run: its index (and SQLite's -wal, -shm), an S3 upload journal, ...
+        for path in self.index_path(staging_id).parent.glob(f"{glob.escape(staging_id)}.*"):
             path.unlink(missing_ok=True)
         tmp_link = self.root / f".{CURRENT}.{staging_id}"
         if tmp_link.is_symlink():

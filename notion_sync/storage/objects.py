@@ -1,0 +1,289 @@
+"""The object store of a folder destination: each file's bytes once, under their sha256.
+
+    DEST/.notion-sync/objects/<aa>/<sha256>   one inode per distinct content, read-only (0o444)
+    DEST/.notion-sync/store.json              written once every snapshot of DEST is in the store
+    DEST/.notion-sync/store.lock              held (flock) while a run interns or a GC deletes
+    DEST/.notion-sync/store-tmp/              links being made (left over only by an interrupted run)
+
+A snapshot stays an ordinary tree: each of its files is a hard link to the store object holding its
+bytes, so an unchanged file costs a directory entry. An object's link count is therefore exactly
+one plus the number of snapshot (and staged) files using it: an object with one link is referenced
+by nothing, which is all garbage collection needs to know. Where a link is impossible (too many
+links, a file system without hard links), the snapshot keeps its own copy: complete, not deduplicated.
+
+Nothing ever writes into an object: files are replaced by links (a temporary link, then a rename),
+never truncated or rewritten, and objects are read-only so that an editor saving through `current/`
+fails instead of changing every snapshot at once.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import logging
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
+from typing import NamedTuple
+
+from notion_sync.models import GarbageReport
+from notion_sync.snapshot import (
+    OBJECTS,
+    SNAPSHOTS,
+    STORE_MARKER,
+    ManifestUnreadable,
+    file_digest,
+    object_path,
+    read_manifest,
+)
+from notion_sync.storage.local import INTERNAL
+
+log = logging.getLogger(__name__)
+
+STORE_FORMAT = {"format": "notion-sync-store", "version": 1}
+LOCK = "store.lock"
+TMP = "store-tmp"
+READ_ONLY = 0o444
+# Why a hard link cannot be made: too many links to the inode (ext4: 65,000), or a file system
+# (or a pair of them) without hard links. The file then stays as it is.
+_NO_LINK = {errno.EMLINK, errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV}
+# Heartbeat every so many files or objects.
+_BEAT = 1000
+
+
+class StoreBusy(RuntimeError):
+    """Another process (a run publishing, another GC) holds the store's lock."""
+
+
+class Interned(NamedTuple):
+    """What interning one snapshot did to its files."""
+
+    # Files replaced by a link to the object already holding their bytes.
+    linked: int
+    # Files that became a new object (linked into the store).
+    added: int
+    # Files left as they were because no link could be made (they keep their own copy).
+    unlinked: int
+
+
+class _Outcome(Enum):
+    SAME = "same"  # already the store's inode
+    LINKED = "linked"
+    ADDED = "added"
+    UNLINKED = "unlinked"
+    MISSING = "missing"  # not in the snapshot: verify names it
+
+
+class ObjectStore:
+    """The object store of the folder destination `root`. Interning and collecting garbage are to be
+    done under `lock()` (runs) or `try_lock()` (commands), never both at once."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).expanduser().resolve()
+        self.internal = self.root / INTERNAL
+        self.objects = self.internal / OBJECTS
+        self.marker = self.internal / STORE_MARKER
+        self._tmp = self.internal / TMP
+        self._folders: set[str] = set()
+        # Files whose bytes did not match their manifest in the last `adopt_existing`.
+        self.damaged = 0
+
+    def object(self, sha256: str) -> Path:
+        return self.internal / object_path(sha256)
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Holds the store's lock, waiting for it as long as it takes."""
+        with self._locked(blocking=True):
+            yield
+
+    @contextmanager
+    def try_lock(self) -> Iterator[None]:
+        """Holds the store's lock, or raises StoreBusy at once if someone else holds it."""
+        with self._locked(blocking=False):
+            yield
+
+    @contextmanager
+    def _locked(self, blocking: bool) -> Iterator[None]:
+        self.internal.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(self.internal / LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise StoreBusy(
+                    f"{self.root}: a run is publishing to this destination (or another command holds "
+                    "its object store); try again later"
+                ) from None
+            yield
+        finally:
+            os.close(descriptor)  # releases the lock
+
+    def intern_snapshot(self, folder: Path, heartbeat: Callable[[], None] = lambda: None) -> Interned:
+        """Makes every file `folder`'s manifest lists a link to the store object of its digest (the
+        manifest's digests were taken from the bytes as written: nothing is read again). Safe to run
+        again on the same folder after an interruption at any point.
+
+        Raises ManifestUnreadable if the folder's manifest cannot be read."""
+        counts = dict.fromkeys(_Outcome, 0)
+        with read_manifest(folder) as (_header, entries):
+            for number, entry in enumerate(entries, start=1):
+                if number % _BEAT == 0:
+                    heartbeat()
+                for file in entry.files:
+                    counts[self._intern_file(os.path.join(folder, file.path), file.sha256, file.size)] += 1
+        return Interned(counts[_Outcome.LINKED], counts[_Outcome.ADDED], counts[_Outcome.UNLINKED])
+
+    def adopt_existing(self, heartbeat: Callable[[], None] = lambda: None) -> int:
+        """Moves the files of snapshots written before the store into it (oldest snapshot first), each
+        one only if its bytes match its manifest; returns how many were adopted, 0 once the store's
+        marker says it was done. A damaged file is left as it is, logged and counted (`damaged`):
+        verify names it. Reads the disk only; interruptible and repeatable."""
+        self.damaged = 0
+        if self.marker.is_file():
+            return 0
+        adopted = 0
+        snapshots = self.root / SNAPSHOTS
+        names = sorted(p.name for p in snapshots.glob("*") if p.is_dir() and not p.is_symlink())
+        for name in names:
+            try:
+                adopted += self._adopt_snapshot(snapshots / name, heartbeat)
+            except ManifestUnreadable as error:
+                log.warning("%s: not adopted into the object store: %s", snapshots / name, error)
+        if self.damaged:
+            log.warning(
+                "%s: %d files do not match their manifest and were not adopted", self.root, self.damaged
+            )
+        self._write_marker()
+        return adopted
+
+    def collect_garbage(
+        self, heartbeat: Callable[[], None] = lambda: None, dry_run: bool = False
+    ) -> GarbageReport:
+        """Deletes the objects no file links any more (one link: the store's own), after adopting the
+        snapshots written before the store (not on a dry run, which changes nothing). Exact, and safe
+        to interrupt anywhere: each deletion is of an object nothing references."""
+        report = GarbageReport(dry_run=dry_run)
+        if not dry_run:
+            report.adopted = self.adopt_existing(heartbeat)
+            self._remove_leftovers()
+        if not self.objects.is_dir():
+            return report
+        for folder in sorted(os.scandir(self.objects), key=lambda entry: entry.name):
+            if not folder.is_dir(follow_symlinks=False):
+                continue
+            for entry in os.scandir(folder.path):
+                report.objects += 1
+                if report.objects % _BEAT == 0:
+                    heartbeat()
+                try:
+                    status = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                if status.st_nlink > 1:
+                    report.referenced += 1
+                    continue
+                if not dry_run:
+                    try:
+                        os.unlink(entry.path)
+                    except FileNotFoundError:
+                        continue
+                report.deleted += 1
+                report.freed_bytes += status.st_size
+        return report
+
+    def _adopt_snapshot(self, snapshot: Path, heartbeat: Callable[[], None]) -> int:
+        adopted = 0
+        with read_manifest(snapshot) as (_header, entries):
+            for number, entry in enumerate(entries, start=1):
+                if number % _BEAT == 0:
+                    heartbeat()
+                for file in entry.files:
+                    path = os.path.join(snapshot, file.path)
+                    if self._is_stored(path, file.sha256):
+                        continue
+                    try:
+                        found = file_digest(path)
+                    except OSError:
+                        continue  # missing: verify names it
+                    if found != (file.sha256, file.size):
+                        self.damaged += 1
+                        log.warning("%s does not match its manifest: not adopted", path)
+                        continue
+                    if self._intern_file(path, file.sha256, file.size) in (_Outcome.LINKED, _Outcome.ADDED):
+                        adopted += 1
+        return adopted
+
+    def _is_stored(self, path: str, sha256: str) -> bool:
+        try:
+            return os.path.samestat(os.lstat(path), os.stat(self.object(sha256)))
+        except OSError:
+            return False
+
+    def _intern_file(self, path: str, sha256: str, size: int) -> _Outcome:
+        """One snapshot file made a link to its object, or its object made from it."""
+        try:
+            file = os.lstat(path)
+        except FileNotFoundError:
+            return _Outcome.MISSING
+        target = self.object(sha256)
+        try:
+            stored = os.stat(target)
+        except FileNotFoundError:
+            stored = None
+        if stored is not None and os.path.samestat(file, stored):
+            return _Outcome.SAME
+        if stored is not None and stored.st_size == size:
+            # The file is replaced by the object, never written into: it may be shared.
+            return _Outcome.LINKED if self._link(target, path) else _Outcome.UNLINKED
+        # No object yet (or a damaged one of the wrong size): the file becomes it, read-only.
+        self._folder(target.parent)
+        made = self._link(path, str(target), read_only=True)
+        return _Outcome.ADDED if made else _Outcome.UNLINKED
+
+    def _link(self, source: str | Path, target: str | Path, read_only: bool = False) -> bool:
+        """Makes `target` a link to `source`'s inode (a temporary link, then an atomic rename); False
+        where no link can be made (`target` is left as it was)."""
+        self._folder(self._tmp)
+        tmp = self._tmp / f"{os.getpid()}-{uuid.uuid4().hex}"
+        try:
+            os.link(source, tmp)
+        except OSError as error:
+            if error.errno in _NO_LINK:
+                log.debug("no link from %s to %s: %s", target, source, error)
+                return False
+            raise
+        try:
+            if read_only:
+                try:
+                    os.chmod(tmp, READ_ONLY)
+                except PermissionError:  # a file of another user: shared all the same, just writable
+                    log.warning("%s cannot be made read-only", target)
+            os.replace(tmp, target)
+        finally:
+            # Gone after the rename, unless `tmp` and `target` already were the same inode.
+            tmp.unlink(missing_ok=True)
+        return True
+
+    def _folder(self, folder: Path) -> None:
+        key = str(folder)
+        if key not in self._folders:  # at most 256 + 1 folders: the set stays small
+            folder.mkdir(parents=True, exist_ok=True)
+            self._folders.add(key)
+
+    def _remove_leftovers(self) -> None:
+        """The temporary links of an interrupted intern: each holds an object's link count up."""
+        if not self._tmp.is_dir():
+            return
+        for entry in os.scandir(self._tmp):
+            Path(entry.path).unlink(missing_ok=True)
+
+    def _write_marker(self) -> None:
+        self.internal.mkdir(parents=True, exist_ok=True)
+        tmp = self.marker.with_name(f".{STORE_MARKER}.{os.getpid()}")
+        tmp.write_text(json.dumps(STORE_FORMAT))
+        os.replace(tmp, self.marker)
