@@ -8,8 +8,14 @@ An archive (see `notion_sync/archive.py`) is checked part by part against its `<
 first, then entry by entry against the manifest it carries as its first entry.
 
 An S3 destination (`s3://bucket/prefix`) is checked on the snapshot `current.json` names (or one
-named): its prefix is listed once, and every object the manifest lists is downloaded streamed and
-hashed, a few at a time.
+named). Its prefix `snapshots/<name>/` is listed once: since the object store it holds only the
+manifest, report and problems (and the `html/` site), while every listed file's bytes are the object
+`objects/<sha[:2]>/<sha>`; a snapshot published before the store (or half adopted) still holds some
+or all of its files at their paths. Each listed file is read where that listing says: at its path if
+it is there, otherwise from the store. It is downloaded streamed and hashed, a few at a time, and
+compared with the manifest's size and sha256: a file in neither place is missing, one whose bytes
+differ is corrupt, and an object under the snapshot prefix that is not a snapshot file, not listed
+and not under `html/` is extra.
 
 With `deep`, Markdown and CSV are also re-rendered from the snapshot's JSON (`render.render_snapshot`)
 into a temporary folder and compared with the snapshot's own: an edit made after the export, even
@@ -86,6 +92,8 @@ class VerifyReport:
     # With `deep`: Markdown and CSV files re-rendered, and those that differ from the snapshot's.
     rerendered: int | None = None
     differing: list[Mismatch] = field(default_factory=list)
+    # S3: how many listed files were read from the object store (the others from their paths).
+    from_store: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -96,12 +104,12 @@ class VerifyReport:
             deep = (
                 "" if self.rerendered is None else f", {self.rerendered} Markdown/CSV files re-rendered alike"
             )
-            return f"OK: {self.verified} files verified{deep} ({self.kind} {self.target})"
+            return f"OK: {self.verified} files verified{self._store()}{deep} ({self.kind} {self.target})"
         counts = (
             f"{len(self.missing)} missing, {len(self.extra)} extra, {len(self.corrupted)} corrupted, "
             f"{len(self.differing)} differ from a re-render, {len(self.errors)} other problems"
         )
-        verified = f"{self.verified}/{self.files} files verified"
+        verified = f"{self.verified}/{self.files} files verified{self._store()}"
         lines = [f"FAILED: {self.target} ({self.kind}): {counts}; {verified}"]
         listed: list[tuple[str, str]] = [
             *(("error", e) for e in self.errors),
@@ -114,6 +122,9 @@ class VerifyReport:
         if len(listed) > limit:
             lines.append(f"  ... and {len(listed) - limit} more")
         return "\n".join(lines)
+
+    def _store(self) -> str:
+        return "" if self.from_store is None else f", {self.from_store} read from the object store"
 
 
 def resolve_snapshot(path: Path) -> Path:
@@ -314,11 +325,12 @@ def _verify_s3_snapshot(
             raise NotAnExport(f"{location.url} is not an export: no {location.key(CURRENT_JSON)} there")
         snapshot = str(pointer.get("snapshot", ""))
     prefix = location.snapshot_prefix(snapshot)
-    # Listed once, relpath -> size: one entry per object in memory, as `_Expected` holds the manifest's.
+    # Listed once, relpath -> size: since the object store only the snapshot's own files (and its
+    # html/ site); before it, one entry per file, as `_Expected` holds the manifest's.
     sizes = {obj["Key"][len(prefix) :]: int(obj["Size"]) for obj in remote.objects(prefix)}
     if MANIFEST not in sizes:
         raise NotAnExport(f"{location.url} has no snapshot {snapshot!r} (no {prefix}{MANIFEST})")
-    report = VerifyReport(target=f"s3://{location.bucket}/{prefix}", kind="s3")
+    report = VerifyReport(target=f"s3://{location.bucket}/{prefix}", kind="s3", from_store=0)
     with tempfile.TemporaryDirectory(prefix="notion-sync-verify-") as scratch:
         inputs = _RenderInputs(Path(scratch))
         manifest = inputs.root / MANIFEST
@@ -327,7 +339,7 @@ def _verify_s3_snapshot(
         expected = _Expected(report)
         if not expected.load(manifest):
             return report
-        _check_objects(remote, prefix, sizes, expected, inputs if deep else None, workers)
+        _check_objects(remote, snapshot, sizes, expected, inputs if deep else None, workers)
         expected.finish()
         if deep:
             compare_rendering(inputs.root, report)
@@ -339,48 +351,64 @@ def _object(remote: S3Destination, key: str) -> contextlib.closing[Any]:
     return contextlib.closing(remote.client.get_object(Bucket=remote.location.bucket, Key=key)["Body"])
 
 
+# A file read and hashed: (its path, sha256, size, whether it came from the object store).
+_Digested = tuple[str, str, int, bool]
+
+
 def _check_objects(
     remote: S3Destination,
-    prefix: str,
+    snapshot: str,
     sizes: dict[str, int],
     expected: _Expected,
     inputs: _RenderInputs | None,
     workers: int,
 ) -> None:
-    """Checks every listed object: those the manifest lists with their size are downloaded and hashed
-    by a few threads (a bounded number in flight, so memory stays flat), the rest only by name."""
+    """Checks every file the manifest lists, then every object under the snapshot's prefix.
+
+    A listed file present at its path (`sizes`, the prefix's listing) is read there, any other from
+    the object store; each is downloaded and hashed by a few threads (a bounded number in flight, so
+    memory stays flat). A file at its path whose size differs from the manifest's is corrupt without
+    a download; an object under the prefix that the manifest does not list is checked by name only.
+    """
 
     from botocore.exceptions import ClientError
 
-    def digest(relpath: str) -> tuple[str, str, int] | None:
-        copy_to = inputs.copy_of(relpath) if inputs is not None else None
+    def digest(file: ManifestFile, in_store: bool) -> _Digested | None:
+        store_key, path_key = remote.file_keys(snapshot, file)
+        copy_to = inputs.copy_of(file.path) if inputs is not None else None
         try:
-            with _object(remote, prefix + relpath) as body:
-                return (relpath, *_digest_and_copy(body, copy_to))
+            with _object(remote, store_key if in_store else path_key) as body:
+                return (file.path, *_digest_and_copy(body, copy_to), in_store)
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
-                return None  # deleted since the listing: left unseen, so reported missing
+                return None  # in neither place (or deleted since the listing): reported missing
             raise
 
-    def record(finished: Iterable[Future[tuple[str, str, int] | None]]) -> None:
+    def record(finished: Iterable[Future[_Digested | None]]) -> None:
         for future in finished:
             if (result := future.result()) is not None:
-                expected.check(*result)
+                relpath, sha256, size, in_store = result
+                expected.check(relpath, sha256, size)
+                if in_store and expected.report.from_store is not None:
+                    expected.report.from_store += 1
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="verify") as pool:
-        pending: set[Future[tuple[str, str, int] | None]] = set()
-        for relpath, size in sorted(sizes.items()):
-            listed = expected.files.get(relpath)
-            if listed is None or size != listed.size:
-                expected.check(relpath, "", size)
+        pending: set[Future[_Digested | None]] = set()
+        for relpath, file in sorted(expected.files.items()):
+            at_path = sizes.get(relpath)
+            if at_path is not None and at_path != file.size:
+                expected.check(relpath, "", at_path)
                 continue
             if inputs is not None:
                 inputs.mark_present(relpath)
-            pending.add(pool.submit(digest, relpath))
+            pending.add(pool.submit(digest, file, at_path is None))
             if len(pending) >= 4 * workers:
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                 record(finished)
         record(wait(pending).done)
+    for relpath, size in sorted(sizes.items()):
+        if relpath not in expected.files:
+            expected.check(relpath, "", size)
 
 
 def _verify_folder(root: Path, report: VerifyReport) -> None:

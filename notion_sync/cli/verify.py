@@ -30,8 +30,10 @@ def verify_command(
 ) -> None:
     """Check every file of a folder, archive or S3 export against its manifest; non-zero on any problem.
 
-    For s3://bucket/prefix: every object of the snapshot current.json names is downloaded and hashed
-    (credentials and endpoint from boto3's chain).
+    For s3://bucket/prefix: every file the manifest of the snapshot current.json names (or --snapshot)
+    lists is downloaded and hashed, from the object store (objects/<sha[:2]>/<sha>) or, for a snapshot
+    published before the store, from its path; objects under the snapshot's prefix that it does not
+    list are extra (credentials and endpoint from boto3's chain).
     """
     try:
         report = verify(path, deep=deep, snapshot=snapshot)
