@@ -12,7 +12,7 @@ from notion_sync.cli.archive import archive_command
 from notion_sync.cli.history import diff_command, log_command
 from notion_sync.cli.render import render_command
 from notion_sync.cli.restore_files import restore_files_command
-from notion_sync.cli.retention import prune_command
+from notion_sync.cli.retention import gc_command, prune_command
 from notion_sync.cli.schedules import schedule_app
 from notion_sync.cli.verify import verify_command
 from notion_sync.emulator.cli import emulator
@@ -30,6 +30,7 @@ app.command("restore-files")(restore_files_command)
 app.command("log")(log_command)
 app.command("diff")(diff_command)
 app.command("prune")(prune_command)
+app.command("gc")(gc_command)
 app.command("render")(render_command)
 app.command()(export.export)
 app.command()(export.status)
