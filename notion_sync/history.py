@@ -1,4 +1,5 @@
-"""History of a folder destination: its snapshots listed, and what changed between two of them.
+"""History of a destination (a folder or `s3://bucket/prefix`): its snapshots listed, and what
+changed between two of them.
 
 A change is read from the manifests alone, walked side by side (both are sorted by id), so memory
 grows with the changes, never with the workspace. Only pages count (a row is a page whose parent is
@@ -12,40 +13,58 @@ a data source); an object is in a snapshot when its manifest entry says it was e
   A page whose child page appeared, vanished or was renamed is edited: its child_page blocks changed.
 
 Edited pages carry a unified diff of their Markdown in both snapshots.
+
+An S3 destination is read into a temporary folder, one subfolder per snapshot named as it: its
+manifest, streamed to a file (a 100,000-page one is ~50 MB, never held in memory), and then only the
+files the comparison reads, fetched through the object store (or from their paths, for a snapshot
+published before it): the JSON of pages whose digest changed but not their `last_edited_time`, and
+the Markdown of edited pages. The folder code then runs on those folders unchanged.
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import hashlib
 import json
+import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, TypeAdapter
 
 from notion_sync.convert.html import compiled_template
-from notion_sync.models import ChangeCounts, ManifestObject, ReportStatus
+from notion_sync.models import ChangeCounts, ExportReport, ManifestFile, ManifestObject, ReportStatus
+from notion_sync.settings import Settings
 from notion_sync.snapshot import (
     MANIFEST,
+    READ_CHUNK,
+    REPORT,
     SNAPSHOTS,
     ManifestUnreadable,
     current_snapshot,
+    parse_report,
     read_manifest,
     read_report,
     saved_json,
     snapshot_time,
 )
+from notion_sync.storage.s3 import S3Destination, S3UrlError, SnapshotUnusable, is_s3, parse_s3_url
 from notion_sync.verify import safe_relpath
 
 PageKind = Literal["page", "row"]
 ChangeKind = Literal["added", "removed", "moved", "renamed", "edited"]
 # Whether a page's JSON differs between two snapshots, beyond its digest (old entry, new entry).
 JsonCheck = Callable[[ManifestObject, ManifestObject], bool]
+# Puts a listed file of a snapshot into its folder before it is read (an S3 snapshot's folder holds
+# only its manifest until then); a file that cannot be had is left absent.
+Fetch = Callable[[Path, ManifestFile], None]
 # A Markdown diff longer than this is cut: the report names the page, the snapshot holds the rest.
 MAX_DIFF_LINES = 400
-_S3_PREFIX = "s3://"
 # Titles and Markdown are the workspace's: control characters are shown, never sent to a terminal.
 _VISIBLE = str.maketrans({code: f"\\x{code:02x}" for code in [*range(32), 127] if code != 9})
 
@@ -135,26 +154,49 @@ def snapshot_names(destination: str | Path) -> list[str]:
 
 def snapshot_log(destination: str | Path) -> list[SnapshotSummary]:
     """Every snapshot, oldest first: its time, outcome, pages, rows and changes versus the one before."""
+    if is_s3(destination):
+        with _s3_history(destination) as remote:
+            return _log(remote.names(), remote.folder, remote.report, remote.current(), remote.fetch)
     root = _folder(destination)
-    names = snapshot_names(root)
     current = current_snapshot(root)
+
+    def folder(name: str) -> Path:
+        return root / SNAPSHOTS / name
+
+    return _log(
+        snapshot_names(root),
+        folder,
+        lambda name: read_report(folder(name)),
+        current.name if current is not None else None,
+        None,
+    )
+
+
+def _log(
+    names: list[str],
+    folder_of: Callable[[str], Path],
+    report_of: Callable[[str], ExportReport | None],
+    current: str | None,
+    fetch: Fetch | None,
+) -> list[SnapshotSummary]:
     summaries: list[SnapshotSummary] = []
     previous: Path | None = None
     for name in names:
-        snapshot = root / SNAPSHOTS / name
         pages = rows = 0
         changes: ChangeCounts | None = None
         unreadable: str | None = None
+        snapshot: Path | None = None
         try:
+            snapshot = folder_of(name)
             if previous is None:
                 pages, rows = count_pages(_read_objects(snapshot), _data_sources(snapshot))
             else:
-                diff = diff_snapshots(previous, snapshot, markdown=False)
+                diff = diff_snapshots(previous, snapshot, markdown=False, fetch=fetch)
                 pages, rows, changes = diff.new_pages, diff.new_rows, diff.counts()
         except HistoryError as error:
             # One damaged snapshot is a line of the log, not the end of it.
             unreadable = str(error)
-        report = read_report(snapshot)
+        report = report_of(name)
         summaries.append(
             SnapshotSummary(
                 name=name,
@@ -163,45 +205,85 @@ def snapshot_log(destination: str | Path) -> list[SnapshotSummary]:
                 pages=pages,
                 rows=rows,
                 changes=changes,
-                current=current is not None and current.name == name,
+                current=current == name,
                 unreadable=unreadable,
             )
         )
+        if fetch is not None and previous is not None:
+            shutil.rmtree(previous, ignore_errors=True)  # a temporary copy: two at a time on disk
         previous = None if unreadable else snapshot
     return summaries
 
 
+def diff_destination(destination: str | Path, old: str | None, new: str | None) -> SnapshotDiff:
+    """What changed between two snapshots of a folder or S3 destination (the names given, else the two
+    newest), with edited pages' Markdown diffs."""
+    if is_s3(destination):
+        with _s3_history(destination) as remote:
+            old, new = _pair(remote.names(), old, new, remote.url)
+            return diff_snapshots(remote.folder(old), remote.folder(new), fetch=remote.fetch)
+    return diff_snapshots(*resolve_pair(destination, old, new))
+
+
 def resolve_pair(destination: str | Path, old: str | None, new: str | None) -> tuple[Path, Path]:
-    """The two snapshot folders to compare: the names given, else the two newest."""
+    """The two snapshot folders of a folder destination to compare: the names given, else the two
+    newest."""
     root = _folder(destination)
-    names = snapshot_names(root)
+    old, new = _pair(snapshot_names(root), old, new, str(root))
+    return root / SNAPSHOTS / old, root / SNAPSHOTS / new
+
+
+def _pair(names: list[str], old: str | None, new: str | None, where: str) -> tuple[str, str]:
     for name in (old, new):
         if name is not None and name not in names:
-            raise HistoryError(f"no snapshot named {name!r} in {root} (`notion-sync log {root}` lists them)")
+            raise HistoryError(
+                f"no snapshot named {name!r} in {where} (`notion-sync log {where}` lists them)"
+            )
     new = new or names[-1]
     if old is None:
         position = names.index(new)
         if position == 0:
-            raise HistoryError(f"{root} holds no snapshot older than {new}: nothing to compare it with")
+            raise HistoryError(f"{where} holds no snapshot older than {new}: nothing to compare it with")
         old = names[position - 1]
-    return root / SNAPSHOTS / old, root / SNAPSHOTS / new
+    return old, new
 
 
-def diff_snapshots(old: Path, new: Path, *, markdown: bool = True) -> SnapshotDiff:
-    """What changed from snapshot folder `old` to `new`; with `markdown`, edited pages' Markdown diffs."""
+def diff_snapshots(
+    old: Path, new: Path, *, markdown: bool = True, fetch: Fetch | None = None
+) -> SnapshotDiff:
+    """What changed from snapshot folder `old` to `new`; with `markdown`, edited pages' Markdown diffs.
+    `fetch` first puts each file read into its folder (S3 snapshots' temporary folders)."""
     data_sources = _data_sources(old) | _data_sources(new)
 
     def json_changed(before: ManifestObject, after: ManifestObject) -> bool:
         json_path = saved_json("page", after.id)
+        if fetch is not None:
+            for snapshot, entry in ((old, before), (new, after)):
+                for file in entry.files:
+                    if file.path == json_path:
+                        fetch(snapshot, file)
         return _stable_json(old / json_path) != _stable_json(new / json_path)
 
     diff = diff_manifests(
         _read_objects(old), _read_objects(new), data_sources, old.name, new.name, json_changed
     )
     if markdown:
+        if fetch is not None and diff.edited:
+            _fetch_markdown(old, {edit.id: edit.old_path for edit in diff.edited}, fetch)
+            _fetch_markdown(new, {edit.id: edit.path for edit in diff.edited}, fetch)
         for edit in diff.edited:
             edit.markdown_diff = markdown_diff(old, new, edit)
     return diff
+
+
+def _fetch_markdown(snapshot: Path, paths: dict[str, str | None], fetch: Fetch) -> None:
+    """Fetches the Markdown of the pages `paths` names (id -> path), found by one pass over the
+    manifest (`paths` holds the changes, not the workspace)."""
+    for entry in _read_objects(snapshot):
+        path = paths.get(entry.id)
+        for file in entry.files:
+            if path is not None and file.path == path:
+                fetch(snapshot, file)
 
 
 def markdown_diff(old: Path, new: Path, edit: PageEdit, limit: int = MAX_DIFF_LINES) -> str | None:
@@ -228,11 +310,6 @@ def markdown_diff(old: Path, new: Path, edit: PageEdit, limit: int = MAX_DIFF_LI
 
 
 def _folder(destination: str | Path) -> Path:
-    if str(destination).startswith(_S3_PREFIX):
-        raise HistoryError(
-            "log and diff read folder destinations only for now: S3 comes with the content-addressed "
-            "snapshot store (issue 15)"
-        )
     root = Path(destination).expanduser()
     if not root.is_dir():
         raise HistoryError(f"{root} is not an export: no such folder")
@@ -279,6 +356,103 @@ def _read_text(snapshot: Path, relpath: str | None) -> str | None:
         return (snapshot / relpath).read_text(encoding="utf-8", errors="replace")
     except OSError:
         return None
+
+
+# --- reading an S3 destination -----------------------------------------------------------------
+
+
+class _S3Snapshots:
+    """An S3 destination's snapshots as temporary folders under `scratch`, each named as its snapshot
+    and holding its manifest once asked for (`folder`), and the other files the diff reads (`fetch`)."""
+
+    def __init__(self, remote: S3Destination, scratch: Path) -> None:
+        self.remote = remote
+        self.scratch = scratch
+        self.url = remote.location.url
+
+    def names(self) -> list[str]:
+        names = self.remote.snapshots()
+        if not names:
+            where = self.remote.location.key(SNAPSHOTS)
+            raise HistoryError(f"{self.url} is not an export: no snapshot under {where}/")
+        return names
+
+    def current(self) -> str | None:
+        name = (self.remote.current() or {}).get("snapshot")
+        return name if isinstance(name, str) else None
+
+    def report(self, name: str) -> ExportReport | None:
+        return parse_report(self.remote.read(name, REPORT))
+
+    def folder(self, name: str) -> Path:
+        """The snapshot's folder with its manifest, downloaded streaming to a file."""
+        from botocore.exceptions import ClientError
+
+        if "/" in name or name in (".", ".."):
+            raise HistoryError(f"{name!r} is not a snapshot name")
+        folder = self.scratch / name
+        if (folder / MANIFEST).is_file():
+            return folder
+        folder.mkdir(exist_ok=True)
+        key = self.remote.location.snapshot_prefix(name) + MANIFEST
+        try:
+            answer = self.remote.client.get_object(Bucket=self.remote.location.bucket, Key=key)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+                raise HistoryError(f"snapshot {name} in {self.url} has no {MANIFEST}") from None
+            raise
+        _stream_to(answer["Body"], folder / MANIFEST)
+        return folder
+
+    def fetch(self, folder: Path, file: ManifestFile) -> None:
+        """One listed file of the snapshot into its folder, from the object store or its path; one
+        missing, or whose bytes do not match the manifest, is left absent (read as no content)."""
+        target = folder / file.path
+        if not safe_relpath(file.path) or target.is_file():
+            return
+        try:
+            answer = self.remote.open_file(folder.name, file)
+        except SnapshotUnusable:
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_name(f".{target.name}.tmp")
+        if _stream_to(answer["Body"], temporary) == (file.sha256, file.size):
+            os.replace(temporary, target)
+        else:
+            temporary.unlink()
+
+
+def _stream_to(body: Any, target: Path) -> tuple[str, int]:
+    """Writes an S3 body to `target` a chunk at a time; returns the (sha256, size) written."""
+    digest, size = hashlib.sha256(), 0
+    with contextlib.closing(body) as stream, target.open("wb") as out:
+        for chunk in iter(lambda: stream.read(READ_CHUNK), b""):
+            digest.update(chunk)
+            out.write(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+@contextlib.contextmanager
+def _s3_history(destination: str | Path) -> Iterator[_S3Snapshots]:
+    """The S3 destination's snapshots, read into a temporary folder removed on leaving; S3's errors
+    (no bucket, no credentials, no endpoint) become HistoryError."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        remote = S3Destination(parse_s3_url(destination), Settings())
+    except S3UrlError as error:
+        raise HistoryError(str(error)) from None
+    url = remote.location.url
+    with tempfile.TemporaryDirectory(prefix="notion-sync-history-") as scratch:
+        try:
+            yield _S3Snapshots(remote, Path(scratch))
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("NoSuchBucket",):
+                raise HistoryError(f"{url}: the bucket {remote.location.bucket} does not exist") from None
+            raise HistoryError(f"{url} cannot be read: {error}") from None
+        except BotoCoreError as error:
+            raise HistoryError(f"{url} cannot be read: {error}") from None
 
 
 # --- the merge walk (pure) ----------------------------------------------------------------------

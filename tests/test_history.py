@@ -249,15 +249,15 @@ def test_clear_errors_without_traceback(tmp_path: Path) -> None:
         (tmp_path / "missing",): "is not an export",
         (tmp_path / "dest", "snap-1", "nope"): "no snapshot named 'nope'",
         (tmp_path / "dest",): "nothing to compare",
-        ("s3://bucket/prefix",): "issue 15",
+        ("s3://Not_A_Bucket/prefix",): "expected s3://BUCKET/PREFIX",
     }
     _write_snapshot(tmp_path / "dest", "snap-1", [_page("a1", "Home")], {})
     for args, message in cases.items():
         done = _invoke("diff", *args)
         assert done.exit_code == 2 and message in done.output, (args, done.output)
         assert isinstance(done.exception, SystemExit), done.exception  # a message, not a traceback
-    refused = _invoke("log", "s3://bucket/prefix")
-    assert refused.exit_code == 2 and "issue 15" in refused.output
+    refused = _invoke("log", "s3://Not_A_Bucket/prefix")
+    assert refused.exit_code == 2 and "expected s3://BUCKET/PREFIX" in refused.output, refused.output
     _hand_made(tmp_path / "pair")
     unwritable = _invoke("diff", tmp_path / "pair", "--html", tmp_path / "no" / "such" / "folder.html")
     assert unwritable.exit_code == 2 and "cannot write" in unwritable.output, unwritable.output
