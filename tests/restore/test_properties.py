@@ -6,6 +6,7 @@ from notion_sync.restore.blocks import Targets
 from notion_sync.restore.properties import creatable_schema, creatable_values
 from tests.convert.convert_helpers import prop, text
 
+ROLLUP = {"relation_property_name": "Link", "rollup_property_name": "Score", "function": "sum"}
 SOURCE_OLD, SOURCE_NEW = "11111111-1111-4111-8111-111111111111", "22222222-2222-4222-8222-222222222222"
 
 
@@ -16,11 +17,9 @@ def test_schema_is_created_first_without_relations_which_follow_once_targets_exi
             "Name": prop("title", {}),
             "Score": prop("number", {"format": "percent"}),
             "Tags": prop("multi_select", {"options": [{"id": "x", "name": "a", "color": "red"}]}),
-            "Total": prop("formula", {"expression": "prop(\"Score\") * 2"}),
+            "Total": prop("formula", {"expression": 'prop("Score") * 2'}),
             "Link": prop("relation", {"data_source_id": SOURCE_OLD, "type": "dual_property"}),
-            "Sum": prop(
-                "rollup", {"relation_property_name": "Link", "rollup_property_name": "Score", "function": "sum"}
-            ),
+            "Sum": prop("rollup", ROLLUP),
             "Stage": prop("status", {"options": [{"name": "Doing"}]}),
         },
     }
@@ -28,7 +27,7 @@ def test_schema_is_created_first_without_relations_which_follow_once_targets_exi
     assert schema.now["Name"] == {"title": {}}
     assert schema.now["Score"] == {"number": {"format": "percent"}}
     assert schema.now["Tags"] == {"multi_select": {"options": [{"name": "a", "color": "red"}]}}
-    assert schema.now["Total"] == {"formula": {"expression": "prop(\"Score\") * 2"}}
+    assert schema.now["Total"] == {"formula": {"expression": 'prop("Score") * 2'}}
     assert set(schema.later) == {"Link", "Sum"}
     assert schema.later["Link"]["relation"] == {"data_source_id": SOURCE_NEW, "dual_property": {}}
     assert [loss.kind for loss in schema.losses] == ["property Stage"]
