@@ -185,7 +185,7 @@ class StagingActivities:
         try:
             remote.publish(final, request.snapshot, staging_id, activity.heartbeat, activity.is_cancelled)
             if not retention.is_empty():
-                remote.prune(retention, activity.heartbeat)
+                remote.prune(retention, activity.heartbeat, grace_seconds=0)
         except TransferCancelled:
             raise CancelledError("publish_snapshot cancelled during the S3 upload") from None
         except (ClientError, BotoCoreError, S3UploadFailedError, S3DeleteFailed) as error:

@@ -2,20 +2,21 @@
 
 An export is assembled and published in a local working mirror (a `LocalDestination` under
 `NOTION_SYNC_STATE_DIR/s3/<bucket>/<digest of prefix>`), which keeps the last snapshot so the next
-sync reuses it. Publishing then uploads the snapshot:
+sync reuses it. Publishing then uploads the snapshot (see `s3_store` for the object store):
 
-    <prefix>/snapshots/<name>/...              every file of the snapshot; manifest.jsonl last
+    <prefix>/objects/<sha[:2]>/<sha>           each file's bytes once; only digests the store lacks
+    <prefix>/snapshots/<name>/...              report, problems, the HTML site; manifest.jsonl last
     <prefix>/current.json                      {"snapshot": name, "manifest": key, ...}, written last
 
 Nothing points at `snapshots/<name>/` until `current.json` is replaced (one PUT, atomic in S3), so a
 reader that resolves `current.json` sees the old export or the new one, never a mix. An upload that
-is interrupted (worker killed, activity retried) resumes: objects already there with the same size
-and checksum are skipped, and multipart uploads left over are aborted first. Compensation aborts
-every multipart upload under `snapshots/` and deletes the run's snapshot unless it is current.
+is interrupted (worker killed, activity retried) resumes: digests an earlier attempt finished are in
+its journal, and multipart uploads left over are aborted first. Compensation aborts every multipart
+upload and deletes the run's snapshot unless it is current; its objects are garbage to collect.
 
 A mirror that lacks the snapshot `current.json` names (a new machine) gets it by `download`, checked
 against the manifest (see `storage/destination.py`, `seed_mirror`). Retention (`prune`) deletes whole
-`snapshots/<name>/` prefixes, never the current one.
+`snapshots/<name>/` prefixes, never the current one, then the objects nothing references.
 
 Endpoint, region and credentials come from boto3's default chain (`AWS_ENDPOINT_URL`, `AWS_REGION`,
 `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, `AWS_PROFILE`, `~/.aws/config`, instance roles).
@@ -26,9 +27,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import itertools
 import json
 import os
-import re
 import shutil
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -38,77 +39,37 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from notion_sync.models import ManifestFile, RetentionPolicy
+from notion_sync.models import GarbageReport, ManifestFile, RetentionPolicy
 from notion_sync.retention import RetentionPlan, newest_guarded, plan_retention
 from notion_sync.settings import Settings
 from notion_sync.snapshot import (
     CURRENT,
     CURRENT_JSON,
     MANIFEST,
+    OBJECTS,
     REPORT,
     SNAPSHOTS,
+    STORE_MARKER,
+    file_digest,
     named_for,
     object_path,
     parse_report,
 )
+from notion_sync.storage.digests import DigestSet
+from notion_sync.storage.s3_url import SCHEME as SCHEME
+from notion_sync.storage.s3_url import S3Location as S3Location
+from notion_sync.storage.s3_url import S3UrlError as S3UrlError
+from notion_sync.storage.s3_url import is_s3 as is_s3
+from notion_sync.storage.s3_url import mirror_path as mirror_path
+from notion_sync.storage.s3_url import parse_s3_url as parse_s3_url
 
-SCHEME = "s3://"
 MIN_PART = 5 << 20
 RUN_METADATA = "notion-sync-run"  # on every object: the staging id of the run that uploaded it
+# How old an unreferenced object must be before garbage collection run by hand deletes it: a run may
+# be uploading the objects of a snapshot whose manifest is not there yet.
+GC_GRACE_SECONDS = 6 * 3600
+DELETE_BATCH = 1000  # keys per DeleteObjects request, the most S3 takes
 _T = TypeVar("_T")
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
-
-
-class S3UrlError(ValueError):
-    """A destination that starts like an S3 URL but is not a usable one."""
-
-
-@dataclass(frozen=True)
-class S3Location:
-    bucket: str
-    prefix: str  # no leading or trailing slash; "" for the bucket's root
-
-    @property
-    def url(self) -> str:
-        return f"{SCHEME}{self.bucket}/{self.prefix}" if self.prefix else f"{SCHEME}{self.bucket}"
-
-    def key(self, *parts: str) -> str:
-        return "/".join(p for p in (self.prefix, *parts) if p)
-
-    def snapshot_prefix(self, snapshot: str) -> str:
-        return self.key(SNAPSHOTS, snapshot) + "/"
-
-
-def is_s3(destination: str | Path) -> bool:
-    # `Path("s3://b/p")` is `s3:/b/p` (and `Path("s3://")` is `s3:`): destinations that went through a
-    # Path are recognised too.
-    text = str(destination)
-    return text == "s3:" or text.startswith("s3:/")
-
-
-def parse_s3_url(destination: str | Path) -> S3Location:
-    """`s3://bucket[/prefix]` (also in the `s3:/bucket/prefix` form a Path makes of it)."""
-    text = str(destination)
-    if not is_s3(text):
-        raise S3UrlError(f"{text} is not an s3:// URL")
-    rest = text[len("s3:") :].lstrip("/")
-    text = SCHEME + rest
-    bucket, _, prefix = rest.partition("/")
-    prefix = "/".join(part for part in prefix.split("/") if part)
-    if not _BUCKET.match(bucket) or ".." in bucket:
-        raise S3UrlError(
-            f"{text}: expected s3://BUCKET/PREFIX with a bucket name of 3-63 lowercase letters, digits, "
-            "dots and hyphens"
-        )
-    if any(part in (".", "..") for part in prefix.split("/")):
-        raise S3UrlError(f"{text}: the prefix may not contain . or .. segments")
-    return S3Location(bucket=bucket, prefix=prefix)
-
-
-def mirror_path(location: S3Location, settings: Settings) -> Path:
-    """The local working mirror of an S3 destination (staging, index, the last snapshot)."""
-    digest = hashlib.sha256(location.prefix.encode()).hexdigest()[:16]
-    return Path(settings.state_dir).expanduser() / "s3" / location.bucket / digest
 
 
 @dataclass
@@ -234,67 +195,165 @@ class S3Destination:
         heartbeat: Callable[[], None] = lambda: None,
         cancelled: Callable[[], bool] = lambda: False,
     ) -> UploadResult:
-        """Uploads a local snapshot under `snapshots/<name>/` (manifest last), then `current.json`.
+        """Uploads a local snapshot of the mirror (`<mirror>/snapshots/<name>`): each file the manifest
+        lists to the object store unless the store holds its digest, then the files it does not list
+        (the HTML site) and report and problems under `snapshots/<name>/`, the manifest last, then
+        `current.json`.
 
-        Safe to repeat after a crash: finished objects are skipped, unfinished multipart uploads aborted.
+        The store's digests are read from the mirror's copy of the manifest `current.json` names, not
+        listed from the bucket; without that copy each new digest is asked for (HEAD) instead. Safe to
+        repeat after a crash: the upload journal (beside the run's index) holds every digest this run
+        finished, and multipart uploads left unfinished are aborted.
         """
+        from notion_sync.storage.local import LocalDestination
+        from notion_sync.storage.s3_store import known_digests, large_files, listed_files, unlisted_files
+
+        if not self.has_store_marker():
+            self.adopt(heartbeat)  # the digests of an old-layout current snapshot are then in the store
         prefix = self.location.snapshot_prefix(snapshot)
         self.abort_uploads(prefix)
-        present = {o["Key"]: o for o in self.objects(prefix)}
-        files = sorted(
-            p
-            for p in snapshot_dir.rglob("*")
-            if p.is_file() and not (p.name.startswith(".") and p.name.endswith(".tmp"))
-        )
-        manifest = snapshot_dir / MANIFEST
-        sizes = {p: p.stat().st_size for p in files}
-        # Largest first: the long multipart uploads start at once and overlap the many small files.
-        body = sorted((p for p in files if p != manifest), key=lambda p: (-sizes[p], p))
-        result = UploadResult(uploaded=0, skipped=0, bytes=0)
+        self.abort_uploads(self.location.key(OBJECTS) + "/")
+        mirror = LocalDestination(snapshot_dir.parent.parent)
+        journal_path = mirror.index_path(run_id).with_name(f"{run_id}.uploads.sqlite")
         metadata = {RUN_METADATA: run_id}
-        self._upload_all(snapshot_dir, prefix, body, present, metadata, result, heartbeat, cancelled)
-        if manifest.is_file():
-            self._upload_all(
-                snapshot_dir, prefix, [manifest], present, metadata, result, heartbeat, cancelled
+        result = UploadResult(uploaded=0, skipped=0, bytes=0)
+        totals = [0, 0]  # files and bytes of the snapshot, for the pointer
+        with DigestSet() as known, DigestSet() as listed, DigestSet(journal_path) as journal:
+            ask_store = known_digests(self, mirror.root, known)
+            threshold = self._transfer_config().multipart_threshold
+            small = ((p, f) for p, f in listed_files(snapshot_dir, listed, totals) if f.size < threshold)
+            files = itertools.chain(large_files(snapshot_dir, threshold), small)
+            self._upload_stored(files, known, journal, ask_store, metadata, result, heartbeat, cancelled)
+            present = {o["Key"]: o for o in self.objects(prefix)}
+            # The manifest last: `discard` and readers take a snapshot with a manifest as whole.
+            for batch in (unlisted_files(snapshot_dir, listed, totals), [snapshot_dir / MANIFEST]):
+                self._upload_all(snapshot_dir, prefix, batch, present, metadata, result, heartbeat, cancelled)
+            pointer = {
+                "snapshot": snapshot,
+                "prefix": prefix,
+                "manifest": prefix + MANIFEST,
+                "store": OBJECTS,
+                "objects": totals[0] + 1,
+                "bytes": totals[1] + (snapshot_dir / MANIFEST).stat().st_size,
+                "published_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            }
+            # The switch: one PUT, atomic for readers.
+            self.client.put_object(
+                Bucket=self.location.bucket,
+                Key=self.location.key(CURRENT_JSON),
+                Body=json.dumps(pointer, indent=2).encode(),
+                ContentType="application/json",
             )
-        pointer = {
-            "snapshot": snapshot,
-            "prefix": prefix,
-            "manifest": prefix + MANIFEST,
-            "objects": len(files),
-            "bytes": sum(sizes.values()),
-            "published_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        }
-        # The switch: one PUT, atomic for readers.
-        self.client.put_object(
-            Bucket=self.location.bucket,
-            Key=self.location.key(CURRENT_JSON),
-            Body=json.dumps(pointer, indent=2).encode(),
-            ContentType="application/json",
-        )
+            journal.remove()
         return result
+
+    def _upload_stored(
+        self,
+        files: Iterator[tuple[Path, ManifestFile]],
+        known: DigestSet,
+        journal: DigestSet,
+        ask_store: bool,
+        metadata: dict[str, str],
+        result: UploadResult,
+        heartbeat: Callable[[], None],
+        cancelled: Callable[[], bool],
+    ) -> None:
+        """Uploads files to the object store on a pool of threads, each digest once: none the store
+        is known to hold (`known`), none this run finished (`journal`, written as each finishes), none
+        already in flight."""
+        config = self._transfer_config()
+        in_flight: set[str] = set()
+
+        def tasks() -> Iterator[Callable[[threading.Event], tuple[str, int | None]]]:
+            for path, file in files:
+                if file.sha256 in known or file.sha256 in journal or file.sha256 in in_flight:
+                    result.skipped += 1
+                    continue
+                in_flight.add(file.sha256)
+                yield functools.partial(self._store_one, path, file, ask_store, metadata, config)
+
+        def done(finished: tuple[str, int | None]) -> None:
+            sha, sent = finished
+            journal.add(sha)
+            in_flight.discard(sha)
+            if sent is None:
+                result.skipped += 1
+            else:
+                result.uploaded += 1
+                result.bytes += sent
+
+        try:
+            self.in_threads(tasks(), done, heartbeat, cancelled)
+        except BaseException:
+            with contextlib.suppress(Exception):  # the next attempt, or compensation, aborts them too
+                self.abort_uploads(self.location.key(OBJECTS) + "/")
+            raise
+
+    def _store_one(
+        self,
+        path: Path,
+        file: ManifestFile,
+        ask_store: bool,
+        metadata: dict[str, str],
+        config: Any,
+        stop: threading.Event,
+    ) -> tuple[str, int | None]:
+        """Uploads one file to the store (unless asked and found there); (digest, bytes sent or None)."""
+        if stop.is_set():
+            raise TransferCancelled("the transfer was stopped")
+        key = self.object_key(file.sha256)
+        if ask_store and (self.head(key) or {}).get("ContentLength") == file.size:
+            return file.sha256, None
+        # Its key is its digest: bytes that are not what the manifest says must never get there.
+        if file_digest(path) != (file.sha256, file.size):
+            raise SnapshotUnusable(f"{path} does not match its manifest entry ({file.sha256})")
+        self.client.upload_file(
+            str(path),
+            self.location.bucket,
+            key,
+            ExtraArgs={"Metadata": {**metadata, "sha256": file.sha256}},
+            Config=config,
+            Callback=_Progress(stop),
+        )
+        return file.sha256, file.size
+
+    def head(self, key: str) -> dict[str, Any] | None:
+        """The HEAD answer of the object at `key` (size, metadata), or None if there is none."""
+        from botocore.exceptions import ClientError
+
+        try:
+            answer: dict[str, Any] = self.client.head_object(Bucket=self.location.bucket, Key=key)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+                return None
+            raise
+        return answer
+
+    def _transfer_config(self) -> Any:
+        from boto3.s3.transfer import TransferConfig
+
+        # Single-threaded transfers: the parallelism is across files, and callbacks stay simple.
+        threshold = max(1, int(self._settings.s3_multipart_mb * (1 << 20)))
+        return TransferConfig(
+            multipart_threshold=threshold,
+            multipart_chunksize=max(MIN_PART, threshold),  # S3 refuses parts under 5 MiB but the last
+            use_threads=False,
+        )
 
     def _upload_all(
         self,
         root: Path,
         prefix: str,
-        paths: list[Path],
+        paths: Iterable[Path],
         present: dict[str, dict[str, Any]],
         metadata: dict[str, str],
         result: UploadResult,
         heartbeat: Callable[[], None],
         cancelled: Callable[[], bool],
     ) -> None:
-        """Uploads on a pool of threads; this thread heartbeats and watches for cancellation."""
-        from boto3.s3.transfer import TransferConfig
-
-        # Single-threaded transfers: the parallelism is across files, and callbacks stay simple.
-        threshold = max(1, int(self._settings.s3_multipart_mb * (1 << 20)))
-        config = TransferConfig(
-            multipart_threshold=threshold,
-            multipart_chunksize=max(MIN_PART, threshold),  # S3 refuses parts under 5 MiB but the last
-            use_threads=False,
-        )
+        """Uploads files under `prefix` at their paths on a pool of threads; this thread heartbeats
+        and watches for cancellation."""
+        config = self._transfer_config()
 
         def tasks() -> Iterator[Callable[[threading.Event], int | None]]:
             for path in paths:
@@ -309,13 +368,13 @@ class S3Destination:
                 result.bytes += sent
 
         try:
-            self._in_threads(tasks(), count, heartbeat, cancelled)
+            self.in_threads(iter(tasks()), count, heartbeat, cancelled)
         except BaseException:
             with contextlib.suppress(Exception):  # the next attempt, or compensation, aborts them too
                 self.abort_uploads(prefix)
             raise
 
-    def _in_threads(
+    def in_threads(
         self,
         tasks: Iterator[Callable[[threading.Event], _T]],
         done: Callable[[_T], None],
@@ -390,12 +449,14 @@ class S3Destination:
         heartbeat: Callable[[], None] = lambda: None,
         cancelled: Callable[[], bool] = lambda: False,
     ) -> int:
-        """Downloads files of `snapshots/<snapshot>/` into the folder `into`; returns the bytes read.
+        """Downloads files of snapshot `snapshot` into the folder `into`; returns the bytes read.
 
-        Each object is streamed to a temporary file, checked against the manifest's size and sha256
-        when given and against the sha256 in its metadata, and only then renamed into place: a file
-        in `into` is whole and checked, so a resumed download skips it. A mismatch or a missing object
-        raises SnapshotUnusable.
+        A file given with its manifest entry is read from the object store (or, in a snapshot not yet
+        adopted, from its path under `snapshots/<snapshot>/`); one without (the manifest, report,
+        problems, the HTML site) from its path. Each object is streamed to a temporary file, checked
+        against the manifest's size and sha256 when given and against the sha256 in its metadata, and
+        only then renamed into place: a file in `into` is whole and checked, so a resumed download
+        skips it. A mismatch or a missing object raises SnapshotUnusable.
         """
         prefix = self.location.snapshot_prefix(snapshot)
         base = into.resolve()
@@ -411,29 +472,41 @@ class S3Destination:
                 if relpath in in_flight or target.is_file():
                     continue
                 in_flight.add(relpath)
-                yield functools.partial(self._download_one, prefix + relpath, relpath, target, expected)
+                # A listed file is in the store, or at its path in a snapshot older than the store.
+                keys = self.file_keys(snapshot, expected) if expected is not None else (prefix + relpath,)
+                yield functools.partial(self._download_one, keys, relpath, target, expected)
 
         def done(finished: tuple[str, int]) -> None:
             nonlocal received
             in_flight.discard(finished[0])
             received += finished[1]
 
-        self._in_threads(tasks(), done, heartbeat, cancelled)
+        self.in_threads(tasks(), done, heartbeat, cancelled)
         return received
 
     def _download_one(
-        self, key: str, relpath: str, target: Path, expected: ManifestFile | None, stop: threading.Event
+        self,
+        keys: tuple[str, ...],
+        relpath: str,
+        target: Path,
+        expected: ManifestFile | None,
+        stop: threading.Event,
     ) -> tuple[str, int]:
+        """Downloads the first of `keys` there is into `target`, checked (see `download`)."""
         from botocore.exceptions import ClientError
 
         if stop.is_set():
             raise TransferCancelled("the transfer was stopped")
-        try:
-            answer = self.client.get_object(Bucket=self.location.bucket, Key=key)
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
-                raise SnapshotUnusable(f"{key} is missing") from None
-            raise
+        answer: dict[str, Any] | None = None
+        for key in keys:
+            try:
+                answer = self.client.get_object(Bucket=self.location.bucket, Key=key)
+                break
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404", "NotFound"):
+                    raise
+        if answer is None:
+            raise SnapshotUnusable(f"{relpath} is missing (looked for {', '.join(keys)})")
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.tmp")
         sha = hashlib.sha256()
@@ -488,9 +561,16 @@ class S3Destination:
             heartbeat()
         return deleted
 
-    def prune(self, policy: RetentionPolicy, heartbeat: Callable[[], None] = lambda: None) -> RetentionPlan:
+    def prune(
+        self,
+        policy: RetentionPolicy,
+        heartbeat: Callable[[], None] = lambda: None,
+        grace_seconds: float = GC_GRACE_SECONDS,
+    ) -> RetentionPlan:
         """Retention: deletes every snapshot `policy` does not keep (`plan_retention`, which also
-        keeps the one `current.json` names and the newest that passed the shrink guard).
+        keeps the one `current.json` names and the newest that passed the shrink guard), then the
+        objects no kept snapshot references (`collect_garbage`, sparing those younger than
+        `grace_seconds`: 0 only from the run that publishes, as no other one can be uploading then).
 
         Safe to repeat: a prune cut short leaves a snapshot nothing points at, removed next time.
         Unfinished multipart uploads under a removed snapshot are aborted too.
@@ -503,11 +583,40 @@ class S3Destination:
             prefix = self.location.snapshot_prefix(name)
             self.abort_uploads(prefix)
             self.delete_prefix(prefix, heartbeat)
+        if plan.removed:
+            self.collect_garbage(heartbeat=heartbeat, grace_seconds=grace_seconds)
         return plan
+
+    # ------------------------------------------------------------------------------------ the store
+
+    def has_store_marker(self) -> bool:
+        """Whether every snapshot here is in the object store (`store.json`, written by `adopt`)."""
+        return self.head(self.location.key(STORE_MARKER)) is not None
+
+    def adopt(self, heartbeat: Callable[[], None] = lambda: None) -> int:
+        """Moves the files of snapshots published before the object store into it (server-side
+        copies), then writes `store.json`; returns how many objects were copied (see `s3_store`)."""
+        from notion_sync.storage.s3_store import adopt_snapshots
+
+        return adopt_snapshots(self, heartbeat)
+
+    def collect_garbage(
+        self,
+        heartbeat: Callable[[], None] = lambda: None,
+        dry_run: bool = False,
+        grace_seconds: float = GC_GRACE_SECONDS,
+        batch_size: int = DELETE_BATCH,
+    ) -> GarbageReport:
+        """Deletes the objects of the store that no snapshot references and that are older than
+        `grace_seconds` by the server's clock (see `s3_store`)."""
+        from notion_sync.storage.s3_store import collect_garbage
+
+        return collect_garbage(self, heartbeat, dry_run, grace_seconds, batch_size)
 
     def discard(self, run_id: str) -> list[str]:
         """Compensation: no multipart upload left under `snapshots/`, and the snapshot this run
-        uploaded deleted unless `current.json` points at it.
+        uploaded deleted unless `current.json` points at it. What it put in the object store is left
+        to garbage collection (nothing references it).
 
         One export per destination runs at a time, so any unfinished upload here is this run's or a
         dead run's. A snapshot is this run's if it is named for the run and its objects carry the run's
@@ -517,6 +626,7 @@ class S3Destination:
 
         try:
             self.abort_uploads(self.location.key(SNAPSHOTS) + "/")
+            self.abort_uploads(self.location.key(OBJECTS) + "/")
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") in ("NoSuchBucket", "404"):
                 return []  # no bucket (the export failed on it): nothing was uploaded

@@ -39,7 +39,16 @@ def slow_uploads(setattr_: Callable[[object, str, Any], None]) -> None:
             raise s3.TransferCancelled("the transfer was stopped")
         return upload_one(self, *args)
 
+    store_one = s3.S3Destination._store_one
+
+    def slow_store_one(self: s3.S3Destination, *args: Any) -> tuple[str, int | None]:
+        stop: threading.Event = args[-1]
+        if stop.wait(DELAY):
+            raise s3.TransferCancelled("the transfer was stopped")
+        return store_one(self, *args)
+
     setattr_(s3.S3Destination, "_upload_one", slow_upload_one)
+    setattr_(s3.S3Destination, "_store_one", slow_store_one)
     setattr_(s3, "_Progress", _SlowProgress)
 
 
