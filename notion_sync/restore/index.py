@@ -1,0 +1,174 @@
+"""The restore index: one SQLite file per restore, under the worker's state folder.
+
+It holds what the restore will create, in the order it must (a parent before its children, a data
+source's rows in their original order), each object's progress, the intent recorded before every
+create request (so a retry after a lost answer finds what that request made instead of making it
+twice), the map from old ids to new ones, and what could not be restored. Memory stays flat at any
+size; the workflow keeps only a cursor and counters.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from notion_sync.restore.blocks import Loss
+
+_COLUMNS = "seq, id, kind, parent_id, title, path, state"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS objects (
+    seq INTEGER PRIMARY KEY,
+    id TEXT UNIQUE NOT NULL,
+    kind TEXT NOT NULL,
+    parent_id TEXT,
+    title TEXT NOT NULL DEFAULT '',
+    path TEXT,
+    state TEXT NOT NULL DEFAULT 'pending'
+);
+CREATE TABLE IF NOT EXISTS ids (old TEXT PRIMARY KEY, new TEXT NOT NULL, kind TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS intents (key TEXT PRIMARY KEY, parent TEXT NOT NULL, after TEXT,
+    count INTEGER NOT NULL, sent_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS losses (object_id TEXT NOT NULL, kind TEXT NOT NULL, what TEXT NOT NULL,
+    PRIMARY KEY (object_id, kind, what));
+"""
+
+# An object's progress: `pending`, then `created` (its shell exists: the new id is in `ids`), then
+# `done` (content, properties and comments too).
+STATES = ("pending", "created", "done")
+
+
+@dataclass(frozen=True)
+class PlannedObject:
+    seq: int
+    id: str
+    kind: str
+    parent_id: str | None
+    title: str
+    path: str | None
+    state: str
+
+
+@dataclass(frozen=True)
+class Intent:
+    """A create request sent and not yet known to have landed: under `parent`, after block `after`
+    (None: at the end when it was sent), `count` blocks or one page."""
+
+    key: str
+    parent: str
+    after: str | None
+    count: int
+    sent_at: str
+
+
+class RestoreIndex:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(_SCHEMA)
+
+    def __enter__(self) -> RestoreIndex:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._db.close()
+
+    # ------------------------------------------------------------------------------------ the plan
+
+    def add_objects(self, rows: Iterable[tuple[int, str, str, str | None, str, str | None]]) -> int:
+        """Adds (seq, id, kind, parent_id, title, path) rows; an id already planned is kept as is."""
+        with self._db:
+            before = self.count()
+            self._db.executemany(
+                "INSERT OR IGNORE INTO objects (seq, id, kind, parent_id, title, path) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            return self.count() - before
+
+    def count(self, state: str | None = None) -> int:
+        query, args = "SELECT COUNT(*) FROM objects", tuple[str, ...]()
+        if state is not None:
+            query, args = query + " WHERE state = ?", (state,)
+        (n,) = self._db.execute(query, args).fetchone()
+        return int(n)
+
+    def after(self, cursor: int, limit: int) -> list[PlannedObject]:
+        """The next `limit` objects in creation order after position `cursor`."""
+        rows = self._db.execute(
+            f"SELECT {_COLUMNS} FROM objects WHERE seq > ? ORDER BY seq LIMIT ?",
+            (cursor, limit),
+        )
+        return [PlannedObject(*row) for row in rows]
+
+    def objects(self) -> Iterator[PlannedObject]:
+        rows = self._db.execute(
+            "SELECT seq, id, kind, parent_id, title, path, state FROM objects ORDER BY seq"
+        )
+        yield from (PlannedObject(*row) for row in rows)
+
+    def set_state(self, object_id: str, state: str) -> None:
+        assert state in STATES
+        self._db.execute("UPDATE objects SET state = ? WHERE id = ?", (state, object_id))
+
+    # ------------------------------------------------------------------------------------ ids
+
+    def map_id(self, old: str, new: str, kind: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO ids (old, new, kind) VALUES (?, ?, ?)", (old, new, kind))
+
+    def map_ids(self, pairs: Iterable[tuple[str, str, str]]) -> None:
+        with self._db:
+            self._db.executemany("INSERT OR REPLACE INTO ids (old, new, kind) VALUES (?, ?, ?)", pairs)
+
+    def new_id(self, old: str) -> str | None:
+        row = self._db.execute("SELECT new FROM ids WHERE old = ?", (old,)).fetchone()
+        return str(row[0]) if row else None
+
+    def is_adopted(self, new: str) -> bool:
+        """Whether `new` is already the copy of some object (a lost create is never adopted twice)."""
+        return self._db.execute("SELECT 1 FROM ids WHERE new = ?", (new,)).fetchone() is not None
+
+    def id_map(self, kinds: tuple[str, ...] = ("page", "database", "data_source")) -> dict[str, str]:
+        """Old -> new ids of the objects (not blocks) restored so far: small enough for one page's
+        conversion (one entry per object, as the export index holds)."""
+        marks = ",".join("?" * len(kinds))
+        rows = self._db.execute(f"SELECT old, new FROM ids WHERE kind IN ({marks})", kinds)
+        return {str(old): str(new) for old, new in rows}
+
+    def mapping(self) -> Iterator[tuple[str, str, str]]:
+        yield from (
+            (str(o), str(n), str(k))
+            for o, n, k in self._db.execute("SELECT old, new, kind FROM ids ORDER BY kind, old")
+        )
+
+    # ------------------------------------------------------------------------------------ intents
+
+    def record_intent(self, intent: Intent) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO intents (key, parent, after, count, sent_at) VALUES (?, ?, ?, ?, ?)",
+            (intent.key, intent.parent, intent.after, intent.count, intent.sent_at),
+        )
+
+    def intent(self, key: str) -> Intent | None:
+        row = self._db.execute(
+            "SELECT key, parent, after, count, sent_at FROM intents WHERE key = ?", (key,)
+        ).fetchone()
+        return Intent(*row) if row else None
+
+    def clear_intent(self, key: str) -> None:
+        self._db.execute("DELETE FROM intents WHERE key = ?", (key,))
+
+    # ------------------------------------------------------------------------------------ losses
+
+    def add_losses(self, losses: Iterable[Loss]) -> None:
+        with self._db:
+            self._db.executemany(
+                "INSERT OR IGNORE INTO losses (object_id, kind, what) VALUES (?, ?, ?)",
+                ((loss.block_id, loss.kind, loss.what) for loss in losses),
+            )
+
+    def losses(self) -> Iterator[Loss]:
+        rows = self._db.execute("SELECT object_id, kind, what FROM losses ORDER BY object_id, kind")
+        yield from (Loss(*row) for row in rows)
