@@ -42,6 +42,7 @@ from notion_sync.emulator.hostile import SAME_CURSOR, HostileConfig, echo_messag
 from notion_sync.emulator.limits import FAULT_KINDS, DelayLine, FaultInjector, TokenBucket
 from notion_sync.emulator.replay import ReplayBackend
 from notion_sync.emulator.stats import Stats
+from notion_sync.emulator.write_routes import register_write_routes
 
 DEFAULT_TOKEN = "secret_emulator_token"
 QUERY_ROW_CAP = 10_000
@@ -223,6 +224,7 @@ class EmulatorServer:
         r.add_get("/v1/users/me", self._users_me)
         r.add_get("/v1/users/{id}", self._user)
         r.add_get("/v1/comments", self._comments)
+        register_write_routes(self, r)
         r.add_get("/_files/{key:.+}", self._file)
         r.add_get("/_external/{path:.+}", self._external)
         return app

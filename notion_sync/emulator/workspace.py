@@ -12,11 +12,11 @@ from collections.abc import Callable
 from notion_sync.emulator.content import JSON
 from notion_sync.emulator.generate import BASE, DELETED, TOP, TRASHED, minutes_iso
 from notion_sync.emulator.ids import Kind
-from notion_sync.emulator.reads import ReadModel
 from notion_sync.emulator.shape import WorkspaceShape
+from notion_sync.emulator.writes import WriteModel
 
 
-class Workspace(ReadModel):
+class Workspace(WriteModel):
     """A deterministic Notion workspace; see docs/emulator.md for the contract with the server."""
 
     def __init__(self, seed: int, pages: int, shape: WorkspaceShape | None = None) -> None:
