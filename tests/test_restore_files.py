@@ -103,6 +103,7 @@ async def test_restores_snapshots_and_subtrees_from_a_folder(
     # A damaged file (same size, one byte flipped; then a shorter one): stopped, nothing left in --out.
     damaged = next(current / f["path"] for e in entries for f in e["files"] if f["path"].endswith(".md"))
     data = damaged.read_bytes()
+    damaged.unlink()  # replaced, not written into: the file is a read-only link into the object store
     damaged.write_bytes(bytes([data[0] ^ 1]) + data[1:])
     done = _restore(destination, "--out", tmp_path / "corrupt")
     assert done.exit_code == 2 and "does not match the manifest" in done.output, done.output

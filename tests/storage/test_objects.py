@@ -13,9 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from notion_sync.cli import app
 from notion_sync.models import ManifestFile, ManifestHeader, ManifestObject
 from notion_sync.snapshot import MANIFEST, SNAPSHOTS, read_manifest, write_manifest_line
+from notion_sync.storage.local import LocalDestination
 from notion_sync.storage.objects import ObjectStore, StoreBusy
 from notion_sync.verify import verify
 
@@ -223,3 +226,35 @@ def test_the_lock_is_exclusive_and_try_lock_says_who_holds_it(tmp_path: Path) ->
         pass
     with ObjectStore(tmp_path).try_lock():
         pass
+
+
+def test_gc_on_the_command_line_refuses_a_busy_store_and_a_folder_that_is_no_destination(
+    tmp_path: Path,
+) -> None:
+    _snapshot(tmp_path / "backup", OLD, SHARED)
+    store = ObjectStore(tmp_path / "backup")
+    with store.lock():
+        busy = CliRunner().invoke(app, ["gc", str(tmp_path / "backup")])
+    assert busy.exit_code == 1 and "a run is publishing" in busy.output and "Traceback" not in busy.output
+    assert not store.marker.exists()
+
+    done = CliRunner().invoke(app, ["gc", str(tmp_path / "backup")])
+    assert done.exit_code == 0, done.output
+    assert done.output.startswith(f"object store: {len(SHARED)} objects, {len(SHARED)} referenced, deleted 0")
+
+    (tmp_path / "elsewhere").mkdir()
+    stray = CliRunner().invoke(app, ["gc", str(tmp_path / "elsewhere")])
+    assert stray.exit_code == 1 and "is not a notion-sync destination" in stray.output
+    assert not (tmp_path / "elsewhere" / ".notion-sync").exists()
+
+
+def test_discard_removes_every_state_file_of_the_run_and_no_other(tmp_path: Path) -> None:
+    destination = LocalDestination(tmp_path)
+    destination.prepare("run-1")
+    state = destination.index_path("run-1").parent
+    mine = ["run-1.sqlite", "run-1.sqlite-wal", "run-1.sqlite-shm", "run-1.uploads.sqlite"]
+    for name in [*mine, "run-10.sqlite", "run-2.uploads.sqlite"]:
+        (state / name).write_bytes(b"")
+    destination.discard("run-1")
+    assert sorted(p.name for p in state.iterdir()) == ["run-10.sqlite", "run-2.uploads.sqlite"]
+    assert not destination.staging("run-1").exists()
