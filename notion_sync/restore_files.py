@@ -1,7 +1,10 @@
 """`notion-sync restore-files`: a snapshot, or one page's subtree, materialised as the ordinary tree.
 
 The source is a folder destination (`DEST/snapshots/<name>/`, `DEST/current`) or an S3 destination
-(`<prefix>/snapshots/<name>/`, `<prefix>/current.json`). What is written:
+(`<prefix>/snapshots/<name>/`, `<prefix>/current.json`), whose listed files are read from the object
+store (`<prefix>/objects/<sha[:2]>/<sha>`) or, for a snapshot published before the store, from their
+paths under the snapshot (`S3Destination.download`); its own files and `html/` site from their paths.
+What is written:
 
 - a whole snapshot: every file its manifest lists, each checked against the manifest's size and
   sha256 as it is written; the snapshot's own `manifest.jsonl`, `report.json` and `problems.jsonl`;
@@ -250,8 +253,9 @@ def _copy(source: Path, target: Path) -> tuple[str, int]:
 
 
 def _restore_s3(remote: S3Destination, out: Path, snapshot: str, page: str | None) -> int:
-    """Downloads the snapshot (each object checked by `S3Destination.download`); returns how many
-    manifest objects were restored."""
+    """Downloads the snapshot: the manifest, then every listed file (from the object store, or an
+    older snapshot's paths), then the report, problems and `html/` site from their paths, each object
+    checked by `S3Destination.download`; returns how many manifest objects were restored."""
     prefix = remote.location.snapshot_prefix(snapshot)
     manifest = out / (MANIFEST if page is None else _PAGE_MANIFEST)
     selected = 0

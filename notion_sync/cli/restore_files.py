@@ -28,7 +28,10 @@ def restore_files_command(
     ] = None,
 ) -> None:
     """Write a snapshot of DEST (or one page's subtree) into --out as the ordinary tree, every file
-    checked against the manifest; on any mismatch nothing is left in --out."""
+    checked against the manifest; on any mismatch nothing is left in --out.
+
+    From s3://bucket/prefix each listed file is read from the object store (objects/<sha[:2]>/<sha>),
+    or from its path in a snapshot published before the store (credentials from boto3's chain)."""
     try:
         result = restore_files(dest, out, Settings(), snapshot=snapshot, page=page)
     except RestoreError as error:
