@@ -23,6 +23,7 @@ import fcntl
 import json
 import logging
 import os
+import stat
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -135,7 +136,9 @@ class ObjectStore:
                 if number % _BEAT == 0:
                     heartbeat()
                 for file in entry.files:
-                    counts[self._intern_file(os.path.join(folder, file.path), file.sha256, file.size)] += 1
+                    path = _listed(folder, file.path)
+                    if path is not None:
+                        counts[self._intern_file(path, file.sha256, file.size)] += 1
         return Interned(counts[_Outcome.LINKED], counts[_Outcome.ADDED], counts[_Outcome.UNLINKED])
 
     def adopt_existing(self, heartbeat: Callable[[], None] = lambda: None) -> int:
@@ -198,12 +201,16 @@ class ObjectStore:
 
     def _adopt_snapshot(self, snapshot: Path, heartbeat: Callable[[], None]) -> int:
         adopted = 0
+        inside = os.path.realpath(snapshot) + os.sep
         with read_manifest(snapshot) as (_header, entries):
             for number, entry in enumerate(entries, start=1):
                 if number % _BEAT == 0:
                     heartbeat()
                 for file in entry.files:
-                    path = os.path.join(snapshot, file.path)
+                    path = _listed(snapshot, file.path)
+                    # A manifest or a link planted in an old snapshot never reaches a file outside it.
+                    if path is None or not os.path.realpath(path).startswith(inside):
+                        continue
                     if self._is_stored(path, file.sha256):
                         continue
                     try:
@@ -221,7 +228,7 @@ class ObjectStore:
     def _is_stored(self, path: str, sha256: str) -> bool:
         try:
             return os.path.samestat(os.lstat(path), os.stat(self.object(sha256)))
-        except OSError:
+        except (OSError, ValueError):  # ValueError: not a digest (the file cannot match it either)
             return False
 
     def _intern_file(self, path: str, sha256: str, size: int) -> _Outcome:
@@ -230,6 +237,8 @@ class ObjectStore:
             file = os.lstat(path)
         except FileNotFoundError:
             return _Outcome.MISSING
+        if not stat.S_ISREG(file.st_mode):
+            return _Outcome.MISSING  # a link or a folder where a file is listed: verify names it
         target = self.object(sha256)
         try:
             stored = os.stat(target)
@@ -251,7 +260,7 @@ class ObjectStore:
         self._folder(self._tmp)
         tmp = self._tmp / f"{os.getpid()}-{uuid.uuid4().hex}"
         try:
-            os.link(source, tmp)
+            os.link(source, tmp, follow_symlinks=False)
         except OSError as error:
             if error.errno in _NO_LINK:
                 log.debug("no link from %s to %s: %s", target, source, error)
@@ -287,3 +296,11 @@ class ObjectStore:
         tmp = self.marker.with_name(f".{STORE_MARKER}.{os.getpid()}")
         tmp.write_text(json.dumps(STORE_FORMAT))
         os.replace(tmp, self.marker)
+
+
+def _listed(folder: Path, relpath: str) -> str | None:
+    """Where a manifest path lies in `folder`, or None for one that would leave it."""
+    parts = relpath.split("/")
+    if not relpath or relpath.startswith("/") or ".." in parts:
+        return None
+    return os.path.join(folder, relpath)

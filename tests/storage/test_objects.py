@@ -92,7 +92,7 @@ def test_a_file_that_cannot_be_linked_keeps_its_own_copy(
     store = ObjectStore(tmp_path)
     store.intern_snapshot(old)
 
-    def too_many_links(source: Any, target: Any) -> None:
+    def too_many_links(source: Any, target: Any, **options: Any) -> None:
         raise OSError(errno.EMLINK, "Too many links")
 
     monkeypatch.setattr(os, "link", too_many_links)
@@ -258,3 +258,24 @@ def test_discard_removes_every_state_file_of_the_run_and_no_other(tmp_path: Path
     destination.discard("run-1")
     assert sorted(p.name for p in state.iterdir()) == ["run-10.sqlite", "run-2.uploads.sqlite"]
     assert not destination.staging("run-1").exists()
+
+
+def test_adoption_never_reaches_a_file_outside_the_snapshot(tmp_path: Path) -> None:
+    outside = tmp_path / "outside.md"
+    outside.write_bytes(b"secret")
+    snapshot = _snapshot(tmp_path / "backup", OLD, [("planted.md", b"secret"), ("a.md", b"fine")])
+    (snapshot / "planted.md").unlink()
+    (snapshot / "planted.md").symlink_to(outside)
+    escape = "../../../outside.md"
+    forged = ManifestObject(
+        id="escape", type="page", title="x", last_edited_time=None, path=escape, status="exported"
+    )
+    forged.files = [ManifestFile(path=escape, sha256=hashlib.sha256(b"secret").hexdigest(), size=6)]
+    with (snapshot / MANIFEST).open("ab") as manifest:
+        write_manifest_line(manifest, forged)
+    store = ObjectStore(tmp_path / "backup")
+
+    assert store.adopt_existing() == 1
+    assert outside.stat().st_nlink == 1 and stat.S_IMODE(outside.stat().st_mode) != 0o444
+    assert (snapshot / "planted.md").is_symlink()
+    assert _stored(store) == {hashlib.sha256(b"fine").hexdigest()}
