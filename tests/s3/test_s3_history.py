@@ -1,6 +1,7 @@
-"""`notion-sync log` and `diff` on s3://bucket/prefix: two snapshots uploaded by hand to SeaweedFS, the
+"""`notion-sync log` and `diff` on s3://bucket/prefix: an export then a sync through the whole stack
+with one page edited, one added and one deleted; and two snapshots uploaded by hand to SeaweedFS, the
 older with its files at their paths (published before the object store), the newer with them in the
-store; a scripted change set is named exactly, as text, JSON and HTML, and the log counts it."""
+store. Each change set is named exactly, as text, JSON and HTML, and the log counts it."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from temporalio.client import Client
 from typer.testing import CliRunner
 
 from notion_sync.cli import app
 from notion_sync.models import Counters, ExportReport, ManifestFile, ManifestHeader, ManifestObject
 from notion_sync.snapshot import MANIFEST, PROBLEMS, REPORT, object_path
+from tests.export.harness import EmulatorAndWorker, export_and_wait
 from tests.s3.conftest import S3Server
 from tests.s3.test_s3_verify import upload_snapshot
 
@@ -91,6 +94,73 @@ def _snapshot(root: Path, name: str, pages: Pages) -> Path:
 
 def _invoke(*args: object) -> Any:
     return runner.invoke(app, [str(a) for a in args])
+
+
+def _entries(s3: Any, bucket: str, manifest_key: str) -> dict[str, dict[str, Any]]:
+    lines = s3.get_object(Bucket=bucket, Key=manifest_key)["Body"].read().splitlines()[1:]
+    return {entry["id"]: entry for entry in map(json.loads, lines)}
+
+
+async def test_diff_and_log_of_a_sync_to_s3(
+    emulator_and_worker: EmulatorAndWorker, temporal_client: Client, s3_server: S3Server, tmp_path: Path
+) -> None:
+    bucket = s3_server.new_bucket()
+    s3 = s3_server.client()
+    destination = f"s3://{bucket}/backups/team"
+    async with emulator_and_worker(pages=30, seed=73) as (emulator, settings):
+        await export_and_wait(temporal_client, settings, destination)  # type: ignore[arg-type]
+        pointer = json.loads(s3.get_object(Bucket=bucket, Key="backups/team/current.json")["Body"].read())
+        before = _entries(s3, bucket, pointer["manifest"])
+        pages = {i: e for i, e in before.items() if e["type"] == "page" and e["status"] == "exported"}
+        parents = {e["parent"] for e in before.values()}
+        leaves = sorted(i for i, e in pages.items() if i not in parents and e["parent"] in pages)
+        edited, deleted, host = leaves[:3]
+        emulator.mutate({"op": "edit_page", "page_id": edited})
+        emulator.mutate({"op": "delete_page", "page_id": deleted})
+        created = emulator.mutate({"op": "create_page", "parent_id": host, "title": "Brand new"})
+        added = str(created.get("page_id") or created.get("id"))
+        await export_and_wait(temporal_client, settings, destination, full_listing_days=0)  # type: ignore[arg-type]
+    first, second = (
+        pointer["snapshot"],
+        json.loads(s3.get_object(Bucket=bucket, Key="backups/team/current.json")["Body"].read())["snapshot"],
+    )
+
+    done = _invoke("diff", destination, "--json")
+    assert done.exit_code == 0, done.output
+    diff = json.loads(done.output)
+    assert (diff["old"], diff["new"]) == (first, second)
+    assert [p["id"] for p in diff["added"]] == [added]
+    assert [p["id"] for p in diff["removed"]] == [deleted]
+    assert diff["moved"] == [] and diff["renamed"] == []
+    # The pages whose child pages appeared or vanished changed too: their child_page blocks.
+    hosts = {before[deleted]["parent"], host}
+    assert {p["id"] for p in diff["edited"]} == {edited} | hosts
+    by_id = {p["id"]: p for p in diff["edited"]}
+    changed = by_id[edited]["markdown_diff"].splitlines()
+    assert changed[0] == f"--- {first}/{before[edited]['path']}"
+    assert any(line.startswith("+") and not line.startswith("+++") for line in changed)
+
+    text = _invoke("diff", destination, first, second, "--html", tmp_path / "changes.html")
+    assert text.exit_code == 0, text.output
+    assert f"1 added, 1 removed, {len(hosts) + 1} edited" in text.output
+    assert "Brand new" in (tmp_path / "changes.html").read_text()
+
+    logged = json.loads(_invoke("log", destination, "--json").output)
+    assert [(e["name"], e["current"], e["status"]) for e in logged] == [
+        (first, False, "completed"),
+        (second, True, "completed"),
+    ]
+    assert logged[0]["changes"] is None
+    assert logged[1]["changes"] == {
+        "added": 1,
+        "removed": 1,
+        "moved": 0,
+        "renamed": 0,
+        "edited": len(hosts) + 1,
+    }
+    assert logged[1]["pages"] + logged[1]["rows"] == logged[0]["pages"] + logged[0]["rows"]
+    text = _invoke("log", destination)
+    assert text.exit_code == 0 and text.output.splitlines()[1].startswith(f"* {second}"), text.output
 
 
 def test_log_and_diff_of_an_s3_destination(s3_server: S3Server, tmp_path: Path) -> None:
