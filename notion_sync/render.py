@@ -210,8 +210,6 @@ class _Renderer:
     def write_pieces(self, fmt: str, relpath: str, pieces: Iterable[str]) -> None:
         target = (self.site if fmt == "html" else self.out) / relpath
         target.parent.mkdir(parents=True, exist_ok=True)
-        # Replaced, never written into: a snapshot's file is a link to an object other snapshots share.
-        target.unlink(missing_ok=True)
         with target.open("w", encoding="utf-8", newline="") as out:
             out.writelines(pieces)
         self.result.written[fmt] += 1
