@@ -67,6 +67,8 @@ class WriteModel(SourceWrites):
         properties = expect_object(properties, "body.properties")
         title: list[JSON] = []
         for key, value in properties.items():
+            if isinstance(value, list):  # the short form Notion also takes: {"title": [rich text]}
+                value = {"title": value}
             value = expect_object(value, f"body.properties.{key}")
             if "title" not in value:
                 raise validation_error(f"{key} is not a property that exists.")

@@ -411,6 +411,25 @@ async def test_writes_are_rate_limited_and_counted(
     assert after["blocks_by_type"]["paragraph"] == before["blocks_by_type"].get("paragraph", 0) + 2
 
 
+async def test_writes_pass_fault_injection_and_a_failed_write_creates_nothing(
+    notion: AsyncClient, page: JSON, empty_emulator: EmulatorProcess
+) -> None:
+    before = empty_emulator.workspace_summary()["created"]
+    empty_emulator.configure(fault_500=1.0)
+    try:
+        error = await rejected(
+            notion.pages.create, parent={"page_id": page["id"]}, properties={"title": [text("short form")[0]]}
+        )
+    finally:
+        empty_emulator.configure(fault_500=0.0)
+    assert (error.status, error.code) == (500, "internal_server_error")
+    assert empty_emulator.workspace_summary()["created"] == before
+    created = await notion.pages.create(
+        parent={"page_id": page["id"]}, properties={"title": text("short form")}
+    )
+    assert created["properties"]["title"]["title"][0]["plain_text"] == "short form"
+
+
 def test_writes_reach_a_generated_workspace_and_its_reads() -> None:
     """Into a generated page: the new page sits after the generated children, search finds it."""
     with (
