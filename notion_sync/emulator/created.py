@@ -475,10 +475,22 @@ class CreatedModel(ReadModel):
         node = self._found(data_source_id, "data_source")
         return self.render_source(node) if node is not None else super().data_source(data_source_id)
 
+    def _grown(self, block: JSON) -> JSON:
+        """A generated block that got created children: it has children now."""
+        kids = self.order.get(block["id"])
+        if (
+            kids
+            and not block["has_children"]
+            and any(k in self.nodes and not self.nodes[k].in_trash for k in kids)
+        ):
+            return {**block, "has_children": True}
+        return block
+
     def block(self, block_id: str) -> JSON | None:
         node = self.nodes.get(block_id)
         if node is None:
-            return super().block(block_id)
+            found = super().block(block_id)
+            return self._grown(found) if found is not None and self.order else found
         if not self.readable(block_id) or node.object == "data_source":
             return None
         return self.render_block(node) if node.object == "block" else self.reference_block(node)
@@ -487,8 +499,10 @@ class CreatedModel(ReadModel):
         node = self.nodes.get(block_id)
         if node is None:
             generated = super().block_children(block_id)
-            if generated is None or block_id not in self.order:
+            if generated is None or not self.order:
                 return generated
+            if block_id not in self.order:
+                return [self._grown(block) for block in generated]
             return self._merged(generated, self.order[block_id])
         if not self.readable(block_id) or node.object == "data_source":
             return None
@@ -510,10 +524,10 @@ class CreatedModel(ReadModel):
             if node is None:
                 block = by_id.pop(object_id, None)
                 if block is not None:
-                    out.append(block)
+                    out.append(self._grown(block))
             elif not node.in_trash:
                 out.append(self.render_block(node) if node.object == "block" else self.reference_block(node))
-        return out + list(by_id.values())
+        return out + [self._grown(block) for block in by_id.values()]
 
     def comments(self, block_id: str) -> list[JSON] | None:
         base = [] if block_id in self.nodes and self.readable(block_id) else super().comments(block_id)

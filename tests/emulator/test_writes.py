@@ -162,6 +162,58 @@ async def test_appended_children_come_back_nested_with_only_the_first_level_echo
     assert "children" not in answer["results"][0]["bulleted_list_item"]
 
 
+async def test_synced_blocks_tables_columns_and_mentions(notion: AsyncClient, page: JSON) -> None:
+    [original] = (
+        await notion.blocks.children.append(
+            block_id=page["id"],
+            children=[
+                {"type": "synced_block", "synced_block": {"synced_from": None, "children": [paragraph("S")]}}
+            ],
+        )
+    )["results"]
+    reference = {"type": "synced_block", "synced_block": {"synced_from": {"block_id": original["id"]}}}
+    [duplicate] = (await notion.blocks.children.append(block_id=page["id"], children=[reference]))["results"]
+    assert duplicate["has_children"] is True
+    assert [plain(b) for b in await children(notion, duplicate["id"])] == ["S"]
+    error = await rejected(
+        notion.blocks.children.append,
+        block_id=page["id"],
+        children=[{"type": "synced_block", "synced_block": {"synced_from": {"block_id": duplicate["id"]}}}],
+    )
+    assert error.code == "validation_error"  # a duplicate of a duplicate
+    row = {"type": "table_row", "table_row": {"cells": [text("a"), text("b")]}}
+    mention = {"type": "mention", "mention": {"type": "page", "page": {"id": page["id"]}}}
+    await notion.blocks.children.append(
+        block_id=page["id"],
+        children=[
+            {"type": "table", "table": {"table_width": 2, "has_column_header": True, "children": [row, row]}},
+            {
+                "type": "column_list",
+                "column_list": {
+                    "children": [
+                        {"type": "column", "column": {"children": [paragraph("left")]}},
+                        {"type": "column", "column": {"children": [paragraph("right")]}},
+                    ]
+                },
+            },
+            {"type": "paragraph", "paragraph": {"rich_text": [mention]}},
+        ],
+    )
+    blocks = await children(notion, page["id"])
+    assert [b["type"] for b in blocks] == [
+        "synced_block",
+        "synced_block",
+        "table",
+        "column_list",
+        "paragraph",
+    ]
+    rows = await children(notion, blocks[2]["id"])
+    assert [r["table_row"]["cells"][1][0]["plain_text"] for r in rows] == ["b", "b"]
+    columns = await children(notion, blocks[3]["id"])
+    assert [plain((await children(notion, c["id"]))[0]) for c in columns] == ["left", "right"]
+    assert blocks[4]["paragraph"]["rich_text"][0]["plain_text"] == "Scratch"
+
+
 @pytest.mark.parametrize(
     ("blocks", "message"),
     [
@@ -447,6 +499,11 @@ def test_writes_reach_a_generated_workspace_and_its_reads() -> None:
             json={"children": [paragraph("first")], "position": {"type": "start"}},
         ).json()["results"][0]
         after = http.get(f"/v1/blocks/{host['id']}/children?page_size=100").json()["results"]
+        generated_block = next(b for b in before if not b["has_children"] and b["type"] == "paragraph")
+        http.patch(f"/v1/blocks/{generated_block['id']}/children", json={"children": [paragraph("under")]})
+        assert http.get(f"/v1/blocks/{generated_block['id']}").json()["has_children"] is True
+        nested = http.get(f"/v1/blocks/{generated_block['id']}/children").json()["results"]
+        assert [b["paragraph"]["rich_text"][0]["plain_text"] for b in nested] == ["under"]
         assert [b["id"] for b in after] == [block["id"], *[b["id"] for b in before], added["id"]]
         newest = http.post("/v1/search", json={"page_size": 1}).json()["results"]
         assert newest[0]["id"] == added["id"]
