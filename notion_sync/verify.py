@@ -30,6 +30,7 @@ import contextlib
 import hashlib
 import os
 import re
+import sqlite3
 import tarfile
 import tempfile
 import zipfile
@@ -226,7 +227,7 @@ class _Expected:
 
     def finish(self) -> None:
         self.report.missing.extend(sorted(set(self.files) - self.seen))
-        # S3 objects are hashed in threads: the report reads the same whatever order they finish in.
+        # Sorted like an S3 report, whose files finish hashing in any order.
         self.report.extra.sort()
         self.report.corrupted.sort(key=lambda mismatch: mismatch.path)
 
@@ -325,23 +326,27 @@ def _verify_s3_snapshot(
             raise NotAnExport(f"{location.url} is not an export: no {location.key(CURRENT_JSON)} there")
         snapshot = str(pointer.get("snapshot", ""))
     prefix = location.snapshot_prefix(snapshot)
-    # Listed once, relpath -> size: since the object store only the snapshot's own files (and its
-    # html/ site); before it, one entry per file, as `_Expected` holds the manifest's.
+    # Listed once, relpath -> size: since the object store only the snapshot's own files and its
+    # html/ site (a snapshot published before the store lists one entry per file until adopted).
     sizes = {obj["Key"][len(prefix) :]: int(obj["Size"]) for obj in remote.objects(prefix)}
     if MANIFEST not in sizes:
         raise NotAnExport(f"{location.url} has no snapshot {snapshot!r} (no {prefix}{MANIFEST})")
     report = VerifyReport(target=f"s3://{location.bucket}/{prefix}", kind="s3", from_store=0)
     with tempfile.TemporaryDirectory(prefix="notion-sync-verify-") as scratch:
-        inputs = _RenderInputs(Path(scratch))
+        inputs = _RenderInputs(Path(scratch) / "snapshot")
         manifest = inputs.root / MANIFEST
+        manifest.parent.mkdir()
         with _object(remote, prefix + MANIFEST) as body:
             _digest_and_copy(body, manifest)
-        expected = _Expected(report)
-        if not expected.load(manifest):
-            return report
-        _check_objects(remote, snapshot, sizes, expected, inputs if deep else None, workers)
-        expected.finish()
-        if deep:
+        with contextlib.closing(_ListedPaths(Path(scratch) / "listed.sqlite")) as listed:
+            readable = _check_objects(
+                remote, snapshot, manifest, sizes, listed, report, inputs if deep else None, workers
+            )
+        # Files finish hashing in any order: the report reads the same every time.
+        report.missing.sort()
+        report.extra.sort()
+        report.corrupted.sort(key=lambda mismatch: mismatch.path)
+        if deep and readable:
             compare_rendering(inputs.root, report)
     return report
 
@@ -351,19 +356,41 @@ def _object(remote: S3Destination, key: str) -> contextlib.closing[Any]:
     return contextlib.closing(remote.client.get_object(Bucket=remote.location.bucket, Key=key)["Body"])
 
 
-# A file read and hashed: (its path, sha256, size, whether it came from the object store).
-_Digested = tuple[str, str, int, bool]
+class _ListedPaths:
+    """The distinct paths a manifest lists, in a SQLite file: a 100,000-page manifest's set of paths
+    is never held in memory (a file shown by several pages is listed once per page)."""
+
+    def __init__(self, database: Path) -> None:
+        self._db = sqlite3.connect(database)
+        self._db.execute("CREATE TABLE listed (path TEXT PRIMARY KEY)")
+
+    def add(self, path: str) -> bool:
+        """Records `path`; False if it was listed before."""
+        return self._db.execute("INSERT OR IGNORE INTO listed VALUES (?)", (path,)).rowcount == 1
+
+    def __contains__(self, path: str) -> bool:
+        return self._db.execute("SELECT 1 FROM listed WHERE path = ?", (path,)).fetchone() is not None
+
+    def close(self) -> None:
+        self._db.close()
+
+
+# A listed file read and hashed: (its manifest entry, sha256, size, whether it came from the store).
+_Digested = tuple[ManifestFile, str, int, bool]
 
 
 def _check_objects(
     remote: S3Destination,
     snapshot: str,
+    manifest: Path,
     sizes: dict[str, int],
-    expected: _Expected,
+    listed: _ListedPaths,
+    report: VerifyReport,
     inputs: _RenderInputs | None,
     workers: int,
-) -> None:
-    """Checks every file the manifest lists, then every object under the snapshot's prefix.
+) -> bool:
+    """Checks every file the manifest lists (streamed), then every object under the snapshot prefix;
+    False if the manifest could not be read to its end.
 
     A listed file present at its path (`sizes`, the prefix's listing) is read there, any other from
     the object store; each is downloaded and hashed by a few threads (a bounded number in flight, so
@@ -378,37 +405,68 @@ def _check_objects(
         copy_to = inputs.copy_of(file.path) if inputs is not None else None
         try:
             with _object(remote, store_key if in_store else path_key) as body:
-                return (file.path, *_digest_and_copy(body, copy_to), in_store)
+                return (file, *_digest_and_copy(body, copy_to), in_store)
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
-                return None  # in neither place (or deleted since the listing): reported missing
+                return None  # in neither place (or deleted since the listing)
             raise
 
-    def record(finished: Iterable[Future[_Digested | None]]) -> None:
+    def compare(file: ManifestFile, sha256: str, size: int) -> None:
+        if size != file.size:
+            report.corrupted.append(Mismatch(file.path, f"size {size}, expected {file.size}"))
+        elif sha256 != file.sha256:
+            report.corrupted.append(Mismatch(file.path, "sha256 differs from the manifest"))
+        else:
+            report.verified += 1
+
+    def record(finished: Iterable[Future[tuple[ManifestFile, _Digested | None]]]) -> None:
         for future in finished:
-            if (result := future.result()) is not None:
-                relpath, sha256, size, in_store = result
-                expected.check(relpath, sha256, size)
-                if in_store and expected.report.from_store is not None:
-                    expected.report.from_store += 1
+            file, result = future.result()
+            if result is None:
+                report.missing.append(file.path)
+                continue
+            compare(file, result[1], result[2])
+            if result[3] and report.from_store is not None:
+                report.from_store += 1
+
+    def task(file: ManifestFile, in_store: bool) -> tuple[ManifestFile, _Digested | None]:
+        return file, digest(file, in_store)
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="verify") as pool:
-        pending: set[Future[_Digested | None]] = set()
-        for relpath, file in sorted(expected.files.items()):
-            at_path = sizes.get(relpath)
-            if at_path is not None and at_path != file.size:
-                expected.check(relpath, "", at_path)
-                continue
-            if inputs is not None:
-                inputs.mark_present(relpath)
-            pending.add(pool.submit(digest, file, at_path is None))
-            if len(pending) >= 4 * workers:
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                record(finished)
+        pending: set[Future[tuple[ManifestFile, _Digested | None]]] = set()
+        readable = True
+        try:
+            with read_manifest(manifest) as (header, objects):
+                count = 0
+                for entry in objects:
+                    count += 1
+                    for file in entry.files:
+                        if not safe_relpath(file.path):
+                            report.errors.append(f"{MANIFEST} lists an unsafe path: {file.path!r}")
+                            continue
+                        if not listed.add(file.path):
+                            continue
+                        report.files += 1
+                        at_path = sizes.get(file.path)
+                        if at_path is not None and at_path != file.size:
+                            compare(file, "", at_path)
+                            continue
+                        if inputs is not None:
+                            inputs.mark_present(file.path)
+                        pending.add(pool.submit(task, file, at_path is None))
+                        if len(pending) >= 4 * workers:
+                            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                            record(finished)
+            if count != header.objects:
+                report.errors.append(f"{MANIFEST} lists {count} objects, its header says {header.objects}")
+        except ManifestUnreadable as error:
+            report.errors.append(f"{MANIFEST} is unreadable: {str(error).splitlines()[0]}")
+            readable = False
         record(wait(pending).done)
-    for relpath, size in sorted(sizes.items()):
-        if relpath not in expected.files:
-            expected.check(relpath, "", size)
+    for relpath in sorted(sizes):
+        if not is_allowed_extra(relpath) and relpath not in listed:
+            report.extra.append(relpath)
+    return readable
 
 
 def _verify_folder(root: Path, report: VerifyReport) -> None:

@@ -210,6 +210,11 @@ def test_a_snapshot_half_in_the_store_verifies(s3_server: S3Server, tmp_path: Pa
     s3.put_object(Bucket=bucket, Key=f"team/snapshots/{snapshot.name}/{first}", Body=b"x" * len(files[0][1]))
     code, output = cli(f"s3://{bucket}/team")
     assert code == 1 and f"corrupted  {first}: sha256 differs" in output, output
+    # A manifest cut short: a clear failure, the files it still names checked.
+    manifest = (snapshot / MANIFEST).read_bytes()
+    s3.put_object(Bucket=bucket, Key=f"team/snapshots/{snapshot.name}/{MANIFEST}", Body=manifest[:-20])
+    code, output = cli(f"s3://{bucket}/team", "--deep")
+    assert code == 1 and f"error      {MANIFEST} is unreadable: " in output, output
 
 
 def test_an_unreadable_store_or_no_export_exits_2(
