@@ -204,9 +204,18 @@ class CreatedModel(ReadModel):
         self._created_search.clear()
 
     def touch(self, object_id: str) -> None:
-        node = self.nodes.get(object_id)
-        if node is not None:
-            node.edited = max(node.edited, self.minutes())
+        """Stamp an edited object and the page whose content it is (a block edit edits its page)."""
+        now = self.minutes()
+        current, node = object_id, self.nodes.get(object_id)
+        while node is not None:
+            node.edited = max(node.edited, now)
+            if node.object != "block":
+                break
+            current, node = node.parent_id, self.nodes.get(node.parent_id)
+        index = self._page_index(current) if node is None else None
+        if index is not None:  # a generated page whose content grew
+            self.etime[index] = max(self.etime[index], now)
+            self._forget()
         self.changed()
 
     # --- what the integration can see ------------------------------------------------------------

@@ -431,6 +431,8 @@ async def test_trash_and_untrash_a_page_and_trash_a_block(notion: AsyncClient, p
     assert error.code == "validation_error" and "archived" in str(error)
     await notion.pages.update(page_id=child["id"], in_trash=False)  # undo
     assert [b["id"] for b in await children(notion, page["id"])] == [child["id"]]
+    searched = await async_collect_paginated_api(notion.search, query="Child")
+    assert child["id"] in {result["id"] for result in searched}
 
 
 async def test_writes_are_rate_limited_and_counted(
@@ -505,7 +507,7 @@ def test_writes_reach_a_generated_workspace_and_its_reads() -> None:
         nested = http.get(f"/v1/blocks/{generated_block['id']}/children").json()["results"]
         assert [b["paragraph"]["rich_text"][0]["plain_text"] for b in nested] == ["under"]
         assert [b["id"] for b in after] == [block["id"], *[b["id"] for b in before], added["id"]]
-        newest = http.post("/v1/search", json={"page_size": 1}).json()["results"]
-        assert newest[0]["id"] == added["id"]
+        newest = http.post("/v1/search", json={"page_size": 2}).json()["results"]
+        assert [p["id"] for p in newest] == [added["id"], host["id"]]  # the host was edited too
         assert emulator.workspace_summary()["pages"] == summary_before["pages"] + 1
         assert emulator.workspace_summary()["created"]["pages"] == 1
