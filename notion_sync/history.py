@@ -179,6 +179,8 @@ def _log(
     current: str | None,
     fetch: Fetch | None,
 ) -> list[SnapshotSummary]:
+    """The log of snapshots `names`, each compared with the one before; `folder_of` gives a snapshot's
+    folder (an S3 one's a temporary copy, removed once the next is compared), `fetch` its files."""
     summaries: list[SnapshotSummary] = []
     previous: Path | None = None
     for name in names:
