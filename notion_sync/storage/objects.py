@@ -176,28 +176,34 @@ class ObjectStore:
             self._remove_leftovers()
         if not self.objects.is_dir():
             return report
-        for folder in sorted(os.scandir(self.objects), key=lambda entry: entry.name):
-            if not folder.is_dir(follow_symlinks=False):
-                continue
-            for entry in os.scandir(folder.path):
-                report.objects += 1
-                if report.objects % _BEAT == 0:
-                    heartbeat()
-                try:
-                    status = entry.stat(follow_symlinks=False)
-                except FileNotFoundError:
-                    continue
-                if status.st_nlink > 1:
-                    report.referenced += 1
-                    continue
-                if not dry_run:
-                    try:
-                        os.unlink(entry.path)
-                    except FileNotFoundError:
-                        continue
-                report.deleted += 1
-                report.freed_bytes += status.st_size
+        with os.scandir(self.objects) as folders:
+            names = sorted(entry.name for entry in folders if entry.is_dir(follow_symlinks=False))
+        for name in names:
+            with os.scandir(self.objects / name) as entries:
+                for entry in entries:
+                    self._collect(entry, report, dry_run)
+                    if report.objects % _BEAT == 0:
+                        heartbeat()
         return report
+
+    @staticmethod
+    def _collect(entry: os.DirEntry[str], report: GarbageReport, dry_run: bool) -> None:
+        """One object counted, and deleted if nothing links it."""
+        report.objects += 1
+        try:
+            status = entry.stat(follow_symlinks=False)
+        except FileNotFoundError:
+            return
+        if status.st_nlink > 1:
+            report.referenced += 1
+            return
+        if not dry_run:
+            try:
+                os.unlink(entry.path)
+            except FileNotFoundError:
+                return
+        report.deleted += 1
+        report.freed_bytes += status.st_size
 
     def _adopt_snapshot(self, snapshot: Path, heartbeat: Callable[[], None]) -> int:
         adopted = 0
@@ -288,8 +294,9 @@ class ObjectStore:
         """The temporary links of an interrupted intern: each holds an object's link count up."""
         if not self._tmp.is_dir():
             return
-        for entry in os.scandir(self._tmp):
-            Path(entry.path).unlink(missing_ok=True)
+        with os.scandir(self._tmp) as entries:
+            for entry in entries:
+                Path(entry.path).unlink(missing_ok=True)
 
     def _write_marker(self) -> None:
         self.internal.mkdir(parents=True, exist_ok=True)
