@@ -404,6 +404,40 @@ async def test_file_upload_then_image_block_serves_the_bytes(
         assert forged.status_code == 403
 
 
+async def test_second_data_source_with_a_files_property(notion: AsyncClient, page: JSON) -> None:
+    database = await notion.databases.create(
+        parent={"page_id": page["id"]}, title=text("Library"), initial_data_source={"properties": {}}
+    )
+    first_source = database["data_sources"][0]["id"]
+    second = await notion.data_sources.create(
+        parent={"type": "database_id", "database_id": database["id"]},
+        title=text("Scans"),
+        properties={"Title": {"title": {}}, "Scan": {"files": {}}},
+    )
+    listed = await notion.databases.retrieve(database_id=database["id"])
+    assert [s["id"] for s in listed["data_sources"]] == [first_source, second["id"]]
+    assert [s["name"] for s in listed["data_sources"]] == ["Library", "Scans"]
+    first = await notion.data_sources.retrieve(data_source_id=first_source)
+    assert first["properties"]["Name"]["type"] == "title"  # a schema without a title gets "Name"
+    error = await rejected(notion.pages.create, parent={"database_id": database["id"]}, properties={})
+    assert error.code == "validation_error"  # which of the two sources? Notion asks for data_source_id
+    upload = await notion.file_uploads.create(filename="scan.pdf")
+    await notion.file_uploads.send(file_upload_id=upload["id"], file=("scan.pdf", b"%PDF-1.4 scan"))
+    row = await notion.pages.create(
+        parent={"data_source_id": second["id"]},
+        properties={
+            "Title": {"title": text("Scan 1")},
+            "Scan": {
+                "files": [{"name": "scan.pdf", "type": "file_upload", "file_upload": {"id": upload["id"]}}]
+            },
+        },
+    )
+    [scan] = (await notion.pages.retrieve(page_id=row["id"]))["properties"]["Scan"]["files"]
+    assert (scan["name"], scan["type"]) == ("scan.pdf", "file")
+    async with httpx.AsyncClient() as http:
+        assert (await http.get(scan["file"]["url"])).content == b"%PDF-1.4 scan"
+
+
 async def test_comments_are_created_then_listed(notion: AsyncClient, page: JSON) -> None:
     first = await notion.comments.create(parent={"page_id": page["id"]}, rich_text=text("First"))
     reply = await notion.comments.create(discussion_id=first["discussion_id"], rich_text=text("Reply"))
