@@ -13,6 +13,7 @@ from notion_sync.settings import Settings
 from notion_sync.snapshot import MANIFEST, REPORT, ManifestUnreadable, read_manifest
 from notion_sync.storage.local import LocalDestination
 from notion_sync.storage.s3 import (
+    CorruptObject,
     S3Destination,
     SnapshotUnusable,
     TransferCancelled,
@@ -54,7 +55,8 @@ def seed_mirror(
     Only what a sync reuses is downloaded, each file checked against the manifest, into a staging
     folder that becomes a snapshot by one rename: the mirror never holds half a snapshot as current.
     A download cut short resumes on the next attempt; one that finds a corrupt or missing object
-    raises SnapshotUnusable and leaves nothing behind.
+    raises SnapshotUnusable and leaves nothing behind (and deletes an object of the store whose bytes
+    are not those its digest names, so the next publish uploads it again).
     """
     pointer = remote.current()
     if pointer is None:
@@ -74,6 +76,12 @@ def seed_mirror(
     try:
         remote.download(name, [(MANIFEST, None), (REPORT, None)], staging, heartbeat, cancelled)
         remote.download(name, _reused_files(staging / MANIFEST), staging, heartbeat, cancelled)
+    except CorruptObject as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        # Bytes that are not what their key names are garbage to every snapshot: gone, the export
+        # that follows (a full one) finds the digest missing and uploads it again.
+        remote.client.delete_object(Bucket=remote.location.bucket, Key=error.key)
+        raise
     except (SnapshotUnusable, TransferCancelled):
         shutil.rmtree(staging, ignore_errors=True)
         raise

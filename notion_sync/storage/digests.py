@@ -105,3 +105,17 @@ def _packed(sha256: str) -> bytes:
 def path_digest(relpath: str) -> str:
     """A snapshot-relative path as a digest, so a set of paths fits a `DigestSet`."""
     return hashlib.sha256(relpath.encode()).hexdigest()
+
+
+def sha256_and_md5(path: Path) -> tuple[str, str, int]:
+    """(sha256 hex, md5 hex, size) of a file in one read: the md5 is what S3 answers as the ETag of an
+    object uploaded in one part."""
+    sha = hashlib.sha256()
+    md5 = hashlib.md5(usedforsecurity=False)
+    size = 0
+    with path.open("rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            sha.update(chunk)
+            md5.update(chunk)
+            size += len(chunk)
+    return sha.hexdigest(), md5.hexdigest(), size

@@ -55,7 +55,7 @@ from notion_sync.snapshot import (
     object_path,
     parse_report,
 )
-from notion_sync.storage.digests import DigestSet
+from notion_sync.storage.digests import DigestSet, sha256_and_md5
 from notion_sync.storage.s3_url import SCHEME as SCHEME
 from notion_sync.storage.s3_url import S3Location as S3Location
 from notion_sync.storage.s3_url import S3UrlError as S3UrlError
@@ -421,7 +421,7 @@ class S3Destination:
         """Uploads one file unless an identical object is there; the bytes sent, None if skipped."""
         if stop.is_set():
             raise TransferCancelled("the transfer was stopped")
-        sha, md5, size = _digests(path)
+        sha, md5, size = sha256_and_md5(path)
         if existing is not None and existing.get("Size") == size:
             etag = str(existing.get("ETag", "")).strip('"')
             if etag == md5:
@@ -521,6 +521,8 @@ class S3Destination:
                     size += len(chunk)
             digest = sha.hexdigest()
             claimed = answer.get("Metadata", {}).get("sha256")
+            if expected is not None and key == self.object_key(expected.sha256) and digest != expected.sha256:
+                raise CorruptObject(key, f"{key}: its content does not match its checksum")
             if claimed not in (None, digest) or (
                 expected is not None and (expected.sha256, expected.size) != (digest, size)
             ):
@@ -655,6 +657,14 @@ class SnapshotUnusable(Exception):
     """A snapshot in S3 that cannot be taken as it is: an object missing or not matching its checksum."""
 
 
+class CorruptObject(SnapshotUnusable):
+    """An object of the store whose bytes are not those its key (their sha256) names."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
 class TransferCancelled(Exception):
     """The activity was cancelled during a transfer; transfers in flight finished or were aborted."""
 
@@ -683,15 +693,3 @@ class _Progress:
     def __call__(self, sent: int) -> None:
         if self._stop.is_set():
             raise TransferCancelled("the transfer was stopped")
-
-
-def _digests(path: Path) -> tuple[str, str, int]:
-    sha = hashlib.sha256()
-    md5 = hashlib.md5(usedforsecurity=False)
-    size = 0
-    with path.open("rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            sha.update(chunk)
-            md5.update(chunk)
-            size += len(chunk)
-    return sha.hexdigest(), md5.hexdigest(), size

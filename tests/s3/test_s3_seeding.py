@@ -28,11 +28,19 @@ async def _sync(client: Client, settings: Settings, destination: str | Path) -> 
 
 
 def _download(s3: Any, bucket: str, prefix: str, into: Path) -> Path:
-    """Every object of a snapshot in S3, as a folder, to compare it with local ones."""
+    """A snapshot in S3 as a folder, to compare it with local ones: every object under its prefix,
+    and each file its manifest lists from the object store."""
     for key in _objects(s3, bucket, prefix):
         target = into / key[len(prefix) :]
         target.parent.mkdir(parents=True, exist_ok=True)
         s3.download_file(bucket, key, str(target))
+    root = prefix.rpartition("snapshots/")[0]
+    for line in (into / "manifest.jsonl").read_bytes().splitlines()[1:]:
+        for file in json.loads(line)["files"]:
+            (into / file["path"]).parent.mkdir(parents=True, exist_ok=True)
+            s3.download_file(
+                bucket, f"{root}objects/{file['sha256'][:2]}/{file['sha256']}", str(into / file["path"])
+            )
     return into
 
 
@@ -45,6 +53,11 @@ def _exported_pages(s3: Any, bucket: str, pointer: dict[str, Any]) -> list[str]:
     lines = s3.get_object(Bucket=bucket, Key=pointer["manifest"])["Body"].read().splitlines()[1:]
     entries = [json.loads(line) for line in lines]
     return sorted(e["id"] for e in entries if e["type"] == "page" and e["status"] == "exported")
+
+
+def _manifest_entries(s3: Any, bucket: str, pointer: dict[str, Any]) -> list[dict[str, Any]]:
+    lines = s3.get_object(Bucket=bucket, Key=pointer["manifest"])["Body"].read().splitlines()[1:]
+    return [json.loads(line) for line in lines]
 
 
 def _mirror(settings: Settings, destination: str) -> Path:
@@ -132,7 +145,11 @@ async def test_a_corrupt_object_in_s3_makes_the_sync_a_full_export(
         assert first is not None
         pages = _exported_pages(s3, bucket, first)
         # Bit rot that keeps the object's metadata (its sha256 included).
-        key = f"{first['prefix']}json/pages/{pages[2]}.json"
+        path = f"json/pages/{pages[2]}.json"
+        sha = next(
+            f["sha256"] for e in _manifest_entries(s3, bucket, first) for f in e["files"] if f["path"] == path
+        )
+        key = f"rot/objects/{sha[:2]}/{sha}"
         head = s3.head_object(Bucket=bucket, Key=key)
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
         s3.put_object(Bucket=bucket, Key=key, Body=body.replace(b'"', b"'", 1), Metadata=head["Metadata"])
@@ -145,6 +162,8 @@ async def test_a_corrupt_object_in_s3_makes_the_sync_a_full_export(
         with pytest.raises(SnapshotUnusable, match="does not match its checksum"):
             seed_mirror(mirror_c, remote)
         assert mirror_c.current() is None
+        # The rotten object is gone from the store: a publish that needs its digest uploads it again.
+        assert not _objects(s3, bucket, key)
         assert not (mirror_c.root / "snapshots").exists()
         assert not list((mirror_c.internal / "staging").glob(f"{SEED}*"))
 
