@@ -177,11 +177,7 @@ def _adopt_snapshot(
     with DigestSet() as at_paths, DigestSet() as adoptable, _manifest_copy(remote, name) as manifest:
         if manifest is None:
             return 0, 0  # being published now, or a dead run's leftovers: nothing lists its files
-        at_paths.add_many(
-            path_digest(str(o["Key"])[len(prefix) :])
-            for o in remote.objects(prefix)
-            if str(o["Key"])[len(prefix) :] not in META_FILES
-        )
+        at_paths.add_many(path_digest(p) for p in _relpaths(remote, prefix, heartbeat) if p not in META_FILES)
         if at_paths.count() == 0:
             return 0, 0  # published into the store, or adopted already
         counts = [0, 0]
@@ -215,13 +211,22 @@ def _adopt_snapshot(
             return counts[0], counts[1] + 1
         if counts[1] == 0:
             keys = (
-                str(o["Key"])
-                for o in remote.objects(prefix)
-                if path_digest(str(o["Key"])[len(prefix) :]) in adoptable
-                and str(o["Key"])[len(prefix) :] not in META_FILES
+                prefix + relpath
+                for relpath in _relpaths(remote, prefix, heartbeat)
+                if relpath not in META_FILES and path_digest(relpath) in adoptable
             )
             _delete_keys(remote, keys, 1000, heartbeat)
         return counts[0], counts[1]
+
+
+def _relpaths(remote: S3Destination, prefix: str, heartbeat: Callable[[], None]) -> Iterator[str]:
+    """The paths of the objects under `prefix`, relative to it, listed a page at a time."""
+    for page in remote.client.get_paginator("list_objects_v2").paginate(
+        Bucket=remote.location.bucket, Prefix=prefix
+    ):
+        for entry in page.get("Contents", []):
+            yield str(entry["Key"])[len(prefix) :]
+        heartbeat()
 
 
 def _adopt_file(
