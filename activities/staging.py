@@ -20,6 +20,7 @@ from temporalio.exceptions import ApplicationError, CancelledError
 from activities.disk import destination_errors
 from notion_sync.exporter.publish import (
     check_staged,
+    list_site_files,
     load_previous,
     recorded_identity,
     write_manifest,
@@ -154,6 +155,7 @@ class StagingActivities:
             if request.html:
                 # Pages were rendered beside their Markdown; a page a batch did not render gets it here.
                 _heartbeating(lambda: render_snapshot(staged, ("html",), keep_page_html=True))
+                _heartbeating(lambda: list_site_files(staged))
             damage = check_staged(staged, activity.heartbeat)
             if damage:
                 raise _damaged(destination, "; ".join(damage))

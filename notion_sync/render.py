@@ -210,8 +210,12 @@ class _Renderer:
     def write_pieces(self, fmt: str, relpath: str, pieces: Iterable[str]) -> None:
         target = (self.site if fmt == "html" else self.out) / relpath
         target.parent.mkdir(parents=True, exist_ok=True)
-        with target.open("w", encoding="utf-8", newline="") as out:
+        # A new file renamed over the old one, never written into it: a snapshot's files are hard
+        # links into the destination's object store, shared with every other snapshot.
+        written = target.with_name(f".{target.name}.rendering")
+        with written.open("w", encoding="utf-8", newline="") as out:
             out.writelines(pieces)
+        os.replace(written, target)
         self.result.written[fmt] += 1
 
     def html_links(self, links: ManifestLinks, path: str) -> HtmlLinks:

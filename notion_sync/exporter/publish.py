@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+from notion_sync.convert.html import SITE, html_path
 from notion_sync.models import (
     ExportReport,
     ManifestFile,
@@ -21,6 +23,7 @@ from notion_sync.snapshot import (
     PROBLEMS,
     REPORT,
     ManifestUnreadable,
+    file_digest,
     read_manifest,
     read_report,
     write_manifest_line,
@@ -76,6 +79,32 @@ def write_manifest(
             problems.write(problem.model_dump_json().encode() + b"\n")
             reported += 1
     return objects, files, reported
+
+
+def list_site_files(staging: Path, heartbeat: Callable[[], None] = lambda: None) -> int:
+    """Adds each object's HTML page (`html/<its path>.html`, rendered after the manifest was written:
+    the renderer reads the manifest) to the object's files in the manifest, so the site is checked,
+    verified and stored once like every other file. The site's index and stylesheet belong to no
+    object and stay unlisted. Streamed into a new manifest that replaces the old one; safe to repeat.
+    Returns how many files were added."""
+    manifest = staging / MANIFEST
+    rewritten = staging / f".{MANIFEST}.site"
+    added = 0
+    with read_manifest(manifest) as (header, entries), rewritten.open("wb") as out:
+        write_manifest_line(out, header)
+        for n, entry in enumerate(entries):
+            if n % 1000 == 0:
+                heartbeat()
+            if entry.path is not None and entry.status == "exported":
+                relpath = f"{SITE}/{html_path(entry.path)}"
+                page = staging / relpath
+                if page.is_file() and all(f.path != relpath for f in entry.files):
+                    sha256, size = file_digest(page)
+                    entry.files.append(ManifestFile(path=relpath, sha256=sha256, size=size))
+                    added += 1
+            write_manifest_line(out, entry)
+    os.replace(rewritten, manifest)
+    return added
 
 
 def check_staged(staging: Path, heartbeat: Callable[[], None] = lambda: None, examples: int = 3) -> list[str]:

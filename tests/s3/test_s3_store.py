@@ -28,8 +28,10 @@ from tests.export.harness import EmulatorAndWorker, snapshot_files
 from tests.s3.conftest import S3Server
 from tests.s3.test_s3_destination import OPTIONS, _current, _objects
 
-# No HTML site: its files are not in the manifest, so they go up at their paths on every sync.
-STORE_OPTIONS = OPTIONS.model_copy(update={"html": False})
+STORE_OPTIONS = OPTIONS
+# The site's index and stylesheet belong to no object: the manifest does not list them, and they go
+# up at their paths under the snapshot (every page's HTML is listed, and stored once).
+SITE_FILES = ("html/index.html", "html/style.css")
 SENDS = {"PutObject", "CreateMultipartUpload", "UploadPart", "CopyObject"}
 
 
@@ -131,8 +133,9 @@ async def test_a_sync_uploads_only_changed_digests_and_gc_deletes_only_unreferen
 
     # The snapshot prefix holds the snapshot's own files; every digest is in the store.
     assert set(_objects(s3, bucket, second["prefix"])) == {
-        second["prefix"] + name for name in ("manifest.jsonl", "report.json", "problems.jsonl")
+        second["prefix"] + name for name in ("manifest.jsonl", "report.json", "problems.jsonl", *SITE_FILES)
     }
+    assert any(path.startswith("html/") for path in changed)  # the edited page's HTML is listed
     assert set(new_files.values()) <= _store(s3, bucket, "team")
 
     # File for file what a fresh export of the edited workspace holds (signed URLs masked, as they
@@ -145,7 +148,7 @@ async def test_a_sync_uploads_only_changed_digests_and_gc_deletes_only_unreferen
     _download_all(remote, second["snapshot"], after, tmp_path / "restored")
     fresh_mirror = (mirror_path(parse_s3_url(fresh), settings) / "current").resolve()
     exported = snapshot_files(fresh_mirror)
-    meta = ("manifest.jsonl", "report.json", "problems.jsonl")
+    meta = ("manifest.jsonl", "report.json", "problems.jsonl", *SITE_FILES)
     assert snapshot_files(tmp_path / "restored") == {p: d for p, d in exported.items() if p not in meta}
 
     # A publish repeated (a retry after the worker died past current.json) sends no object again.
@@ -246,11 +249,14 @@ async def test_an_old_layout_destination_is_adopted_then_synced_into_the_store(
         assert _store(s3, bucket, "old") == digests
         assert "old/store.json" in _objects(s3, bucket, "old/store.json")
         for snap in (first, second):
-            # Only the snapshot's own files stay at their paths; every file reads back as listed.
+            # Only the snapshot's own files (and the unlisted site index) stay at their paths; every
+            # file reads back as listed.
             assert {k.rpartition("/")[2] for k in _objects(s3, bucket, f"old/snapshots/{snap.name}/")} == {
                 "manifest.jsonl",
                 "report.json",
                 "problems.jsonl",
+                "index.html",
+                "style.css",
             }
             into = tmp_path / "adopted" / snap.name
             _download_all(remote, snap.name, _manifest_lines(snap), into)
