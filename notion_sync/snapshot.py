@@ -16,12 +16,15 @@ Each file's bytes are stored once per destination, under their sha256 (`object_p
 snapshot stays an ordinary tree whose files are hard links into `DEST/.notion-sync/objects/`; an S3
 snapshot is its manifest, report and problems under `snapshots/<name>/`, its files being the objects
 `<prefix>/objects/<sha[:2]>/<sha>` the manifest names. Snapshots written before the store hold their
-files at their paths (`snapshots/<name>/<path>`); readers fall back to that.
+files at their paths (`snapshots/<name>/<path>`); readers fall back to that. A folder destination keeps
+only its newest snapshots as trees (`Settings.browsable_snapshots`); older ones are packed: manifest,
+report and problems (and `PACKED`), their files read from the store (`snapshot_file`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,7 +34,7 @@ from typing import IO
 
 from pydantic_core import from_json
 
-from notion_sync.models import ExportReport, ManifestHeader, ManifestObject
+from notion_sync.models import ExportReport, ManifestFile, ManifestHeader, ManifestObject
 
 MANIFEST = "manifest.jsonl"
 REPORT = "report.json"
@@ -44,6 +47,11 @@ CURRENT = "current"
 CURRENT_JSON = "current.json"
 # The folder (or S3 prefix) under which every snapshot lives.
 SNAPSHOTS = "snapshots"
+# A folder destination's own folder (staging, state, reports, its object store).
+INTERNAL = ".notion-sync"
+# In a packed folder snapshot (one older than the destination's browsable ones): its tree was
+# removed once every file it lists was in the object store; it keeps its manifest, report and problems.
+PACKED = "packed.json"
 # The content-addressed object store of a destination: each file's bytes once, under its sha256
 # (`DEST/.notion-sync/objects/` for a folder, `<prefix>/objects/` for S3; see `object_path`).
 OBJECTS = "objects"
@@ -75,6 +83,21 @@ def object_path(sha256: str) -> str:
     if len(sha256) != 64 or not all(c in "0123456789abcdef" for c in sha256):
         raise ValueError(f"{sha256!r} is not a sha256 hex digest")
     return f"{OBJECTS}/{sha256[:2]}/{sha256}"
+
+
+def snapshot_file(snapshot: Path, file: ManifestFile) -> Path:
+    """Where a listed file of a folder snapshot is read: at its path in the tree, or, for a packed
+    snapshot (or a file missing from the tree), the destination's store object of its digest
+    (`DEST/snapshots/<name>` -> `DEST/.notion-sync/objects/...`). The caller checks the bytes."""
+    in_tree = snapshot / file.path
+    if os.path.lexists(in_tree) or len(file.sha256) != 64:
+        return in_tree
+    stored = snapshot.parent.parent / INTERNAL / object_path(file.sha256)
+    return stored if stored.is_file() else in_tree
+
+
+def is_packed(snapshot: Path) -> bool:
+    return (snapshot / PACKED).is_file()
 
 
 def snapshot_name(started_at: datetime, run_id: str) -> str:

@@ -19,9 +19,9 @@ from notion_sync.cli.options import (
 from notion_sync.models import GarbageReport, RetentionPolicy
 from notion_sync.retention import RetentionPlan, last_run_refused, prune_snapshots
 from notion_sync.settings import Settings
-from notion_sync.snapshot import SNAPSHOTS
+from notion_sync.snapshot import INTERNAL, SNAPSHOTS
 from notion_sync.storage.destination import open_destination, remote_destination
-from notion_sync.storage.local import INTERNAL, LocalDestination, UnsafePath
+from notion_sync.storage.local import LocalDestination, UnsafePath
 from notion_sync.storage.objects import ObjectStore, StoreBusy
 from notion_sync.storage.s3 import (
     GC_GRACE_SECONDS,

@@ -26,9 +26,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from notion_sync.models import ManifestFile
-from notion_sync.snapshot import CURRENT, OBJECTS, SNAPSHOTS, current_snapshot, file_digest
+from notion_sync.snapshot import CURRENT, INTERNAL, OBJECTS, SNAPSHOTS, current_snapshot, file_digest
 
-INTERNAL = ".notion-sync"
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 
 

@@ -33,6 +33,7 @@ from typing import NamedTuple
 
 from notion_sync.models import GarbageReport
 from notion_sync.snapshot import (
+    INTERNAL,
     OBJECTS,
     SNAPSHOTS,
     STORE_MARKER,
@@ -41,7 +42,6 @@ from notion_sync.snapshot import (
     object_path,
     read_manifest,
 )
-from notion_sync.storage.local import INTERNAL
 
 log = logging.getLogger(__name__)
 

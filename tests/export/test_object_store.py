@@ -12,8 +12,7 @@ from temporalio.client import Client
 from typer.testing import CliRunner
 
 from notion_sync.cli import app
-from notion_sync.snapshot import SNAPSHOTS, STORE_MARKER, file_digest, read_manifest
-from notion_sync.storage.local import INTERNAL
+from notion_sync.snapshot import INTERNAL, SNAPSHOTS, STORE_MARKER, file_digest, read_manifest
 from notion_sync.storage.objects import ObjectStore
 from notion_sync.verify import verify
 from tests.export.harness import EmulatorAndWorker, export_and_wait
