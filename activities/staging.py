@@ -30,7 +30,6 @@ from notion_sync.exporter.shrink import measure_shrink
 from notion_sync.history import HistoryError, diff_snapshots
 from notion_sync.models import (
     ChangeCounts,
-    GarbageReport,
     PrepareInput,
     PreviousSnapshot,
     PublishInput,
@@ -176,11 +175,12 @@ class StagingActivities:
         final = destination.publish(staging_id, request.snapshot)
         retention = request.retention_policy()
         if remote is None:
+            removed = False
             if not retention.is_empty():
                 # Retention after the switch, so a retry finds the new snapshot current and keeps it.
-                plan = _heartbeating(lambda: prune_snapshots(destination.root, retention))
-                if plan.removed:
-                    _heartbeating(lambda: _collect_garbage(destination))
+                removed = bool(_heartbeating(lambda: prune_snapshots(destination.root, retention)).removed)
+            browsable = self._settings.browsable_snapshots
+            _heartbeating(lambda: _tidy_store(destination, browsable, collect=removed))
             return PublishResult(
                 snapshot_path=str(final), objects=objects, files=files, problems=problems, changes=changes
             )
@@ -259,11 +259,18 @@ def _intern(destination: LocalDestination, snapshot: Path) -> None:
         )
 
 
-def _collect_garbage(destination: LocalDestination) -> GarbageReport:
-    """Deletes the store objects no kept snapshot links any more (after retention removed some)."""
+def _tidy_store(destination: LocalDestination, browsable: int, collect: bool) -> None:
+    """Packs the snapshots older than the `browsable` newest (their trees cost a folder per page
+    each, their files are in the store) and, after retention removed some, deletes the objects no
+    kept snapshot references. Either only saves space: a failure is logged, never fails the run."""
     store = ObjectStore(destination.root)
-    with store.lock():
-        return store.collect_garbage()
+    try:
+        with store.lock():
+            store.pack_old_snapshots(browsable)
+            if collect:
+                store.collect_garbage()
+    except (ManifestUnreadable, OSError) as error:
+        activity.logger.warning("%s: object store not tidied: %s", destination.root, error)
 
 
 def _heartbeating(work: Callable[[], _T]) -> _T:

@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     # chain (AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, ~/.aws/config, instance roles...).
     s3_multipart_mb: float = Field(default=8.0, alias="NOTION_SYNC_S3_MULTIPART_MB", gt=0)
     s3_concurrency: int = Field(default=8, alias="NOTION_SYNC_S3_CONCURRENCY", ge=1)
+    # How many of a folder destination's newest snapshots stay browsable trees (current always does);
+    # older ones are packed to their manifest, their files read from the object store.
+    browsable_snapshots: int = Field(default=1, alias="NOTION_SYNC_BROWSABLE_SNAPSHOTS", ge=1)
     # A pause before each object and after each MiB uploaded, in seconds: for tests of an interrupted upload.
 
     @model_validator(mode="after")

@@ -19,7 +19,7 @@ from notion_sync.cli.options import (
 from notion_sync.models import GarbageReport, RetentionPolicy
 from notion_sync.retention import RetentionPlan, last_run_refused, prune_snapshots
 from notion_sync.settings import Settings
-from notion_sync.snapshot import INTERNAL, SNAPSHOTS
+from notion_sync.snapshot import INTERNAL, SNAPSHOTS, ManifestUnreadable
 from notion_sync.storage.destination import open_destination, remote_destination
 from notion_sync.storage.local import LocalDestination, UnsafePath
 from notion_sync.storage.objects import ObjectStore, StoreBusy
@@ -121,7 +121,9 @@ def gc_command(
     refuses to start while one does).
 
     A folder written before the object store is adopted first: every snapshot file whose bytes match
-    its manifest becomes a link into the store (no Notion request), so identical files are stored once.
+    its manifest becomes a link into the store (no Notion request), so identical files are stored once;
+    then the snapshots older than the NOTION_SYNC_BROWSABLE_SNAPSHOTS newest (default 1: current) are
+    packed to their manifest (`restore-files --snapshot NAME` writes one out as a tree).
 
     For s3://bucket/prefix: objects under `objects/` that no snapshot's manifest names are deleted,
     unless younger than six hours (a run still uploading may be about to reference them); credentials
@@ -159,7 +161,15 @@ def _collect_folder(dest: str, dry_run: bool) -> GarbageReport:
         LocalDestination(dest).check_links()
         store = ObjectStore(dest)
         with store.try_lock():
-            return store.collect_garbage(dry_run=dry_run)
+            report = store.collect_garbage(dry_run=dry_run)
+            if not dry_run:
+                store.pack_old_snapshots(Settings().browsable_snapshots)
+            return report
+    except ManifestUnreadable as error:
+        typer.echo(
+            f"error: {dest}: nothing deleted, a packed snapshot's manifest is unreadable: {error}", err=True
+        )
+        raise typer.Exit(1) from None
     except (OSError, UnsafePath) as error:
         typer.echo(f"error: {dest}: {error}", err=True)
         raise typer.Exit(1) from None

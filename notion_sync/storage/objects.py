@@ -18,6 +18,7 @@ fails instead of changing every snapshot at once.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
@@ -35,13 +36,17 @@ from notion_sync.models import GarbageReport
 from notion_sync.snapshot import (
     INTERNAL,
     OBJECTS,
+    PACKED,
     SNAPSHOTS,
     STORE_MARKER,
     ManifestUnreadable,
+    current_snapshot,
     file_digest,
+    is_packed,
     object_path,
     read_manifest,
 )
+from notion_sync.storage.digests import DigestSet
 
 log = logging.getLogger(__name__)
 
@@ -164,37 +169,101 @@ class ObjectStore:
         self._write_marker()
         return adopted
 
+    def pack_snapshot(self, snapshot: Path, heartbeat: Callable[[], None] = lambda: None) -> bool:
+        """Removes a snapshot's tree, keeping its manifest, report and problems: its files are read
+        from the store from then on (`snapshot.snapshot_file`). Only when every file it lists has its
+        object in the store (else it stays a tree, and False is returned). The marker is written
+        before any file goes, so an interrupted pack is finished by the next one and never mistaken
+        for damage. Raises ManifestUnreadable if the manifest cannot be read."""
+        if not is_packed(snapshot):
+            with read_manifest(snapshot) as (_header, entries):
+                for number, entry in enumerate(entries, start=1):
+                    if number % _BEAT == 0:
+                        heartbeat()
+                    if not all(self._holds(file.sha256, file.size) for file in entry.files):
+                        return False
+            marker = snapshot / PACKED
+            tmp = snapshot / f".{PACKED}.tmp"
+            tmp.write_text(json.dumps({"packed": True, "store": STORE_FORMAT}))
+            os.replace(tmp, marker)
+        with read_manifest(snapshot) as (_header, entries):
+            for number, entry in enumerate(entries, start=1):
+                if number % _BEAT == 0:
+                    heartbeat()
+                for file in entry.files:
+                    path = _listed(snapshot, file.path)
+                    if path is not None and not os.path.isdir(path):
+                        Path(path).unlink(missing_ok=True)
+        _remove_empty_folders(snapshot)
+        return True
+
+    def pack_old_snapshots(self, browsable: int, heartbeat: Callable[[], None] = lambda: None) -> int:
+        """Packs every snapshot but the `browsable` newest and the current one; returns how many
+        were packed now."""
+        snapshots = self.root / SNAPSHOTS
+        current = current_snapshot(self.root)
+        names = sorted(p.name for p in snapshots.glob("*") if p.is_dir() and not p.is_symlink())
+        packed = 0
+        for name in names[: max(0, len(names) - max(1, browsable))]:
+            folder = snapshots / name
+            if folder == current or is_packed(folder):
+                continue
+            try:
+                packed += self.pack_snapshot(folder, heartbeat)
+            except ManifestUnreadable as error:
+                log.warning("%s: kept as a tree, its manifest is unreadable: %s", folder, error)
+        return packed
+
     def collect_garbage(
         self, heartbeat: Callable[[], None] = lambda: None, dry_run: bool = False
     ) -> GarbageReport:
-        """Deletes the objects no file links any more (one link: the store's own), after adopting the
-        snapshots written before the store (not on a dry run, which changes nothing). Exact, and safe
-        to interrupt anywhere: each deletion is of an object nothing references."""
+        """Deletes the objects nothing references: no file links them (one link: the store's own) and
+        no packed snapshot lists them. Adopts the snapshots written before the store first (not on a
+        dry run, which changes nothing). Exact, and safe to interrupt anywhere: each deletion is of
+        an object nothing references. Raises ManifestUnreadable (and deletes nothing) if a packed
+        snapshot's manifest cannot be read: what it references would be unknown."""
         report = GarbageReport(dry_run=dry_run)
         if not dry_run:
             report.adopted = self.adopt_existing(heartbeat)
             self._remove_leftovers()
         if not self.objects.is_dir():
             return report
-        with os.scandir(self.objects) as folders:
-            names = sorted(entry.name for entry in folders if entry.is_dir(follow_symlinks=False))
-        for name in names:
-            with os.scandir(self.objects / name) as entries:
-                for entry in entries:
-                    self._collect(entry, report, dry_run)
-                    if report.objects % _BEAT == 0:
-                        heartbeat()
+        with self._packed_digests(heartbeat) as listed:
+            with os.scandir(self.objects) as folders:
+                names = sorted(entry.name for entry in folders if entry.is_dir(follow_symlinks=False))
+            for name in names:
+                with os.scandir(self.objects / name) as entries:
+                    for entry in entries:
+                        self._collect(entry, listed, report, dry_run)
+                        if report.objects % _BEAT == 0:
+                            heartbeat()
         return report
 
+    @contextmanager
+    def _packed_digests(self, heartbeat: Callable[[], None]) -> Iterator[DigestSet]:
+        """The digests every packed snapshot lists (they hold no link to their objects)."""
+        with DigestSet() as listed:
+            for folder in sorted((self.root / SNAPSHOTS).glob(f"*/{PACKED}")):
+                with read_manifest(folder.parent) as (_header, entries):
+                    listed.add_many(file.sha256 for entry in entries for file in entry.files)
+                heartbeat()
+            yield listed
+
+    def _holds(self, sha256: str, size: int) -> bool:
+        try:
+            return os.stat(self.object(sha256)).st_size == size
+        except (OSError, ValueError):
+            return False
+
     @staticmethod
-    def _collect(entry: os.DirEntry[str], report: GarbageReport, dry_run: bool) -> None:
-        """One object counted, and deleted if nothing links it."""
+    def _collect(entry: os.DirEntry[str], listed: DigestSet, report: GarbageReport, dry_run: bool) -> None:
+        """One object counted, and deleted if nothing links or lists it."""
         report.objects += 1
         try:
             status = entry.stat(follow_symlinks=False)
         except FileNotFoundError:
             return
-        if status.st_nlink > 1:
+        if status.st_nlink > 1 or entry.name in listed:
             report.referenced += 1
             return
         if not dry_run:
@@ -303,6 +372,13 @@ class ObjectStore:
         tmp = self.marker.with_name(f".{STORE_MARKER}.{os.getpid()}")
         tmp.write_text(json.dumps(STORE_FORMAT))
         os.replace(tmp, self.marker)
+
+
+def _remove_empty_folders(snapshot: Path) -> None:
+    for dirpath, _dirs, _files in os.walk(snapshot, topdown=False):
+        if Path(dirpath) != snapshot:
+            with contextlib.suppress(OSError):  # not empty: unlisted files (the site's index) stay
+                os.rmdir(dirpath)
 
 
 def _listed(folder: Path, relpath: str) -> str | None:

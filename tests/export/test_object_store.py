@@ -12,7 +12,19 @@ from temporalio.client import Client
 from typer.testing import CliRunner
 
 from notion_sync.cli import app
-from notion_sync.snapshot import INTERNAL, SNAPSHOTS, STORE_MARKER, file_digest, read_manifest
+from notion_sync.snapshot import (
+    INTERNAL,
+    MANIFEST,
+    PACKED,
+    PROBLEMS,
+    REPORT,
+    SNAPSHOTS,
+    STORE_MARKER,
+    file_digest,
+    is_packed,
+    read_manifest,
+    snapshot_file,
+)
 from notion_sync.storage.objects import ObjectStore
 from notion_sync.verify import verify
 from tests.export.harness import EmulatorAndWorker, export_and_wait
@@ -48,7 +60,9 @@ async def test_a_sync_links_unchanged_files_and_prune_leaves_the_kept_snapshots_
     emulator_and_worker: EmulatorAndWorker, temporal_client: Client, tmp_path: Path
 ) -> None:
     destination = tmp_path / "backup"
-    async with emulator_and_worker(pages=40, seed=73) as (emulator, settings):
+    # Both snapshots stay trees here (by default only the newest does: see the packing test below).
+    trees = {"browsable_snapshots": 2}
+    async with emulator_and_worker(pages=40, seed=73, settings=trees) as (emulator, settings):
         await export_and_wait(temporal_client, settings, destination)
         old = (destination / "current").resolve()
         with read_manifest(old) as (_header, entries):
@@ -92,7 +106,8 @@ async def test_a_destination_written_before_the_store_is_adopted_by_gc_without_n
     emulator_and_worker: EmulatorAndWorker, temporal_client: Client, tmp_path: Path
 ) -> None:
     destination = tmp_path / "backup"
-    async with emulator_and_worker(pages=30, seed=74) as (_emulator, settings):
+    trees = {"browsable_snapshots": 2}  # today's layout had every snapshot as a tree
+    async with emulator_and_worker(pages=30, seed=74, settings=trees) as (_emulator, settings):
         await export_and_wait(temporal_client, settings, destination)
         await export_and_wait(temporal_client, settings, destination)
     # The emulator is gone: adoption cannot ask Notion anything.
@@ -118,12 +133,40 @@ async def test_a_destination_written_before_the_store_is_adopted_by_gc_without_n
     assert (destination / INTERNAL / STORE_MARKER).is_file()
     digests = {digest for snapshot in snapshots for digest in _files(snapshot).values()}
     assert set(_store(destination)) == digests
-    first, second = (_files(snapshot) for snapshot in snapshots)
-    for path, digest in second.items():
-        assert _shares(snapshots[1] / path, ObjectStore(destination).object(digest))
-        if first.get(path) == digest:
-            assert _shares(snapshots[1] / path, snapshots[0] / path)
+    store = ObjectStore(destination)
+    for path, digest in _files(snapshots[1]).items():
+        assert _shares(snapshots[1] / path, store.object(digest))
+    # gc also packed the older snapshot (only the newest stays a tree by default): from the store.
+    assert is_packed(snapshots[0])
+    with read_manifest(snapshots[0]) as (_header, entries):
+        assert all(snapshot_file(snapshots[0], f) == store.object(f.sha256) for e in entries for f in e.files)
     for snapshot in snapshots:
         assert verify(snapshot).ok
     again = runner.invoke(app, ["gc", str(destination)])
     assert again.exit_code == 0 and "adopted" not in again.output and "deleted 0" in again.output
+
+
+async def test_a_sync_packs_the_snapshot_before_it_to_its_manifest(
+    emulator_and_worker: EmulatorAndWorker, temporal_client: Client, tmp_path: Path
+) -> None:
+    destination = tmp_path / "backup"
+    async with emulator_and_worker(pages=20, seed=75) as (emulator, settings):
+        await export_and_wait(temporal_client, settings, destination)
+        old = (destination / "current").resolve()
+        with read_manifest(old) as (_header, entries):
+            edited = next(e.id for e in entries if e.type == "page" and e.status == "exported")
+        emulator.mutate({"op": "edit_page", "page_id": edited})
+        await export_and_wait(temporal_client, settings, destination)
+    new = (destination / "current").resolve()
+    # The older snapshot is its manifest, report and problems (and the site's unlisted index); the
+    # current one a tree whose files are the store's objects.
+    assert is_packed(old) and not is_packed(new)
+    assert {p.name for p in old.iterdir()} <= {MANIFEST, REPORT, PROBLEMS, PACKED, "html"}
+    store = ObjectStore(destination)
+    with read_manifest(old) as (_header, entries):
+        for entry in entries:
+            for file in entry.files:
+                assert snapshot_file(old, file) == store.object(file.sha256)
+    for path, digest in _files(new).items():
+        assert _shares(new / path, store.object(digest))
+    assert verify(old).ok and verify(new).ok
