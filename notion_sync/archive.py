@@ -4,7 +4,9 @@ An archive holds the snapshot's `manifest.jsonl` (always the first entry), `repo
 `problems.jsonl` and every file the manifest lists, under one top folder named after the snapshot.
 Files are read one chunk at a time and checked against the manifest's sha256 and size as they go in
 (an archive of a damaged snapshot fails). Memory stays flat however many files there are: the zip
-central directory is spooled to a temporary file, not kept in memory.
+central directory is spooled to a temporary file, not kept in memory. A packed folder snapshot (an
+older one whose tree was removed) gives its listed files from the destination's object store
+(`snapshot.snapshot_file`): its archive is the same, byte for byte, as the archive of its tree.
 
 With a split size, the archive is cut into parts `<name>.part001.zip`, `<name>.part002.zip`, ...:
 each part is a complete archive of a subset of the files and never exceeds the split size (except a
@@ -32,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Literal, Protocol
 
-from notion_sync.snapshot import MANIFEST, META_FILES, READ_CHUNK, read_manifest
+from notion_sync.snapshot import MANIFEST, META_FILES, READ_CHUNK, read_manifest, snapshot_file
 from notion_sync.verify import resolve_snapshot, safe_relpath
 
 Format = Literal["zip", "tar.gz"]
@@ -318,7 +320,10 @@ def _entries(snapshot: Path) -> Iterator[tuple[str, str, int | None, str | None]
             for file in entry.files:
                 if not safe_relpath(file.path):
                     raise ArchiveError(f"{MANIFEST} lists an unsafe path: {file.path!r}")
-                yield file.path, os.path.join(root, file.path), file.size, file.sha256
+                source = os.path.join(root, file.path)
+                if not os.path.lexists(source):  # packed: from the store (a Path only then)
+                    source = str(snapshot_file(snapshot, file))
+                yield file.path, source, file.size, file.sha256
 
 
 def _part_name(name: str, fmt: Format, number: int | None) -> str:

@@ -14,6 +14,9 @@ a data source); an object is in a snapshot when its manifest entry says it was e
 
 Edited pages carry a unified diff of their Markdown in both snapshots.
 
+A folder snapshot's JSON and Markdown are read where `snapshot.snapshot_file` finds them: in its tree,
+or, for a packed snapshot (an older one whose tree was removed), in the destination's object store.
+
 An S3 destination is read into a temporary folder, one subfolder per snapshot named as it: its
 manifest, streamed to a file (a 100,000-page one is ~50 MB, never held in memory), and then only the
 files the comparison reads, fetched through the object store (or from their paths, for a snapshot
@@ -51,6 +54,7 @@ from notion_sync.snapshot import (
     read_manifest,
     read_report,
     saved_json,
+    snapshot_file,
     snapshot_time,
 )
 from notion_sync.storage.s3 import S3Destination, S3UrlError, SnapshotUnusable, is_s3, parse_s3_url
@@ -257,45 +261,58 @@ def diff_snapshots(
     `fetch` first puts each file read into its folder (S3 snapshots' temporary folders)."""
     data_sources = _data_sources(old) | _data_sources(new)
 
+    def read(snapshot: Path, file: ManifestFile | None, path: str | None) -> Path | None:
+        """Where a listed file (`file`) is read: its tree, a packed snapshot's store, or fetched from
+        S3; a `path` the manifest does not list (a hand-made snapshot), in a folder's tree only."""
+        if file is None:
+            return snapshot / path if fetch is None and path is not None and safe_relpath(path) else None
+        if not safe_relpath(file.path):
+            return None
+        if fetch is None:
+            return snapshot_file(snapshot, file)
+        fetch(snapshot, file)
+        return snapshot / file.path
+
     def json_changed(before: ManifestObject, after: ManifestObject) -> bool:
-        json_path = saved_json("page", after.id)
-        if fetch is not None:
-            for snapshot, entry in ((old, before), (new, after)):
-                for file in entry.files:
-                    if file.path == json_path:
-                        fetch(snapshot, file)
-        return _stable_json(old / json_path) != _stable_json(new / json_path)
+        path = saved_json("page", after.id)
+        was, now = read(old, _file(before, path), path), read(new, _file(after, path), path)
+        return _stable_json(was) != _stable_json(now)
 
     diff = diff_manifests(
         _read_objects(old), _read_objects(new), data_sources, old.name, new.name, json_changed
     )
-    if markdown:
-        if fetch is not None and diff.edited:
-            _fetch_markdown(old, {edit.id: edit.old_path for edit in diff.edited}, fetch)
-            _fetch_markdown(new, {edit.id: edit.path for edit in diff.edited}, fetch)
+    if markdown and diff.edited:
+        before = _listed_files(old, {edit.id: edit.old_path for edit in diff.edited})
+        after = _listed_files(new, {edit.id: edit.path for edit in diff.edited})
         for edit in diff.edited:
-            edit.markdown_diff = markdown_diff(old, new, edit)
+            was, now = read(old, before.get(edit.id), edit.old_path), read(new, after.get(edit.id), edit.path)
+            edit.markdown_diff = markdown_diff(old, new, edit, was, now)
     return diff
 
 
-def _fetch_markdown(snapshot: Path, paths: dict[str, str | None], fetch: Fetch) -> None:
-    """Fetches the Markdown of the pages `paths` names (id -> path), found by one pass over the
-    manifest (`paths` holds the changes, not the workspace)."""
+def _listed_files(snapshot: Path, paths: dict[str, str | None]) -> dict[str, ManifestFile]:
+    """The manifest's entries for the files `paths` names (object id -> path), found by one pass over
+    the manifest (`paths` holds the changes, not the workspace)."""
+    found: dict[str, ManifestFile] = {}
     for entry in _read_objects(snapshot):
         path = paths.get(entry.id)
-        for file in entry.files:
-            if path is not None and file.path == path:
-                fetch(snapshot, file)
+        file = _file(entry, path) if path is not None else None
+        if file is not None:
+            found[entry.id] = file
+    return found
 
 
-def markdown_diff(old: Path, new: Path, edit: PageEdit, limit: int = MAX_DIFF_LINES) -> str | None:
-    """The unified diff of an edited page's Markdown (paths from the manifests), cut at `limit` lines."""
-    before, after = _read_text(old, edit.old_path), _read_text(new, edit.path)
-    if before is None or after is None:
+def markdown_diff(
+    old: Path, new: Path, edit: PageEdit, before: Path | None, after: Path | None, limit: int = MAX_DIFF_LINES
+) -> str | None:
+    """The unified diff of an edited page's Markdown, read from `before` and `after` (named by the
+    snapshots and the manifests' paths), cut at `limit` lines."""
+    was, now = _read_text(before), _read_text(after)
+    if was is None or now is None:
         return None
     lines = difflib.unified_diff(
-        before.splitlines(keepends=True),
-        after.splitlines(keepends=True),
+        was.splitlines(keepends=True),
+        now.splitlines(keepends=True),
         fromfile=f"{old.name}/{edit.old_path}",
         tofile=f"{new.name}/{edit.path}",
     )
@@ -327,9 +344,11 @@ def _read_objects(snapshot: Path) -> Iterator[ManifestObject]:
         raise HistoryError(str(error).splitlines()[0]) from None
 
 
-def _stable_json(path: Path) -> object:
+def _stable_json(path: Path | None) -> object:
     """A page's saved JSON without what changes on every read: file URLs are signed anew (query
     string, `expiry_time`), while Notion stamps every real edit in `last_edited_time` anyway."""
+    if path is None:
+        return None
     try:
         return _unsigned(json.loads(path.read_bytes()))
     except (OSError, ValueError):
@@ -351,11 +370,11 @@ def _data_sources(snapshot: Path) -> frozenset[str]:
     return frozenset(entry.id for entry in _read_objects(snapshot) if entry.type == "data_source")
 
 
-def _read_text(snapshot: Path, relpath: str | None) -> str | None:
-    if relpath is None or not safe_relpath(relpath):
+def _read_text(path: Path | None) -> str | None:
+    if path is None:
         return None
     try:
-        return (snapshot / relpath).read_text(encoding="utf-8", errors="replace")
+        return path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return None
 
@@ -587,9 +606,14 @@ def _ref(entry: ManifestObject, data_sources: frozenset[str]) -> PageRef:
     return PageRef(id=entry.id, kind=kind, title=entry.title, path=entry.path)
 
 
+def _file(entry: ManifestObject, relpath: str | None) -> ManifestFile | None:
+    """One of the entry's files, as the manifest lists it."""
+    return next((file for file in entry.files if file.path == relpath), None)
+
+
 def _digest(entry: ManifestObject, relpath: str | None) -> str | None:
     """The sha256 the manifest records for one of the entry's files."""
-    return next((file.sha256 for file in entry.files if file.path == relpath), None)
+    return file.sha256 if (file := _file(entry, relpath)) is not None else None
 
 
 # --- renderings ---------------------------------------------------------------------------------

@@ -6,6 +6,10 @@ resolve through it exactly as they did through the export index, which makes re-
 and CSV byte-identical to the exported files. HTML mirrors the Markdown paths under `html/`
 (`A/B.md` -> `html/A/B.html`, a data source's `A/S.csv` -> `html/A/S.html`) with `html/index.html`
 holding the workspace tree and `html/style.css` the one stylesheet.
+
+A snapshot's files are read where `snapshot.snapshot_file` finds them: in its tree, or, for a packed
+folder snapshot (an older one whose tree was removed), in the destination's object store, by the
+digest the manifest records. A packed snapshot is only read: its HTML is rendered with `--out`.
 """
 
 from __future__ import annotations
@@ -40,19 +44,23 @@ from notion_sync.convert.links import dashed_id, encode_path, relative_path
 from notion_sync.convert.markdown import database_to_markdown, page_to_markdown
 from notion_sync.convert.properties import with_property_items
 from notion_sync.exporter.files import find_files
-from notion_sync.snapshot import JSON_DIRS, read_manifest, saved_json
+from notion_sync.models import ManifestFile
+from notion_sync.snapshot import JSON_DIRS, is_packed, read_manifest, saved_json, snapshot_file
 
 JSON = dict[str, Any]
 FORMATS = ("md", "csv", "html")
 _SCHEMA = """
 CREATE TABLE objects (id TEXT PRIMARY KEY, kind TEXT NOT NULL, title TEXT NOT NULL, path TEXT NOT NULL,
-                      dir TEXT NOT NULL, folder TEXT NOT NULL, parent TEXT, created_time TEXT);
+                      dir TEXT NOT NULL, folder TEXT NOT NULL, parent TEXT, created_time TEXT,
+                      json_sha256 TEXT);
 CREATE INDEX objects_dir ON objects(dir);
 CREATE INDEX objects_folder ON objects(folder);
 CREATE TABLE rows (data_source_id TEXT NOT NULL, created_time TEXT, id TEXT NOT NULL);
 CREATE INDEX rows_source ON rows(data_source_id, created_time, id);
+-- The files databases and data sources list (their downloaded icons and covers): a few per table.
+CREATE TABLE table_files (path TEXT PRIMARY KEY, sha256 TEXT NOT NULL);
 """
-_ENTRY = "SELECT id, kind, title, path, created_time FROM objects"
+_ENTRY = "SELECT id, kind, title, path, created_time, json_sha256 FROM objects"
 # Table rows from the manifest alone: pages under a data source, when it recorded their created_time.
 _ROWS_FROM_MANIFEST = """
 INSERT INTO rows SELECT o.parent, o.created_time, o.id FROM objects AS o JOIN objects AS d ON d.id = o.parent
@@ -69,6 +77,8 @@ class _Entry:
     title: str
     path: str
     created_time: str | None = None
+    # The digest of its JSON in the manifest: where a packed snapshot's store holds it.
+    json_sha256: str | None = None
 
 
 @dataclass
@@ -102,8 +112,9 @@ class Catalogue:
             for entry in entries:
                 if entry.status != "exported" or entry.type not in JSON_DIRS or not entry.path:
                     continue
+                json_path = saved_json(entry.type, entry.id)
                 self._db.execute(
-                    "INSERT OR REPLACE INTO objects VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT OR REPLACE INTO objects VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         entry.id,
                         entry.type,
@@ -113,8 +124,14 @@ class Catalogue:
                         _folder(entry.path),
                         entry.parent,
                         entry.created_time,
+                        next((f.sha256 for f in entry.files if f.path == json_path), None),
                     ),
                 )
+                if entry.type != "page":
+                    self._db.executemany(
+                        "INSERT OR REPLACE INTO table_files VALUES (?, ?)",
+                        ((f.path, f.sha256) for f in entry.files),
+                    )
                 kept += 1
             self._db.execute(_ROWS_FROM_MANIFEST)
             self._db.execute("COMMIT")
@@ -127,6 +144,11 @@ class Catalogue:
     def title(self, object_id: str) -> str | None:
         row = self._db.execute("SELECT title FROM objects WHERE id = ?", (object_id,)).fetchone()
         return str(row[0]) if row else None
+
+    def table_file(self, path: str) -> ManifestFile | None:
+        """A file a database or data source lists (its icon, its cover), with its digest."""
+        row = self._db.execute("SELECT sha256 FROM table_files WHERE path = ?", (path,)).fetchone()
+        return ManifestFile(path=path, sha256=row[0], size=0) if row else None
 
     def at_folder(self, folder: str) -> _Entry | None:
         """The object whose children live in `folder` (the page `folder.md`, say)."""
@@ -153,12 +175,14 @@ class Catalogue:
     def add_row(self, data_source_id: str, created_time: str | None, page_id: str) -> None:
         self._db.execute("INSERT INTO rows VALUES (?, ?, ?)", (data_source_id, created_time, page_id))
 
-    def rows(self, data_source_id: str) -> Iterator[str]:
-        """Row page ids of a data source in the exporter's order (created_time, id)."""
-        for (page_id,) in self._db.cursor().execute(
-            "SELECT id FROM rows WHERE data_source_id = ? ORDER BY created_time, id", (data_source_id,)
-        ):
-            yield str(page_id)
+    def rows(self, data_source_id: str) -> Iterator[tuple[str, str | None]]:
+        """(page id, its JSON's digest) of a data source's rows in the exporter's order (created_time, id)."""
+        query = (
+            "SELECT r.id, o.json_sha256 FROM rows AS r LEFT JOIN objects AS o ON o.id = r.id"
+            " WHERE r.data_source_id = ? ORDER BY r.created_time, r.id"
+        )
+        for page_id, sha256 in self._db.cursor().execute(query, (data_source_id,)):
+            yield str(page_id), sha256
 
 
 class ManifestLinks:
@@ -201,8 +225,17 @@ class _Renderer:
         self._navs: dict[str, Nav] = {}
 
     def read(self, entry: _Entry) -> JSON:
-        data: JSON = orjson.loads((self.snapshot / saved_json(entry.kind, entry.id)).read_bytes())
+        # `snapshot_file` needs the path and the digest only; the bytes are parsed, not checked.
+        saved = ManifestFile(path=saved_json(entry.kind, entry.id), sha256=entry.json_sha256 or "", size=0)
+        data: JSON = orjson.loads(snapshot_file(self.snapshot, saved).read_bytes())
         return data
+
+    def downloaded(self, path: str) -> bool:
+        """Whether a database's or data source's icon or cover is in the snapshot (tree or store)."""
+        listed = self.catalogue.table_file(path)
+        return (self.snapshot / path).is_file() or (
+            listed is not None and snapshot_file(self.snapshot, listed).is_file()
+        )
 
     def write(self, fmt: str, relpath: str, text: str) -> None:
         self.write_pieces(fmt, relpath, (text,))
@@ -267,7 +300,7 @@ class _Renderer:
     def database(self, entry: _Entry) -> None:
         raw = self.read(entry)
         # A database's JSON is Notion's object as is; its downloaded icon and cover sit at known paths.
-        files = {ref.url: ref.path for ref in find_files(raw, []) if (self.snapshot / ref.path).is_file()}
+        files = {ref.url: ref.path for ref in find_files(raw, []) if self.downloaded(ref.path)}
         links = ManifestLinks(self.catalogue, entry.path, files)
         if "md" in self.formats:
             self.write("md", entry.path, database_to_markdown(raw, links))
@@ -277,15 +310,15 @@ class _Renderer:
 
     def rows(self, data_source_id: str, links: ManifestLinks) -> Iterator[JSON]:
         """The complete row pages, streamed; `links` knows each row's local files while it is out."""
-        for page_id in self.catalogue.rows(data_source_id):
-            raw = self.read(_Entry(page_id, "page", "", ""))
+        for page_id, sha256 in self.catalogue.rows(data_source_id):
+            raw = self.read(_Entry(page_id, "page", "", "", json_sha256=sha256))
             links.files = raw.get("files") or {}
             yield with_property_items(raw["page"], raw.get("property_items") or {})
 
     def data_source(self, entry: _Entry) -> None:
         raw = self.read(entry)
         # A database's JSON is Notion's object as is; its downloaded icon and cover sit at known paths.
-        files = {ref.url: ref.path for ref in find_files(raw, []) if (self.snapshot / ref.path).is_file()}
+        files = {ref.url: ref.path for ref in find_files(raw, []) if self.downloaded(ref.path)}
         links = ManifestLinks(self.catalogue, entry.path, files)
         if "csv" in self.formats:
             buffer = io.StringIO()
@@ -348,6 +381,11 @@ def render_snapshot(
         raise ValueError(f"unknown formats: {', '.join(sorted(unknown))}")
     if out is None and set(formats) & {"md", "csv"}:
         raise ValueError("Markdown and CSV need --out: a snapshot's own files are never overwritten")
+    if out is None and is_packed(snapshot):
+        raise ValueError(
+            f"{snapshot} is packed (its files are in the destination's object store): render it with "
+            "--out, or `notion-sync restore-files --snapshot` it first"
+        )
     with tempfile.TemporaryDirectory(prefix="notion-sync-render-") as scratch:
         catalogue = Catalogue(Path(scratch) / "catalogue.sqlite")
         try:

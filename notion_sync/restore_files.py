@@ -1,6 +1,7 @@
 """`notion-sync restore-files`: a snapshot, or one page's subtree, materialised as the ordinary tree.
 
-The source is a folder destination (`DEST/snapshots/<name>/`, `DEST/current`) or an S3 destination
+The source is a folder destination (`DEST/snapshots/<name>/`, `DEST/current`; a packed snapshot's
+listed files read from `DEST/.notion-sync/objects/`, see `snapshot.snapshot_file`) or an S3 destination
 (`<prefix>/snapshots/<name>/`, `<prefix>/current.json`), whose listed files are read from the object
 store (`<prefix>/objects/<sha[:2]>/<sha>`) or, for a snapshot published before the store, from their
 paths under the snapshot (`S3Destination.download`); its own files and `html/` site from their paths.
@@ -8,8 +9,8 @@ What is written:
 
 - a whole snapshot: every file its manifest lists, each checked against the manifest's size and
   sha256 as it is written; the snapshot's own `manifest.jsonl`, `report.json` and `problems.jsonl`;
-  and its HTML site under `html/`, which is rendered from the JSON at publish and so not in the
-  manifest (from S3 checked against each object's sha256 metadata, from a folder copied as it is).
+  and the rest of its HTML site under `html/` (the index and stylesheet, which no object lists; from
+  S3 checked against each object's sha256 metadata, from a folder copied as it is).
   The result equals the snapshot file for file, and `notion-sync verify` accepts it.
 - one page (`--page`, by id or by its Markdown path): that object and every object below it by the
   manifest's `parent` links (pages, databases, data sources, rows), each with every file the manifest
@@ -42,6 +43,7 @@ from notion_sync.snapshot import (
     ManifestUnreadable,
     current_snapshot,
     read_manifest,
+    snapshot_file,
 )
 from notion_sync.storage.destination import remote_destination
 from notion_sync.storage.s3 import S3Destination, S3UrlError, SnapshotUnusable
@@ -220,10 +222,13 @@ def _folder_snapshot(root: Path, snapshot: str | None) -> Path:
 
 
 def _copy_checked(base: Path, file: ManifestFile, out: Path) -> None:
-    """Copies one manifest file, checking size and sha256 of the bytes as they are written."""
+    """Copies one manifest file (from the tree, or a packed snapshot's store object), checking size
+    and sha256 of the bytes as they are written."""
     target = _target(out, file.path)
-    source = (base / file.path).resolve()
-    if not source.is_relative_to(base) or not source.is_file():
+    source = snapshot_file(base, file)
+    # A path in the tree may be a link planted there; a store object's path is made from its digest.
+    in_tree = source == base / file.path
+    if (in_tree and not source.resolve().is_relative_to(base)) or not source.is_file():
         raise RestoreError(f"{file.path} is missing from the snapshot")
     if target.is_file():  # a file several objects show (listed once per page)
         return

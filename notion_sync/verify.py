@@ -4,6 +4,11 @@ Every file listed in `manifest.jsonl` must be present with the listed size and s
 but not listed are reported as extra, except the snapshot's own `manifest.jsonl`, `problems.jsonl`,
 `report.json` and an `html/` folder. Hashes are computed streaming, chunk by chunk.
 
+A folder snapshot is checked where its files are read: a browsable one (a tree) in its tree; a packed
+one (`packed.json`: an older snapshot whose tree was removed, see `snapshot.snapshot_file`) in the
+destination's object store, so a store object missing is a missing file, one whose bytes changed a
+corrupt one, and any file under the packed folder that is not its own nor listed an extra one.
+
 An archive (see `notion_sync/archive.py`) is checked part by part against its `<name>.sha256` file
 first, then entry by entry against the manifest it carries as its first entry.
 
@@ -48,11 +53,14 @@ from notion_sync.snapshot import (
     CURRENT_JSON,
     MANIFEST,
     META_FILES,
+    PACKED,
     READ_CHUNK,
     SNAPSHOTS,
     ManifestUnreadable,
     file_digest,
+    is_packed,
     read_manifest,
+    snapshot_file,
     stream_digest,
 )
 from notion_sync.storage.s3 import S3Destination, S3UrlError, is_s3, parse_s3_url
@@ -93,7 +101,8 @@ class VerifyReport:
     # With `deep`: Markdown and CSV files re-rendered, and those that differ from the snapshot's.
     rerendered: int | None = None
     differing: list[Mismatch] = field(default_factory=list)
-    # S3: how many listed files were read from the object store (the others from their paths).
+    # S3 and packed folders: how many listed files were read from the object store (the others from
+    # their paths).
     from_store: int | None = None
 
     @property
@@ -176,7 +185,8 @@ def verify(
         if not (path / SNAPSHOTS / snapshot / MANIFEST).is_file():
             raise NotAnExport(f"{path} has no snapshot {snapshot!r} (no {SNAPSHOTS}/{snapshot}/{MANIFEST})")
         path = path / SNAPSHOTS / snapshot
-    folder = resolve_snapshot(path)
+    # Resolved: a packed snapshot finds its store from its own place (`DEST/snapshots/<name>`).
+    folder = resolve_snapshot(path).resolve()
     report = VerifyReport(target=str(folder), kind="folder")
     _verify_folder(folder, report)
     if deep:
@@ -271,8 +281,8 @@ def _digest_and_copy(stream: IO[bytes], copy_to: Path | None) -> tuple[str, int]
 
 def compare_rendering(snapshot: Path, report: VerifyReport) -> None:
     """Re-renders Markdown and CSV from the snapshot's JSON and reports each file that differs from the
-    snapshot's own (or that the snapshot lacks). Files already reported missing or corrupted are not
-    reported again."""
+    snapshot's own (read where `snapshot_file` finds it) or that the snapshot lacks. Files already
+    reported missing or corrupted are not reported again."""
     reported = set(report.missing) | {mismatch.path for mismatch in report.corrupted}
     with tempfile.TemporaryDirectory(prefix="notion-sync-rerender-") as scratch:
         out = Path(scratch)
@@ -283,21 +293,33 @@ def compare_rendering(snapshot: Path, report: VerifyReport) -> None:
             report.errors.append(f"the snapshot's JSON could not be re-rendered: {error}")
             return
         report.rerendered = 0
-        for dirpath, dirnames, filenames in os.walk(out):
-            dirnames.sort()
-            for name in sorted(filenames):
-                rendered = Path(dirpath, name)
-                relpath = rendered.relative_to(out).as_posix()
+        # Each listed file is compared with its re-rendering, which is then removed: what is left
+        # was re-rendered but is not in the snapshot (the manifest streamed, memory flat).
+        try:
+            with read_manifest(snapshot) as (_header, objects):
+                for entry in objects:
+                    for file in entry.files:
+                        rendered = out / file.path
+                        if not safe_relpath(file.path) or not rendered.is_file():
+                            continue
+                        report.rerendered += 1
+                        original = snapshot_file(snapshot, file)
+                        if file.path not in reported and file_digest(original) != file_digest(rendered):
+                            report.differing.append(
+                                Mismatch(file.path, "differs from its re-rendering from the JSON")
+                            )
+                        rendered.unlink()
+        except ManifestUnreadable:
+            return  # reported by the manifest check already
+        for dirpath, _dirnames, filenames in os.walk(out):
+            for name in filenames:
+                relpath = Path(dirpath, name).relative_to(out).as_posix()
                 report.rerendered += 1
-                original = snapshot / relpath
-                if relpath in reported:
-                    continue
-                if not original.is_file():
+                if relpath not in reported:
                     report.differing.append(
                         Mismatch(relpath, "re-rendered from the JSON, not in the snapshot")
                     )
-                elif file_digest(original) != file_digest(rendered):
-                    report.differing.append(Mismatch(relpath, "differs from its re-rendering from the JSON"))
+    report.differing.sort(key=lambda mismatch: mismatch.path)
 
 
 def _verify_s3(remote: S3Destination, snapshot: str | None, deep: bool, workers: int) -> VerifyReport:
@@ -470,21 +492,59 @@ def _check_objects(
 
 
 def _verify_folder(root: Path, report: VerifyReport) -> None:
-    expected = _Expected(report)
-    if not expected.load(root / MANIFEST):
-        return
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for name in sorted(filenames):
-            full = Path(dirpath, name)
-            relpath = full.relative_to(root).as_posix()
-            if relpath not in expected.files:
-                expected.check(relpath, "", 0)
-            elif full.stat().st_size != expected.files[relpath].size:
-                expected.check(relpath, "", full.stat().st_size)
-            else:
-                expected.check(relpath, *file_digest(full))
-    expected.finish()
+    """Checks every file the manifest lists (streamed; its distinct paths kept in a SQLite file), in
+    the tree or, for a packed snapshot, where `snapshot_file` finds it; then reports every file under
+    the folder that is neither listed nor the snapshot's own as extra."""
+    packed = is_packed(root)
+    if packed:
+        report.from_store = 0
+    with (
+        tempfile.TemporaryDirectory(prefix="notion-sync-verify-") as scratch,
+        contextlib.closing(_ListedPaths(Path(scratch) / "listed.sqlite")) as listed,
+    ):
+        try:
+            with read_manifest(root / MANIFEST) as (header, objects):
+                count = 0
+                for entry in objects:
+                    count += 1
+                    for file in entry.files:
+                        if not safe_relpath(file.path):
+                            report.errors.append(f"{MANIFEST} lists an unsafe path: {file.path!r}")
+                        elif listed.add(file.path):
+                            report.files += 1
+                            # A browsable tree must hold its files: one missing there is not excused
+                            # by the store.
+                            in_tree = root / file.path
+                            source = snapshot_file(root, file) if packed else in_tree
+                            _check_file(source, file, report)
+                            if source != in_tree and report.from_store is not None:
+                                report.from_store += 1
+            if count != header.objects:
+                report.errors.append(f"{MANIFEST} lists {count} objects, its header says {header.objects}")
+        except ManifestUnreadable as error:
+            report.errors.append(f"{MANIFEST} is unreadable: {str(error).splitlines()[0]}")
+            return
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames.sort()
+            for name in sorted(filenames):
+                relpath = Path(dirpath, name).relative_to(root).as_posix()
+                if relpath not in listed and relpath != PACKED and not is_allowed_extra(relpath):
+                    report.extra.append(relpath)
+    report.missing.sort()
+    report.extra.sort()
+    report.corrupted.sort(key=lambda mismatch: mismatch.path)
+
+
+def _check_file(source: Path, file: ManifestFile, report: VerifyReport) -> None:
+    """Compares one listed file's bytes with the manifest's size and sha256."""
+    if not source.is_file():
+        report.missing.append(file.path)
+    elif (size := source.stat().st_size) != file.size:
+        report.corrupted.append(Mismatch(file.path, f"size {size}, expected {file.size}"))
+    elif file_digest(source)[0] != file.sha256:
+        report.corrupted.append(Mismatch(file.path, "sha256 differs from the manifest"))
+    else:
+        report.verified += 1
 
 
 def archive_parts(path: Path) -> tuple[Path, str, str]:
