@@ -42,7 +42,9 @@ async def test_restores_snapshots_and_subtrees_from_a_folder(
     emulator_and_worker: EmulatorAndWorker, temporal_client: Client, tmp_path: Path
 ) -> None:
     destination = tmp_path / "backup"
-    async with emulator_and_worker(pages=40, seed=81) as (emulator, settings):
+    # Both snapshots stay trees, to compare each restore with the folder it came from.
+    trees = {"browsable_snapshots": 2}
+    async with emulator_and_worker(pages=40, seed=81, settings=trees) as (emulator, settings):
         await export_and_wait(temporal_client, settings, destination)
         older = (destination / "current").resolve()
         edited = next(e["id"] for e in manifest_entries(older) if e["type"] == "page" and e["parent"] is None)
