@@ -60,6 +60,9 @@ class Targets:
     uploads: Mapping[str, str] = field(default_factory=dict)
     # Users the target workspace has (None: the same workspace, every user id is kept).
     users: frozenset[str] | None = None
+    # Links and mentions only of restored objects (others become text or a placeholder): for a
+    # block Notion refused because a page it names is not there.
+    strict: bool = False
 
     def new_id(self, old: str) -> str:
         return self.ids.get(old, old)
@@ -137,6 +140,8 @@ def _block(block: JSON, targets: Targets, losses: list[Loss]) -> JSON:
         target_kind = str(body.get("type", ""))
         if target_kind not in ("page_id", "database_id") or not body.get(target_kind):
             return lost("link_to_page without a target")
+        if targets.strict and str(body[target_kind]) not in targets.ids:
+            return lost("a link to a page that is not in this workspace")
         created = {"type": target_kind, target_kind: targets.new_id(str(body[target_kind]))}
     elif kind == "table":
         created = {
@@ -153,8 +158,11 @@ def _block(block: JSON, targets: Targets, losses: list[Loss]) -> JSON:
     elif kind == "synced_block":
         origin = (body.get("synced_from") or {}).get("block_id")
         if origin:
-            # A reference: points at the restored original; its content is the original's.
-            return {"type": kind, kind: {"synced_from": {"block_id": targets.new_id(str(origin))}}}
+            # A reference: points at the restored original; its content is the original's. An
+            # original not restored (outside the set, or later in it) cannot be referenced.
+            if str(origin) not in targets.ids:
+                return lost("a synced block whose original was not restored before it")
+            return {"type": kind, kind: {"synced_from": {"block_id": targets.ids[str(origin)]}}}
         created = {"synced_from": None}
     else:
         reason = "the API cannot create it" if kind != "unsupported" else "Notion does not expose it"
@@ -241,6 +249,8 @@ def _mention(mention: JSON, targets: Targets) -> JSON | None:
     kind = mention.get("type")
     if kind in ("page", "database"):
         target = (mention.get(kind) or {}).get("id")
+        if targets.strict and str(target) not in targets.ids:
+            return None
         return {"type": kind, kind: {"id": targets.new_id(str(target))}} if target else None
     if kind == "date" and mention.get("date"):
         return {"type": "date", "date": mention["date"]}

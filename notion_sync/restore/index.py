@@ -10,7 +10,7 @@ size; the workflow keeps only a cursor and counters.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS objects (
 CREATE TABLE IF NOT EXISTS ids (old TEXT PRIMARY KEY, new TEXT NOT NULL, kind TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS intents (key TEXT PRIMARY KEY, parent TEXT NOT NULL, after TEXT,
     count INTEGER NOT NULL, sent_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS steps (key TEXT PRIMARY KEY, result TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS losses (object_id TEXT NOT NULL, kind TEXT NOT NULL, what TEXT NOT NULL,
     PRIMARY KEY (object_id, kind, what));
 """
@@ -88,6 +89,10 @@ class RestoreIndex:
             )
             return self.count() - before
 
+    def max_seq(self) -> int:
+        (n,) = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM objects").fetchone()
+        return int(n)
+
     def count(self, state: str | None = None) -> int:
         query, args = "SELECT COUNT(*) FROM objects", tuple[str, ...]()
         if state is not None:
@@ -108,6 +113,24 @@ class RestoreIndex:
             "SELECT seq, id, kind, parent_id, title, path, state FROM objects ORDER BY seq"
         )
         yield from (PlannedObject(*row) for row in rows)
+
+    def kind_counts(self) -> dict[str, int]:
+        """How many objects of each kind have a copy (blocks too)."""
+        rows = self._db.execute("SELECT kind, COUNT(*) FROM ids GROUP BY kind")
+        return {str(kind): int(n) for kind, n in rows}
+
+    def count_steps(self, suffix: str) -> int:
+        (n,) = self._db.execute("SELECT COUNT(*) FROM steps WHERE key LIKE ?", (f"%{suffix}",)).fetchone()
+        return int(n)
+
+    def count_losses(self) -> int:
+        (n,) = self._db.execute("SELECT COUNT(*) FROM losses").fetchone()
+        return int(n)
+
+    def kind_of(self, object_id: str) -> str | None:
+        """The kind of a planned object (None: not in the plan)."""
+        row = self._db.execute("SELECT kind FROM objects WHERE id = ?", (object_id,)).fetchone()
+        return str(row[0]) if row else None
 
     def set_state(self, object_id: str, state: str) -> None:
         assert state in STATES
@@ -137,6 +160,10 @@ class RestoreIndex:
         rows = self._db.execute(f"SELECT old, new FROM ids WHERE kind IN ({marks})", kinds)
         return {str(old): str(new) for old, new in rows}
 
+    def ids_view(self) -> Mapping[str, str]:
+        """Old -> new ids of everything restored so far, read from the file as asked (memory flat)."""
+        return _IdsView(self._db)
+
     def mapping(self) -> Iterator[tuple[str, str, str]]:
         yield from (
             (str(o), str(n), str(k))
@@ -160,6 +187,27 @@ class RestoreIndex:
     def clear_intent(self, key: str) -> None:
         self._db.execute("DELETE FROM intents WHERE key = ?", (key,))
 
+    # ------------------------------------------------------------------------------------ steps
+
+    def step(self, key: str) -> list[str] | None:
+        """The new ids a finished step made (None: not finished), so a replay skips it."""
+        row = self._db.execute("SELECT result FROM steps WHERE key = ?", (key,)).fetchone()
+        return [part for part in str(row[0]).split(",") if part] if row else None
+
+    def finish_step(self, key: str, made: list[str], ids: Iterable[tuple[str, str, str]] = ()) -> None:
+        """Records what step `key` made, maps the ids and clears its intent, in one transaction."""
+        # Autocommit connection: the transaction is explicit.
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            made_ids = ",".join(made)
+            self._db.execute("INSERT OR REPLACE INTO steps (key, result) VALUES (?, ?)", (key, made_ids))
+            self._db.executemany("INSERT OR REPLACE INTO ids (old, new, kind) VALUES (?, ?, ?)", ids)
+            self._db.execute("DELETE FROM intents WHERE key = ?", (key,))
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
     # ------------------------------------------------------------------------------------ losses
 
     def add_losses(self, losses: Iterable[Loss]) -> None:
@@ -172,3 +220,21 @@ class RestoreIndex:
     def losses(self) -> Iterator[Loss]:
         rows = self._db.execute("SELECT object_id, kind, what FROM losses ORDER BY object_id, kind")
         yield from (Loss(*row) for row in rows)
+
+
+class _IdsView(Mapping[str, str]):
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __getitem__(self, old: str) -> str:
+        row = self._db.execute("SELECT new FROM ids WHERE old = ?", (old,)).fetchone()
+        if row is None:
+            raise KeyError(old)
+        return str(row[0])
+
+    def __iter__(self) -> Iterator[str]:
+        return (str(old) for (old,) in self._db.execute("SELECT old FROM ids"))
+
+    def __len__(self) -> int:
+        (n,) = self._db.execute("SELECT COUNT(*) FROM ids").fetchone()
+        return int(n)

@@ -61,7 +61,9 @@ def plan_restore(manifest: Path, page: str | None, index: RestoreIndex) -> PlanC
                 roots, args = "id = ?", (root,)
             rows = db.execute(_ORDER.format(roots=roots), (*args, MAX_DEPTH))
             planned, lost = [], []
-            for seq, (object_id, kind, parent, title, path, status, reason, _depth) in enumerate(rows, 1):
+            # After what is planned already: several pages' subtrees go into one plan.
+            first = index.max_seq() + 1
+            for seq, (object_id, kind, parent, title, path, status, reason, _depth) in enumerate(rows, first):
                 if status != "exported":
                     lost.append(
                         Loss(object_id, kind, f"not in the snapshot ({reason or status} when exported)")

@@ -1,0 +1,549 @@
+"""The restore engine: a snapshot's objects created again in Notion, in plan order, exactly once.
+
+For each planned object: its shell (a page under its new parent page, a row under its new data
+source, a database with its first data source), then its content, appended in order in requests
+Notion accepts (`blocks.split_for_append`). Child pages and databases are created at their place
+among their parent's blocks: the blocks before one are appended, then its shell is created (Notion
+puts it at the end), then the rest follows. Files are uploaded from the snapshot's local copies;
+comments are written with their original author and time. A second pass, once every object exists,
+adds relation and rollup properties and relation values.
+
+Every create is one *step* with a deterministic key. Before it is sent, its intent is recorded in the
+`RestoreIndex`; its answer's ids are recorded with the step, in one transaction. A replay (a retried
+activity, a killed worker) skips finished steps, and a step with an intent but no result first looks
+for what the lost request made (`restore.recover`) and adopts it: nothing is created twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import orjson
+
+from notion_sync.convert.properties import with_property_items
+from notion_sync.notion.errors import ObjectProblem
+from notion_sync.notion.gateway import JSON
+from notion_sync.notion.writes import NotionWrites, WriteRejected, WriteUnknown
+from notion_sync.restore import recover
+from notion_sync.restore.blocks import (
+    SEPARATE,
+    Loss,
+    Targets,
+    creatable_blocks,
+    file_object,
+    placeholder,
+    rich_text,
+    split_for_append,
+)
+from notion_sync.restore.index import Intent, PlannedObject, RestoreIndex
+from notion_sync.restore.properties import creatable_schema, creatable_values
+from notion_sync.snapshot import saved_json
+
+log = logging.getLogger(__name__)
+
+# A create whose outcome stays unknown this many times in a row fails the step (Temporal retries).
+_UNKNOWN_ATTEMPTS = 3
+# Lets a lost write settle before its parent is listed.
+_SETTLE_S = 0.5
+
+
+class SnapshotSource:
+    """The snapshot being restored, as a folder tree (`restore_files` output or a snapshot folder)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def saved(self, kind: str, object_id: str) -> JSON | None:
+        try:
+            data = orjson.loads((self.root / saved_json(kind, object_id)).read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def local_file(self, relpath: str) -> Path | None:
+        path = (self.root / relpath).resolve()
+        if not path.is_relative_to(self.root.resolve()) or not path.is_file():
+            return None
+        return path
+
+
+@dataclass
+class Restorer:
+    writes: NotionWrites
+    index: RestoreIndex
+    source: SnapshotSource
+    # The page everything without a restored parent goes under.
+    target: str
+    # Users of the target workspace (None: the same workspace).
+    users: frozenset[str] | None = None
+    heartbeat: Callable[[], None] = lambda: None
+    # The uploads of the page whose content is being appended.
+    _uploads: dict[str, str] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------------------ objects
+
+    async def restore(self, obj: PlannedObject) -> None:
+        """Creates one planned object and its content (skipping what a previous attempt finished)."""
+        if obj.state == "done":
+            return
+        try:
+            if obj.kind == "page":
+                await self._page(obj)
+            elif obj.kind == "database":
+                await self._database(obj.id, obj.parent_id)
+            else:
+                await self._data_source(obj.id)
+        except ObjectProblem as problem:
+            # Rejected, or its parent gone: this object is lost, the restore carries on.
+            self.index.add_losses([Loss(obj.id, obj.kind, problem.reason)])
+        self.index.set_state(obj.id, "done")
+
+    async def _page(self, obj: PlannedObject) -> None:
+        saved = self.source.saved("page", obj.id)
+        if saved is None:
+            self.index.add_losses([Loss(obj.id, "page", "its JSON is missing from the snapshot")])
+            return
+        new = await self._page_shell(obj.id, obj.parent_id, saved)
+        await self._content(obj.id, new, saved)
+        await self._comments(obj.id, new, saved)
+
+    def _targets(self, uploads: dict[str, str] | None = None) -> Targets:
+        return Targets(ids=self.index.ids_view(), uploads=uploads or {}, users=self.users)
+
+    def _parent_of(self, parent_id: str | None) -> tuple[str, str]:
+        """(kind, new id) of where an object goes: its restored parent, else the target page."""
+        if parent_id is not None:
+            row = self.index.new_id(parent_id)
+            kind = self.index.kind_of(parent_id)
+            if row is not None and kind in ("page", "data_source", "database"):
+                return ("data_source" if kind == "data_source" else "page", row)
+        return "page", self.target
+
+    async def _page_shell(self, old: str, parent_id: str | None, saved: JSON) -> str:
+        key = f"{old}:shell"
+        done = self.index.step(key)
+        if done is not None:
+            return done[0]
+        uploads = await self._uploads_of(old, saved, shell=True)
+        targets = self._targets(uploads)
+        page = with_property_items(saved["page"], saved.get("property_items") or {})
+        values = creatable_values(page, targets)
+        self.index.add_losses(values.losses)
+        parent_kind, parent = self._parent_of(parent_id)
+        title_items: list[JSON] = []
+        for prop in (page.get("properties") or {}).values():
+            if prop.get("type") == "title":
+                title_items = rich_text(prop.get("title"), targets, [], old)
+        body: JSON = {}
+        if parent_kind == "data_source":
+            body["parent"] = {"type": "data_source_id", "data_source_id": parent}
+            body["properties"] = values.now
+        else:
+            body["parent"] = {"type": "page_id", "page_id": parent}
+            body["properties"] = {"title": {"title": title_items}}
+        for name in ("icon", "cover"):
+            made = file_object(page.get(name), targets)
+            if made is not None:
+                body[name] = made
+        title = recover.plain(title_items)
+
+        async def find(intent: Intent) -> list[str] | None:
+            if parent_kind == "data_source":
+                found = await recover.find_row(self.writes, self.index, intent, title)
+            else:
+                found = await recover.find_child(self.writes, self.index, intent, "child_page", title)
+            return [found] if found else None
+
+        async def send() -> list[str]:
+            return [str((await self.writes.create_page(body))["id"])]
+
+        created = await self._step(key, parent, None, ["page"], send, find, lambda m: [(old, m[0], "page")])
+        return created[0]
+
+    async def _database(self, old: str, parent_id: str | None) -> str | None:
+        key = f"{old}:shell"
+        done = self.index.step(key)
+        if done is not None:
+            return done[0]
+        saved = self.source.saved("database", old)
+        if saved is None:
+            self.index.add_losses([Loss(old, "database", "its JSON is missing from the snapshot")])
+            return None
+        sources = [str(s["id"]) for s in saved.get("data_sources") or [] if s.get("id")]
+        first = self.source.saved("data_source", sources[0]) if sources else None
+        targets = self._targets()
+        _kind, parent = self._parent_of(parent_id)
+        if _kind != "page":
+            parent = self.target
+        title_items = rich_text(saved.get("title"), targets, [], old)
+        body: JSON = {
+            "parent": {"type": "page_id", "page_id": parent},
+            "title": title_items,
+            "description": rich_text(saved.get("description"), targets, [], old),
+            "is_inline": bool(saved.get("is_inline")),
+        }
+        for name in ("icon", "cover"):
+            made = file_object(saved.get(name), targets)
+            if made is not None:
+                body[name] = made
+            elif isinstance(saved.get(name), dict):
+                self.index.add_losses([Loss(old, name, "a Notion-hosted database file is not uploaded")])
+        if first is not None:
+            schema = creatable_schema(first, targets)
+            self.index.add_losses(schema.losses)
+            body["initial_data_source"] = {"properties": schema.now}
+        title = recover.plain(title_items)
+
+        async def find(intent: Intent) -> list[str] | None:
+            found = await recover.find_child(self.writes, self.index, intent, "child_database", title)
+            if found is None:
+                return None
+            database = await self.writes.gateway.database(found)
+            return [found, *[str(s["id"]) for s in database.get("data_sources") or []][:1]]
+
+        async def send() -> list[str]:
+            made = await self.writes.create_database(body)
+            return [str(made["id"]), *[str(s["id"]) for s in made.get("data_sources") or []][:1]]
+
+        def ids(made: list[str]) -> list[tuple[str, str, str]]:
+            pairs = [(old, made[0], "database")]
+            if first is not None and len(made) > 1:
+                pairs.append((sources[0], made[1], "data_source"))
+            return pairs
+
+        return (await self._step(key, parent, None, ["child_database"], send, find, ids))[0]
+
+    async def _data_source(self, old: str) -> None:
+        """A database's second (third...) data source; the first came with the database."""
+        if self.index.new_id(old) is not None:
+            return
+        saved = self.source.saved("data_source", old)
+        if saved is None:
+            self.index.add_losses([Loss(old, "data_source", "its JSON is missing from the snapshot")])
+            return
+        database_old = str((saved.get("parent") or {}).get("database_id", ""))
+        database = self.index.new_id(database_old)
+        if database is None:
+            self.index.add_losses([Loss(old, "data_source", "its database was not restored")])
+            return
+        targets = self._targets()
+        schema = creatable_schema(saved, targets)
+        self.index.add_losses(schema.losses)
+        title_items = rich_text(saved.get("title"), targets, [], old)
+        body: JSON = {
+            "parent": {"type": "database_id", "database_id": database},
+            "title": title_items,
+            "properties": schema.now,
+        }
+        title = recover.plain(title_items)
+
+        async def find(intent: Intent) -> list[str] | None:
+            found = await recover.find_data_source(self.writes, self.index, intent, title)
+            return [found] if found else None
+
+        async def send() -> list[str]:
+            return [str((await self.writes.create_data_source(body))["id"])]
+
+        def ids(made: list[str]) -> list[tuple[str, str, str]]:
+            return [(old, made[0], "data_source")]
+
+        await self._step(f"{old}:shell", database, None, ["data_source"], send, find, ids)
+
+    # ------------------------------------------------------------------------------ content
+
+    async def _content(self, old: str, new: str, saved: JSON) -> None:
+        """The page's blocks, in order, with its child pages and databases at their place."""
+        uploads = self._uploads = await self._uploads_of(old, saved, shell=False)
+        after: str | None = None
+        segment: list[JSON] = []
+        part = 0
+        for block in saved.get("blocks") or []:
+            kind = block.get("type")
+            if kind in SEPARATE and self.index.kind_of(str(block.get("id"))) is not None:
+                after = await self._append_all(f"{old}:c{part}", new, segment, after, uploads)
+                segment, part = [], part + 1
+                child = str(block["id"])
+                if kind == "child_page":
+                    child_saved = self.source.saved("page", child)
+                    if child_saved is not None:
+                        after = await self._page_shell(child, old, child_saved)
+                else:
+                    after = await self._database(child, old) or after
+                continue
+            segment.append(block)
+        await self._append_all(f"{old}:c{part}", new, segment, after, uploads)
+
+    async def _append_all(
+        self, key: str, parent: str, blocks: list[JSON], after: str | None, uploads: dict[str, str]
+    ) -> str | None:
+        """Appends saved `blocks` under `parent` after block `after`, each list of children under its
+        created parent; returns the id of the last block appended (else `after`)."""
+        olds = [b for b in blocks if b.get("type") not in SEPARATE]
+        if not olds:
+            return after
+        converted = creatable_blocks(olds, self._targets(uploads))
+        self.index.add_losses(converted.losses)
+        for n, request in enumerate(split_for_append(converted.blocks)):
+            step = f"{key}:{n}"
+            sent_olds = olds[n * 100 : n * 100 + len(request.blocks)]
+            ids = await self._append(step, parent, request.blocks, sent_olds, after)
+            after = ids[-1]
+            await self._deferred(step, ids, sent_olds, request.deferred)
+        return after
+
+    async def _append_deferred(self, key: str, parent: str, bodies: list[JSON], olds: list[JSON]) -> None:
+        """Children held back by `split_for_append` (already converted), under their created parent."""
+        after: str | None = None
+        for n, request in enumerate(split_for_append(bodies)):
+            step = f"{key}:{n}"
+            sent_olds = olds[n * 100 : n * 100 + len(request.blocks)]
+            ids = await self._append(step, parent, request.blocks, sent_olds, after)
+            after = ids[-1]
+            await self._deferred(step, ids, sent_olds, request.deferred)
+
+    async def _deferred(
+        self, step: str, ids: list[str], olds: list[JSON], deferred: dict[tuple[int, ...], list[JSON]]
+    ) -> None:
+        """The children an append held back, each list under its created parent."""
+        listed: dict[str, list[str]] = {}
+        for path, children in sorted(deferred.items()):
+            found = await self._created_at(ids, olds, path, listed)
+            if found is None:
+                # Its parent was replaced by a stand-in (Notion refused it): its children go with it.
+                continue
+            holder, holder_old = found
+            kept = [c for c in holder_old.get("children") or [] if c.get("type") not in SEPARATE]
+            await self._append_deferred(f"{step}/{'.'.join(map(str, path))}", holder, children, kept)
+
+    async def _created_at(
+        self, ids: list[str], olds: list[JSON], path: tuple[int, ...], listed: dict[str, list[str]]
+    ) -> tuple[str, JSON] | None:
+        """The new id (and the saved block) at `path` of an append: its first level from the answer,
+        deeper levels by listing the created parent's children (once per parent); None if it is not
+        there (a stand-in took its parent's place)."""
+        new, old = ids[path[0]], olds[path[0]]
+        for position in path[1:]:
+            if new not in listed:
+                listed[new] = [str(b["id"]) async for b in self.writes.gateway.children(new)]
+            if position >= len(listed[new]):
+                return None
+            new = listed[new][position]
+            old = [c for c in old.get("children") or [] if c.get("type") not in SEPARATE][position]
+        if old.get("id"):
+            self.index.map_id(str(old["id"]), new, "block")
+        return new, old
+
+    async def _append(
+        self, key: str, parent: str, bodies: list[JSON], olds: list[JSON], after: str | None
+    ) -> list[str]:
+        """One append step; a request Notion rejects is sent again block by block, and a block it
+        still rejects becomes a placeholder callout (reported)."""
+        kinds = [b["type"] for b in bodies]
+
+        async def find(intent: Intent) -> list[str] | None:
+            return await recover.find_appended(self.writes, intent, kinds)
+
+        async def send() -> list[str]:
+            made = await self.writes.append_children(parent, bodies, after)
+            return [str(b["id"]) for b in made["results"]]
+
+        def ids(made: list[str]) -> list[tuple[str, str, str]]:
+            return [(str(o["id"]), n, "block") for o, n in zip(olds, made, strict=False) if o.get("id")]
+
+        try:
+            return await self._step(key, parent, after, kinds, send, find, ids)
+        except WriteRejected as rejected:
+            if len(bodies) == 1:
+                placed = await self._stand_in(key, parent, olds, bodies[0], after, rejected.reason)
+                self.index.finish_step(key, placed, ids(placed))
+                return placed
+        made: list[str] = []
+        for i, (body, old) in enumerate(zip(bodies, olds, strict=True)):
+            made += await self._append(f"{key}/{i}", parent, [body], [old], made[-1] if made else after)
+        self.index.finish_step(key, made, ids(made))
+        return made
+
+    async def _stand_in(
+        self, key: str, parent: str, olds: list[JSON], sent: JSON, after: str | None, reason: str
+    ) -> list[str]:
+        """What stands for one block Notion refused: the block with links and mentions only of
+        restored pages (a page it names may not be in this workspace), else a placeholder callout."""
+        old = olds[0] if olds else {}
+        kind = str(sent["type"])
+        strict = creatable_blocks(olds, Targets(self.index.ids_view(), self._uploads, self.users, True))
+        attempts = [placeholder(kind, "Notion rejected it")]
+        if strict.blocks and split_for_append(strict.blocks)[0].blocks[0] != sent:
+            attempts.insert(0, split_for_append(strict.blocks)[0].blocks[0])
+        for n, body in enumerate(attempts):
+
+            async def send(body: JSON = body) -> list[str]:
+                made = await self.writes.append_children(parent, [body], after)
+                return [str(b["id"]) for b in made["results"]]
+
+            async def find(intent: Intent, kinds: list[str] = [body["type"]]) -> list[str] | None:  # noqa: B006
+                return await recover.find_appended(self.writes, intent, kinds)
+
+            try:
+                made = await self._step(
+                    f"{key}/again{n}", parent, after, [body["type"]], send, find, lambda m: []
+                )
+            except WriteRejected:
+                continue
+            what = f"Notion rejected it: {reason}"
+            if n == 0 and len(attempts) > 1:
+                what = "its links and mentions of pages not in this workspace became text"
+            self.index.add_losses([Loss(str(old.get("id", "")), kind, what)])
+            return made
+        raise WriteRejected(str(old.get("id", "")), f"even its placeholder was refused: {reason}")
+
+    # ------------------------------------------------------------------------------ files, comments
+
+    async def _uploads_of(self, old: str, saved: JSON, shell: bool) -> dict[str, str]:
+        """URL -> file upload id for the Notion-hosted files of the page (`shell`: its icon, cover
+        and `files` properties; else its blocks) that have a local copy in the snapshot."""
+        local: dict[str, str] = saved.get("files") or {}
+        found: list[str] = []
+        scope: Any = saved.get("page") if shell else saved.get("blocks")
+        _hosted_urls(scope, found)
+        uploads: dict[str, str] = {}
+        for url in dict.fromkeys(found):
+            relpath = local.get(url)
+            path = self.source.local_file(relpath) if relpath else None
+            if path is None or relpath is None:
+                continue
+            key = f"{old}:upload:{relpath}"
+            done = self.index.step(key)
+            if done is None:
+                # A lost upload leaves only an unattached upload, which Notion expires: no intent.
+                upload = await self.writes.upload_file(path, _file_name(url, path))
+                self.index.finish_step(key, [upload])
+                done = [upload]
+            uploads[url] = done[0]
+        return uploads
+
+    async def _comments(self, old: str, new: str, saved: JSON) -> None:
+        for n, comment in enumerate(saved.get("comments") or []):
+            key = f"{old}:comment:{n}"
+            if self.index.step(key) is not None:
+                continue
+            author = (comment.get("created_by") or {}).get("name") or (comment.get("created_by") or {}).get(
+                "id", "someone"
+            )
+            prefix = f"Originally by {author} at {comment.get('created_time', '?')}: "
+            body = [{"type": "text", "text": {"content": prefix}}]
+            body += rich_text(comment.get("rich_text"), self._targets(), [], old)
+            text = recover.plain(body)
+
+            async def find(intent: Intent, text: str = text) -> list[str] | None:
+                for listed in await self.writes.gateway.comments(intent.parent):
+                    if recover.plain(listed.get("rich_text") or []) == text:
+                        return [str(listed["id"])]
+                return None
+
+            async def send(body: list[JSON] = body) -> list[str]:
+                return [str((await self.writes.create_comment(new, body))["id"])]
+
+            try:
+                await self._step(key, new, None, ["comment"], send, find, lambda _m: [])
+            except WriteRejected as rejected:
+                self.index.add_losses([Loss(old, f"comment {n}", rejected.reason)])
+
+    # ------------------------------------------------------------------------------ the protocol
+
+    async def _step(
+        self,
+        key: str,
+        parent: str,
+        after: str | None,
+        kinds: list[str],
+        send: Callable[[], Awaitable[list[str]]],
+        find: Callable[[Intent], Awaitable[list[str] | None]],
+        ids: Callable[[list[str]], list[tuple[str, str, str]]],
+    ) -> list[str]:
+        """One create, exactly once: finished steps are skipped, a lost one is adopted."""
+        done = self.index.step(key)
+        if done is not None:
+            return done
+        for _attempt in range(_UNKNOWN_ATTEMPTS):
+            intent = self.index.intent(key)
+            if intent is not None:
+                found = await find(intent)
+                if found is not None:
+                    log.info("adopted what a lost create made (%s)", key)
+                    self.index.finish_step(key, found, ids(found))
+                    return found
+            self.index.record_intent(Intent(key, parent, after, len(kinds), _now()))
+            try:
+                made = await send()
+            except WriteUnknown:
+                await asyncio.sleep(_SETTLE_S)
+                continue
+            except WriteRejected:
+                self.index.clear_intent(key)
+                raise
+            self.index.finish_step(key, made, ids(made))
+            self.heartbeat()
+            return made
+        raise WriteUnknown(key, f"the outcome stayed unknown {_UNKNOWN_ATTEMPTS} times")
+
+    # ------------------------------------------------------------------------------ second pass
+
+    async def link(self, obj: PlannedObject) -> None:
+        """Relations and rollups (schemas), relation values: once every object exists."""
+        new = self.index.new_id(obj.id)
+        if new is None:
+            return
+        key = f"{obj.id}:links"
+        if self.index.step(key) is not None:
+            return
+        targets = self._targets()
+        try:
+            if obj.kind == "data_source":
+                saved = self.source.saved("data_source", obj.id)
+                later = creatable_schema(saved, targets).later if saved else {}
+                relations = {k: v for k, v in later.items() if "relation" in v}
+                rollups = {k: v for k, v in later.items() if "rollup" in v}
+                for part in (relations, rollups):
+                    if part:
+                        await self.writes.update_data_source(new, {"properties": part})
+            elif obj.kind == "page" and self.index.kind_of(obj.parent_id or "") == "data_source":
+                saved = self.source.saved("page", obj.id)
+                if saved is not None:
+                    page = with_property_items(saved["page"], saved.get("property_items") or {})
+                    relations = creatable_values(page, targets).relations
+                    if relations:
+                        await self.writes.update_page(new, {"properties": relations})
+        except ObjectProblem as problem:
+            self.index.add_losses([Loss(obj.id, "relations", problem.reason)])
+        self.index.finish_step(key, [])
+
+
+def _hosted_urls(value: Any, found: list[str]) -> None:
+    """Every Notion-hosted file URL in saved JSON (the `file` objects)."""
+    if isinstance(value, dict):
+        if value.get("type") == "file" and isinstance(value.get("file"), dict):
+            url = value["file"].get("url")
+            if url:
+                found.append(str(url))
+        for item in value.values():
+            _hosted_urls(item, found)
+    elif isinstance(value, list):
+        for item in value:
+            _hosted_urls(item, found)
+
+
+def _file_name(url: str, path: Path) -> str:
+    """The name Notion showed for a file: the last segment of its URL (else the local name)."""
+    name = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+    return name or path.name
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")

@@ -1,0 +1,113 @@
+"""Finding what a create whose answer was lost made, so it is adopted instead of made twice.
+
+Each create is recorded as an `Intent` before it is sent (where, after which block, how many, when).
+When its answer never arrived (the worker was killed, a timeout, a 5xx), the restore looks:
+- a page or database under a page: the `child_page` / `child_database` block (its id is the object's)
+  with the expected title that no restored object already maps (`RestoreIndex.is_adopted`);
+- a row: the data source's rows created since the intent's minute, with the expected title;
+- a data source: the database's data sources, by title;
+- an append: the `count` blocks right after the recorded `after` block, if they are there with the
+  expected types. Notion applies an append whole or not at all.
+None means nothing landed: the create is sent again.
+"""
+
+from __future__ import annotations
+
+from notion_sync.notion.gateway import JSON
+from notion_sync.notion.writes import NotionWrites
+from notion_sync.restore.index import Intent, RestoreIndex
+
+# How many rows created since the intent's minute are looked at (a lost row is among the newest).
+_ROW_PAGES = 5
+
+
+class RestoreConflict(Exception):
+    """What stands where a lost append would be is not what it sent: the restore cannot tell."""
+
+
+def plain(items: list[JSON]) -> str:
+    """The plain text of create-shaped (or read-shaped) rich text."""
+    text = []
+    for item in items:
+        if "plain_text" in item:
+            text.append(str(item["plain_text"]))
+        elif item.get("type") == "text":
+            text.append(str(item["text"]["content"]))
+    return "".join(text)
+
+
+async def find_child(
+    writes: NotionWrites, index: RestoreIndex, intent: Intent, kind: str, title: str
+) -> str | None:
+    """The `child_page` / `child_database` under the intent's parent page with `title`, created since
+    the intent's minute (not an older copy), not adopted."""
+    minute = _minute(intent)
+    async for block in writes.gateway.children(intent.parent):
+        if block.get("type") != kind or block.get("in_trash") or str(block.get("created_time")) < minute:
+            continue
+        if str((block.get(kind) or {}).get("title", "")) == title and not index.is_adopted(block["id"]):
+            return str(block["id"])
+    return None
+
+
+async def find_row(writes: NotionWrites, index: RestoreIndex, intent: Intent, title: str) -> str | None:
+    """A row of the intent's data source created since its minute, titled `title`, not adopted."""
+    minute = _minute(intent)
+    body: JSON = {
+        "filter": {"timestamp": "created_time", "created_time": {"on_or_after": minute}},
+        "sorts": [{"timestamp": "created_time", "direction": "ascending"}],
+        "page_size": 100,
+    }
+    for _ in range(_ROW_PAGES):
+        answer = await writes.query_data_source(intent.parent, body)
+        for row in answer["results"]:
+            if _title_of(row) == title and not index.is_adopted(str(row["id"])):
+                return str(row["id"])
+        if not answer.get("next_cursor"):
+            return None
+        body["start_cursor"] = answer["next_cursor"]
+    return None
+
+
+async def find_data_source(
+    writes: NotionWrites, index: RestoreIndex, intent: Intent, title: str
+) -> str | None:
+    database = await writes.gateway.database(intent.parent)
+    for source in database.get("data_sources") or []:
+        if str(source.get("name", "")) == title and not index.is_adopted(str(source["id"])):
+            return str(source["id"])
+    return None
+
+
+async def find_appended(writes: NotionWrites, intent: Intent, kinds: list[str]) -> list[str] | None:
+    """The ids of the blocks a lost append made (after `intent.after`), or None if none landed."""
+    following: list[JSON] = []
+    seen_after = intent.after is None
+    async for block in writes.gateway.children(intent.parent):
+        if not seen_after:
+            seen_after = block["id"] == intent.after
+            continue
+        following.append(block)
+        if len(following) == len(kinds):
+            break
+    if not seen_after:
+        raise RestoreConflict(f"block {intent.after} is no longer under {intent.parent}")
+    if not following:
+        return None
+    if [b.get("type") for b in following] != kinds:
+        raise RestoreConflict(
+            f"under {intent.parent}, after {intent.after}, stand blocks other than those a lost append sent"
+        )
+    return [str(b["id"]) for b in following]
+
+
+def _minute(intent: Intent) -> str:
+    """The intent's time rounded down to the minute, as Notion rounds `created_time`."""
+    return intent.sent_at[:16] + ":00.000Z"
+
+
+def _title_of(page: JSON) -> str:
+    for prop in (page.get("properties") or {}).values():
+        if prop.get("type") == "title":
+            return plain(prop.get("title") or [])
+    return ""

@@ -1,0 +1,164 @@
+"""The steps of one restore as plain functions (the activities call these): prepare the snapshot and
+the plan, restore a range of the plan, link a range, write the report and the mapping, undo.
+
+Everything a restore keeps lives in `<state>/restores/<restore id>/`: `snapshot/` (the snapshot as a
+tree, from `restore_files`: a folder, packed or S3 snapshot alike), `restore.sqlite` (the
+`RestoreIndex`), and at the end `report.json` and `mapping.jsonl` (old id -> new id, one a line).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from notion_sync.exporter.context import open_gateway
+from notion_sync.models import RestoreCounts, RestoreReport, RestoreStep, RestoreStepResult
+from notion_sync.notion.errors import ObjectProblem
+from notion_sync.notion.writes import NotionWrites
+from notion_sync.restore.engine import Restorer, SnapshotSource
+from notion_sync.restore.index import RestoreIndex
+from notion_sync.restore.plan import PlanError, plan_restore
+from notion_sync.restore_files import RestoreError, restore_files
+from notion_sync.settings import Settings
+from notion_sync.snapshot import MANIFEST
+
+RESTORES = "restores"
+_PLANNED = "plan"
+
+
+class RestoreRefused(Exception):
+    """The restore cannot start: no such snapshot or page (the message says which)."""
+
+
+def restore_dir(settings: Settings, restore_id: str) -> Path:
+    if not restore_id or "/" in restore_id or restore_id.startswith("."):
+        raise RestoreRefused(f"{restore_id!r} is not a restore id")
+    return settings.state_dir / RESTORES / restore_id
+
+
+def prepare(settings: Settings, step: RestoreStep) -> RestoreStepResult:
+    """The snapshot as a tree under the restore's folder (once), and its plan (once)."""
+    work = restore_dir(settings, step.restore_id)
+    tree = work / "snapshot"
+    if not (tree / MANIFEST).is_file():
+        partial = work / "snapshot.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        work.mkdir(parents=True, exist_ok=True)
+        try:
+            restore_files(step.source, partial, settings, snapshot=step.snapshot)
+        except RestoreError as error:
+            raise RestoreRefused(str(error)) from None
+        partial.rename(tree)
+    with RestoreIndex(work / "restore.sqlite") as index:
+        if index.step(_PLANNED) is None:
+            try:
+                chosen: list[str | None] = [*step.pages] if step.pages else [None]
+                for page in chosen:
+                    plan_restore(tree / MANIFEST, page, index)
+            except PlanError as error:
+                raise RestoreRefused(str(error)) from None
+            index.finish_step(_PLANNED, [])
+        counts = _counts(index)
+        return RestoreStepResult(next_cursor=0, counts=counts, done=index.max_seq() == 0)
+
+
+async def restore_range(
+    settings: Settings, step: RestoreStep, heartbeat: Callable[..., None] | None = None
+) -> RestoreStepResult:
+    """Restores the next `step.limit` objects of the plan after `step.cursor`."""
+    return await _over_range(settings, step, heartbeat, link=False)
+
+
+async def link_range(
+    settings: Settings, step: RestoreStep, heartbeat: Callable[..., None] | None = None
+) -> RestoreStepResult:
+    """The second pass over the next `step.limit` objects: relations, rollups, relation values."""
+    return await _over_range(settings, step, heartbeat, link=True)
+
+
+async def _over_range(
+    settings: Settings, step: RestoreStep, heartbeat: Callable[..., None] | None, link: bool
+) -> RestoreStepResult:
+    work = restore_dir(settings, step.restore_id)
+    async with open_gateway(settings, heartbeat) as (gateway, _http):
+        with RestoreIndex(work / "restore.sqlite") as index:
+            users = frozenset(str(u["id"]) for u in await gateway.users() if u.get("id"))
+            source = SnapshotSource(work / "snapshot")
+            restorer = Restorer(NotionWrites(gateway), index, source, step.target, users, gateway.beat)
+            objects = index.after(step.cursor, step.limit)
+            for obj in objects:
+                if link:
+                    await restorer.link(obj)
+                else:
+                    await restorer.restore(obj)
+            counts = _counts(index)
+            counts.api_requests = gateway.requests
+            cursor = objects[-1].seq if objects else step.cursor
+            return RestoreStepResult(
+                next_cursor=cursor, handled=len(objects), counts=counts, done=len(objects) < step.limit
+            )
+
+
+def write_report(settings: Settings, step: RestoreStep, report: RestoreReport) -> RestoreReport:
+    """`report.json` and `mapping.jsonl` in the restore's folder; the report with their paths."""
+    work = restore_dir(settings, step.restore_id)
+    work.mkdir(parents=True, exist_ok=True)
+    mapping = work / "mapping.jsonl"
+    losses = work / "losses.jsonl"
+    counts = report.counts
+    if (work / "restore.sqlite").is_file():
+        with RestoreIndex(work / "restore.sqlite") as index:
+            with mapping.open("w") as out:
+                for old, new, kind in index.mapping():
+                    out.write(json.dumps({"old": old, "new": new, "kind": kind}) + "\n")
+            with losses.open("w") as out:
+                for loss in index.losses():
+                    out.write(json.dumps({"id": loss.block_id, "kind": loss.kind, "what": loss.what}) + "\n")
+            counts = _counts(index).model_copy(update={"api_requests": counts.api_requests})
+    done = report.model_copy(
+        update={"counts": counts, "report_path": str(work / "report.json"), "mapping_path": str(mapping)}
+    )
+    (work / "report.json").write_text(done.model_dump_json(indent=2))
+    return done
+
+
+async def undo(settings: Settings, restore_id: str, heartbeat: Callable[..., None] | None = None) -> int:
+    """Moves what the restore created to the trash: the objects it created whose parent it did not
+    create (their children go with them). Returns how many were trashed."""
+    work = restore_dir(settings, restore_id)
+    if not (work / "restore.sqlite").is_file():
+        raise RestoreRefused(f"no restore {restore_id} in {settings.state_dir / RESTORES}")
+    trashed = 0
+    async with open_gateway(settings, heartbeat) as (gateway, _http):
+        writes = NotionWrites(gateway)
+        with RestoreIndex(work / "restore.sqlite") as index:
+            for obj in index.objects():
+                new = index.new_id(obj.id)
+                if new is None or obj.kind == "data_source":
+                    continue
+                if obj.parent_id is not None and index.new_id(obj.parent_id) is not None:
+                    continue
+                try:
+                    if obj.kind == "page":
+                        await writes.update_page(new, {"in_trash": True})
+                    else:
+                        await writes.trash_block(new)
+                except ObjectProblem:
+                    continue  # already gone
+                trashed += 1
+    return trashed
+
+
+def _counts(index: RestoreIndex) -> RestoreCounts:
+    kinds = index.kind_counts()
+    return RestoreCounts(
+        planned=index.count(),
+        restored=index.count("done"),
+        pages=kinds.get("page", 0),
+        databases=kinds.get("database", 0),
+        data_sources=kinds.get("data_source", 0),
+        linked=index.count_steps(":links"),
+        losses=index.count_losses(),
+    )
