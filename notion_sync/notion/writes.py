@@ -126,8 +126,8 @@ class NotionWrites:
         return await self.write(page_id, lambda: self._client.pages.update(page_id=page_id, **body))
 
     async def append_children(self, block_id: str, children: list[JSON], after: str | None) -> JSON:
-        """Appends under `block_id`, after block `after` (None: at the end)."""
-        position: JSON = {"type": "end"}
+        """Appends under `block_id`, after block `after` (None: at the start)."""
+        position: JSON = {"type": "start"}
         if after is not None:
             position = {"type": "after_block", "after_block": {"id": after}}
         try:

@@ -89,13 +89,19 @@ class Restorer:
 
     # ------------------------------------------------------------------------------ objects
 
-    async def restore(self, obj: PlannedObject) -> None:
-        """Creates one planned object and its content (skipping what a previous attempt finished)."""
-        if obj.state == "done":
+    async def create(self, obj: PlannedObject) -> None:
+        """First pass: the object's shell and, for a page, the shells of its child pages and
+        databases in the order of its blocks (Notion puts each at the end of its parent page). Once
+        every shell exists, links and mentions in any content can name their new targets."""
+        if obj.state != "pending":
             return
         try:
             if obj.kind == "page":
-                await self._page(obj)
+                saved = self.source.saved("page", obj.id)
+                if saved is None:
+                    raise _Missing(obj.id, "its JSON is missing from the snapshot")
+                await self._page_shell(obj.id, obj.parent_id, saved)
+                await self._child_shells(obj.id, saved)
             elif obj.kind == "database":
                 await self._database(obj.id, obj.parent_id)
             else:
@@ -103,16 +109,40 @@ class Restorer:
         except ObjectProblem as problem:
             # Rejected, or its parent gone: this object is lost, the restore carries on.
             self.index.add_losses([Loss(obj.id, obj.kind, problem.reason)])
-        self.index.set_state(obj.id, "done")
-
-    async def _page(self, obj: PlannedObject) -> None:
-        saved = self.source.saved("page", obj.id)
-        if saved is None:
-            self.index.add_losses([Loss(obj.id, "page", "its JSON is missing from the snapshot")])
+            self.index.set_state(obj.id, "done")
             return
-        new = await self._page_shell(obj.id, obj.parent_id, saved)
-        await self._content(obj.id, new, saved)
-        await self._comments(obj.id, new, saved)
+        self.index.set_state(obj.id, "created")
+
+    async def _child_shells(self, old: str, saved: JSON) -> None:
+        for block in saved.get("blocks") or []:
+            child, kind = str(block.get("id")), block.get("type")
+            if kind not in SEPARATE or self.index.kind_of(child) is None:
+                continue
+            try:
+                if kind == "child_page":
+                    child_saved = self.source.saved("page", child)
+                    if child_saved is not None:
+                        await self._page_shell(child, old, child_saved)
+                else:
+                    await self._database(child, old)
+            except ObjectProblem as problem:
+                # Tried again when the plan reaches it (under the same parent, at its end).
+                log.info("child %s of %s not created at its place: %s", child, old, problem.reason)
+
+    async def fill(self, obj: PlannedObject) -> None:
+        """Second pass: a page's blocks, in order among its child pages and databases, and its
+        comments."""
+        if obj.state == "done":
+            return
+        new = self.index.new_id(obj.id)
+        saved = self.source.saved("page", obj.id) if obj.kind == "page" else None
+        if new is not None and saved is not None:
+            try:
+                await self._content(obj.id, new, saved)
+                await self._comments(obj.id, new, saved)
+            except ObjectProblem as problem:
+                self.index.add_losses([Loss(obj.id, "content", problem.reason)])
+        self.index.set_state(obj.id, "done")
 
     def _targets(self, uploads: dict[str, str] | None = None) -> Targets:
         return Targets(ids=self.index.ids_view(), uploads=uploads or {}, users=self.users)
@@ -137,17 +167,12 @@ class Restorer:
         values = creatable_values(page, targets)
         self.index.add_losses(values.losses)
         parent_kind, parent = self._parent_of(parent_id)
-        title_items: list[JSON] = []
-        for prop in (page.get("properties") or {}).values():
-            if prop.get("type") == "title":
-                title_items = rich_text(prop.get("title"), targets, [], old)
-        body: JSON = {}
+        body: JSON = {"properties": self._shell_properties(page, targets, parent_kind, old)}
         if parent_kind == "data_source":
             body["parent"] = {"type": "data_source_id", "data_source_id": parent}
-            body["properties"] = values.now
         else:
             body["parent"] = {"type": "page_id", "page_id": parent}
-            body["properties"] = {"title": {"title": title_items}}
+        title_items = _title_items(body["properties"])
         for name in ("icon", "cover"):
             made = file_object(page.get(name), targets)
             if made is not None:
@@ -162,10 +187,31 @@ class Restorer:
             return [found] if found else None
 
         async def send() -> list[str]:
-            return [str((await self.writes.create_page(body))["id"])]
+            try:
+                return [str((await self.writes.create_page(body))["id"])]
+            except WriteRejected as rejected:
+                # Once more with links and mentions only of restored pages (nothing was created).
+                strict = Targets(self.index.ids_view(), uploads, self.users, strict=True)
+                again = {**body, "properties": self._shell_properties(page, strict, parent_kind, old)}
+                if again == body:
+                    raise
+                made = await self.writes.create_page(again)
+                what = f"its title or properties lost links ({rejected.reason})"
+                self.index.add_losses([Loss(old, "page", what)])
+                return [str(made["id"])]
 
         created = await self._step(key, parent, None, ["page"], send, find, lambda m: [(old, m[0], "page")])
         return created[0]
+
+    def _shell_properties(self, page: JSON, targets: Targets, parent_kind: str, old: str) -> JSON:
+        """A row's property values, or a page's title."""
+        values = creatable_values(page, targets)
+        if parent_kind == "data_source":
+            return values.now
+        for prop in (page.get("properties") or {}).values():
+            if prop.get("type") == "title":
+                return {"title": {"title": rich_text(prop.get("title"), targets, [], old)}}
+        return {"title": {"title": []}}
 
     async def _database(self, old: str, parent_id: str | None) -> str | None:
         key = f"{old}:shell"
@@ -259,23 +305,18 @@ class Restorer:
     # ------------------------------------------------------------------------------ content
 
     async def _content(self, old: str, new: str, saved: JSON) -> None:
-        """The page's blocks, in order, with its child pages and databases at their place."""
+        """The page's blocks in order: the blocks before its first child page or database at the
+        start, each following run of blocks right after that child."""
         uploads = self._uploads = await self._uploads_of(old, saved, shell=False)
         after: str | None = None
         segment: list[JSON] = []
         part = 0
         for block in saved.get("blocks") or []:
-            kind = block.get("type")
-            if kind in SEPARATE and self.index.kind_of(str(block.get("id"))) is not None:
+            child = str(block.get("id"))
+            if block.get("type") in SEPARATE and self.index.kind_of(child) is not None:
                 after = await self._append_all(f"{old}:c{part}", new, segment, after, uploads)
                 segment, part = [], part + 1
-                child = str(block["id"])
-                if kind == "child_page":
-                    child_saved = self.source.saved("page", child)
-                    if child_saved is not None:
-                        after = await self._page_shell(child, old, child_saved)
-                else:
-                    after = await self._database(child, old) or after
+                after = self.index.new_id(child) or after
                 continue
             segment.append(block)
         await self._append_all(f"{old}:c{part}", new, segment, after, uploads)
@@ -286,16 +327,16 @@ class Restorer:
         """Appends saved `blocks` under `parent` after block `after`, each list of children under its
         created parent; returns the id of the last block appended (else `after`)."""
         olds = [b for b in blocks if b.get("type") not in SEPARATE]
-        if not olds:
-            return after
-        converted = creatable_blocks(olds, self._targets(uploads))
-        self.index.add_losses(converted.losses)
-        for n, request in enumerate(split_for_append(converted.blocks)):
-            step = f"{key}:{n}"
-            sent_olds = olds[n * 100 : n * 100 + len(request.blocks)]
-            ids = await self._append(step, parent, request.blocks, sent_olds, after)
-            after = ids[-1]
-            await self._deferred(step, ids, sent_olds, request.deferred)
+        for run, part in enumerate(_runs(olds)):
+            # Converted once the run before it exists: a synced block's reference needs its original.
+            converted = creatable_blocks(part, self._targets(uploads))
+            self.index.add_losses(converted.losses)
+            for n, request in enumerate(split_for_append(converted.blocks)):
+                step = f"{key}:{n}" if run == 0 else f"{key}:r{run}:{n}"
+                sent_olds = part[n * 100 : n * 100 + len(request.blocks)]
+                ids = await self._append(step, parent, request.blocks, sent_olds, after)
+                after = ids[-1]
+                await self._deferred(step, ids, sent_olds, request.deferred)
         return after
 
     async def _append_deferred(self, key: str, parent: str, bodies: list[JSON], olds: list[JSON]) -> None:
@@ -396,10 +437,10 @@ class Restorer:
                 )
             except WriteRejected:
                 continue
-            what = f"Notion rejected it: {reason}"
             if n == 0 and len(attempts) > 1:
-                what = "its links and mentions of pages not in this workspace became text"
-            self.index.add_losses([Loss(str(old.get("id", "")), kind, what)])
+                self.index.add_losses(strict.losses)
+            else:
+                self.index.add_losses([Loss(str(old.get("id", "")), kind, f"Notion rejected it: {reason}")])
             return made
         raise WriteRejected(str(old.get("id", "")), f"even its placeholder was refused: {reason}")
 
@@ -525,6 +566,10 @@ class Restorer:
         self.index.finish_step(key, [])
 
 
+class _Missing(ObjectProblem):
+    """The snapshot lacks what an object needs."""
+
+
 def _hosted_urls(value: Any, found: list[str]) -> None:
     """Every Notion-hosted file URL in saved JSON (the `file` objects)."""
     if isinstance(value, dict):
@@ -537,6 +582,28 @@ def _hosted_urls(value: Any, found: list[str]) -> None:
     elif isinstance(value, list):
         for item in value:
             _hosted_urls(item, found)
+
+
+def _runs(blocks: list[JSON]) -> list[list[JSON]]:
+    """`blocks` cut before each synced-block reference whose original is earlier in the same run."""
+    runs: list[list[JSON]] = [[]] if blocks else []
+    originals: set[str] = set()
+    for block in blocks:
+        origin = (block.get("synced_block") or {}).get("synced_from") or {}
+        if block.get("type") == "synced_block" and origin.get("block_id") in originals:
+            runs.append([])
+            originals = set()
+        if block.get("type") == "synced_block" and not origin:
+            originals.add(str(block.get("id")))
+        runs[-1].append(block)
+    return runs
+
+
+def _title_items(properties: JSON) -> list[JSON]:
+    for value in properties.values():
+        if isinstance(value, dict) and isinstance(value.get("title"), list):
+            return list(value["title"])
+    return []
 
 
 def _file_name(url: str, path: Path) -> str:

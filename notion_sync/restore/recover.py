@@ -22,7 +22,7 @@ _ROW_PAGES = 5
 
 
 class RestoreConflict(Exception):
-    """What stands where a lost append would be is not what it sent: the restore cannot tell."""
+    """The block a lost append went after is gone: the restore cannot tell where it would be."""
 
 
 def plain(items: list[JSON]) -> str:
@@ -92,12 +92,9 @@ async def find_appended(writes: NotionWrites, intent: Intent, kinds: list[str]) 
             break
     if not seen_after:
         raise RestoreConflict(f"block {intent.after} is no longer under {intent.parent}")
-    if not following:
-        return None
+    # Notion creates exactly what was sent: other blocks there (a child page, nothing) mean it did not land.
     if [b.get("type") for b in following] != kinds:
-        raise RestoreConflict(
-            f"under {intent.parent}, after {intent.after}, stand blocks other than those a lost append sent"
-        )
+        return None
     return [str(b["id"]) for b in following]
 
 

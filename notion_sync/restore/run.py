@@ -12,6 +12,7 @@ import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 from notion_sync.exporter.context import open_gateway
 from notion_sync.models import RestoreCounts, RestoreReport, RestoreStep, RestoreStepResult
@@ -64,35 +65,24 @@ def prepare(settings: Settings, step: RestoreStep) -> RestoreStepResult:
         return RestoreStepResult(next_cursor=0, counts=counts, done=index.max_seq() == 0)
 
 
+Pass = Literal["create", "fill", "link"]
+
+
 async def restore_range(
-    settings: Settings, step: RestoreStep, heartbeat: Callable[..., None] | None = None
+    settings: Settings, step: RestoreStep, which: Pass, heartbeat: Callable[..., None] | None = None
 ) -> RestoreStepResult:
-    """Restores the next `step.limit` objects of the plan after `step.cursor`."""
-    return await _over_range(settings, step, heartbeat, link=False)
-
-
-async def link_range(
-    settings: Settings, step: RestoreStep, heartbeat: Callable[..., None] | None = None
-) -> RestoreStepResult:
-    """The second pass over the next `step.limit` objects: relations, rollups, relation values."""
-    return await _over_range(settings, step, heartbeat, link=True)
-
-
-async def _over_range(
-    settings: Settings, step: RestoreStep, heartbeat: Callable[..., None] | None, link: bool
-) -> RestoreStepResult:
+    """One pass over the next `step.limit` objects of the plan after `step.cursor`: `create` their
+    shells, `fill` their content, `link` their relations (once every object exists)."""
     work = restore_dir(settings, step.restore_id)
     async with open_gateway(settings, heartbeat) as (gateway, _http):
         with RestoreIndex(work / "restore.sqlite") as index:
             users = frozenset(str(u["id"]) for u in await gateway.users() if u.get("id"))
             source = SnapshotSource(work / "snapshot")
             restorer = Restorer(NotionWrites(gateway), index, source, step.target, users, gateway.beat)
+            run_one = {"create": restorer.create, "fill": restorer.fill, "link": restorer.link}[which]
             objects = index.after(step.cursor, step.limit)
             for obj in objects:
-                if link:
-                    await restorer.link(obj)
-                else:
-                    await restorer.restore(obj)
+                await run_one(obj)
             counts = _counts(index)
             counts.api_requests = gateway.requests
             cursor = objects[-1].seq if objects else step.cursor
