@@ -6,9 +6,11 @@ mirror, published there, then uploaded), so they are synchronous and run on the 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
@@ -48,7 +50,7 @@ from notion_sync.snapshot import REPORT, ManifestUnreadable, parse_report, read_
 from notion_sync.storage.destination import open_destination, remote_destination, seed_mirror
 from notion_sync.storage.index import ExportIndex
 from notion_sync.storage.local import LocalDestination, UnsafePath
-from notion_sync.storage.objects import Interned, ObjectStore
+from notion_sync.storage.objects import Interned, ObjectStore, StoreBusy
 from notion_sync.storage.s3 import (
     S3DeleteFailed,
     S3Destination,
@@ -61,6 +63,8 @@ from notion_sync.storage.s3 import (
 _S3_FATAL = {"NoSuchBucket", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403", "404"}
 
 _T = TypeVar("_T")
+# How long a publish waits for a folder's object store held by someone else (a `gc` by hand).
+STORE_LOCK_WAIT_S = 600
 
 
 class StagingActivities:
@@ -162,7 +166,7 @@ class StagingActivities:
             report = request.report.model_copy(update={"problems": problems, "changes": changes})
             write_report(destination, staging_id, report, staged=True)
             if remote is None:
-                _intern(destination, staged)
+                _intern(destination, staged, staged=True)
         elif not destination.snapshot(request.snapshot).is_dir():
             # Neither staging nor the snapshot a previous attempt promoted it to: the folder went away.
             raise _damaged(destination, f"its staging folder {staged} is gone")
@@ -171,7 +175,7 @@ class StagingActivities:
             published = read_report(destination.snapshot(request.snapshot))
             changes = published.changes if published is not None else None
             if remote is None:
-                _intern(destination, destination.snapshot(request.snapshot))
+                _intern(destination, destination.snapshot(request.snapshot), staged=False)
         final = destination.publish(staging_id, request.snapshot)
         retention = request.retention_policy()
         if remote is None:
@@ -235,13 +239,16 @@ def _damaged(destination: LocalDestination, detail: str) -> ApplicationError:
     )
 
 
-def _intern(destination: LocalDestination, snapshot: Path) -> None:
+def _intern(destination: LocalDestination, snapshot: Path, staged: bool) -> None:
     """Makes a folder snapshot's files links into the destination's object store (adopting the
-    snapshots written before the store first), under the store's lock: never while a GC deletes."""
+    snapshots written before the store first), under the store's lock: never while a GC deletes.
+    A staged file whose bytes are not its manifest's fails the publish (`staged`)."""
     store = ObjectStore(destination.root)
 
-    def intern() -> Interned:
-        with store.lock():
+    def intern() -> Interned | None:
+        with _store_lock(store) as locked:
+            if not locked:
+                return None
             store.adopt_existing()
             return store.intern_snapshot(snapshot)
 
@@ -251,11 +258,20 @@ def _intern(destination: LocalDestination, snapshot: Path) -> None:
         # Only deduplication is lost: the snapshot is complete on its own.
         activity.logger.warning("%s: not linked into the object store: %s", snapshot, error)
         return
-    if interned.unlinked:
+    if interned is None:
+        activity.logger.warning(
+            "%s: the object store stayed locked (a `notion-sync gc` running?): this snapshot keeps its "
+            "own files, not deduplicated",
+            snapshot,
+        )
+        return
+    if interned.damaged and staged:
+        raise _damaged(destination, f"{interned.damaged} staged files do not match their manifest entry")
+    if interned.unlinked or interned.damaged:
         activity.logger.warning(
             "%s: %d files could not be linked into the object store and keep their own copy",
             snapshot,
-            interned.unlinked,
+            interned.unlinked + interned.damaged,
         )
 
 
@@ -265,12 +281,30 @@ def _tidy_store(destination: LocalDestination, browsable: int, collect: bool) ->
     kept snapshot references. Either only saves space: a failure is logged, never fails the run."""
     store = ObjectStore(destination.root)
     try:
-        with store.lock():
-            store.pack_old_snapshots(browsable)
-            if collect:
-                store.collect_garbage()
-    except (ManifestUnreadable, OSError) as error:
+        with _store_lock(store) as locked:
+            if locked:
+                store.pack_old_snapshots(browsable)
+                if collect:
+                    store.collect_garbage()
+    except (ManifestUnreadable, OSError, ValueError) as error:
         activity.logger.warning("%s: object store not tidied: %s", destination.root, error)
+
+
+@contextmanager
+def _store_lock(store: ObjectStore) -> Iterator[bool]:
+    """The store's lock, waited for at most STORE_LOCK_WAIT_S (a `gc` by hand may hold it for long:
+    the run goes on without deduplicating rather than fail after all its work); yields whether held."""
+    deadline = time.monotonic() + STORE_LOCK_WAIT_S
+    while True:
+        try:
+            with store.try_lock():
+                yield True
+                return
+        except StoreBusy:
+            if time.monotonic() > deadline:
+                yield False
+                return
+            time.sleep(2)
 
 
 def _heartbeating(work: Callable[[], _T]) -> _T:

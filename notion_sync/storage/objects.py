@@ -74,6 +74,8 @@ class Interned(NamedTuple):
     added: int
     # Files left as they were because no link could be made (they keep their own copy).
     unlinked: int
+    # Files whose bytes do not match their manifest entry (left as they are, never stored).
+    damaged: int = 0
 
 
 class _Outcome(Enum):
@@ -82,6 +84,7 @@ class _Outcome(Enum):
     ADDED = "added"
     UNLINKED = "unlinked"
     MISSING = "missing"  # not in the snapshot: verify names it
+    DAMAGED = "damaged"  # its bytes are not what the manifest says
 
 
 class ObjectStore:
@@ -144,7 +147,12 @@ class ObjectStore:
                     path = _listed(folder, file.path)
                     if path is not None:
                         counts[self._intern_file(path, file.sha256, file.size)] += 1
-        return Interned(counts[_Outcome.LINKED], counts[_Outcome.ADDED], counts[_Outcome.UNLINKED])
+        return Interned(
+            counts[_Outcome.LINKED],
+            counts[_Outcome.ADDED],
+            counts[_Outcome.UNLINKED],
+            counts[_Outcome.DAMAGED],
+        )
 
     def adopt_existing(self, heartbeat: Callable[[], None] = lambda: None) -> int:
         """Moves the files of snapshots written before the store into it (oldest snapshot first), each
@@ -172,41 +180,46 @@ class ObjectStore:
     def pack_snapshot(self, snapshot: Path, heartbeat: Callable[[], None] = lambda: None) -> bool:
         """Removes a snapshot's tree, keeping its manifest, report and problems: its files are read
         from the store from then on (`snapshot.snapshot_file`). Only when every file it lists has its
-        object in the store (else it stays a tree, and False is returned). The marker is written
-        before any file goes, so an interrupted pack is finished by the next one and never mistaken
-        for damage. Raises ManifestUnreadable if the manifest cannot be read."""
+        object in the store and lies inside the snapshot as a plain file (else it stays a tree, and
+        False is returned). The marker is written before any file goes and marked complete after
+        the last, so an interrupted pack is finished by the next one and never mistaken for damage.
+        Raises ManifestUnreadable if the manifest cannot be read."""
+        inside = os.path.realpath(snapshot) + os.sep
         if not is_packed(snapshot):
             with read_manifest(snapshot) as (_header, entries):
                 for number, entry in enumerate(entries, start=1):
                     if number % _BEAT == 0:
                         heartbeat()
-                    if not all(self._holds(file.sha256, file.size) for file in entry.files):
-                        return False
-            marker = snapshot / PACKED
-            tmp = snapshot / f".{PACKED}.tmp"
-            tmp.write_text(json.dumps({"packed": True, "store": STORE_FORMAT}))
-            os.replace(tmp, marker)
+                    for file in entry.files:
+                        path = _listed(snapshot, file.path)
+                        if path is None or not self._holds(file.sha256, file.size):
+                            return False
+                        # A link planted in the tree (to a folder of the user's) is never followed.
+                        if os.path.lexists(path) and not _plain_file_inside(path, inside):
+                            return False
+            _write_json(snapshot / PACKED, {"packed": True, "complete": False, "store": STORE_FORMAT})
         with read_manifest(snapshot) as (_header, entries):
             for number, entry in enumerate(entries, start=1):
                 if number % _BEAT == 0:
                     heartbeat()
                 for file in entry.files:
                     path = _listed(snapshot, file.path)
-                    if path is not None and not os.path.isdir(path):
-                        Path(path).unlink(missing_ok=True)
+                    if path is not None and _plain_file_inside(path, inside):
+                        os.unlink(path)
         _remove_empty_folders(snapshot)
+        _write_json(snapshot / PACKED, {"packed": True, "complete": True, "store": STORE_FORMAT})
         return True
 
     def pack_old_snapshots(self, browsable: int, heartbeat: Callable[[], None] = lambda: None) -> int:
-        """Packs every snapshot but the `browsable` newest and the current one; returns how many
-        were packed now."""
+        """Packs every snapshot but the `browsable` newest and the current one (and finishes an
+        interrupted pack); returns how many were packed now."""
         snapshots = self.root / SNAPSHOTS
         current = current_snapshot(self.root)
         names = sorted(p.name for p in snapshots.glob("*") if p.is_dir() and not p.is_symlink())
         packed = 0
         for name in names[: max(0, len(names) - max(1, browsable))]:
             folder = snapshots / name
-            if folder == current or is_packed(folder):
+            if folder == current or _packed_completely(folder):
                 continue
             try:
                 packed += self.pack_snapshot(folder, heartbeat)
@@ -324,7 +337,14 @@ class ObjectStore:
         if stored is not None and stored.st_size == size:
             # The file is replaced by the object, never written into: it may be shared.
             return _Outcome.LINKED if self._link(target, path) else _Outcome.UNLINKED
-        # No object yet (or a damaged one of the wrong size): the file becomes it, read-only.
+        # No object yet (or a damaged one of the wrong size): the file becomes it, read-only, once
+        # its bytes are checked (only new content is read: every later copy just links to it).
+        try:
+            if file_digest(path) != (sha256, size):
+                log.warning("%s does not match its manifest: not stored", path)
+                return _Outcome.DAMAGED
+        except OSError:
+            return _Outcome.MISSING
         self._folder(target.parent)
         made = self._link(path, str(target), read_only=True)
         return _Outcome.ADDED if made else _Outcome.UNLINKED
@@ -372,6 +392,29 @@ class ObjectStore:
         tmp = self.marker.with_name(f".{STORE_MARKER}.{os.getpid()}")
         tmp.write_text(json.dumps(STORE_FORMAT))
         os.replace(tmp, self.marker)
+
+
+def _plain_file_inside(path: str, inside: str) -> bool:
+    """Whether `path` is a regular file (not a link) in a folder that lies inside the snapshot."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return False
+    return stat.S_ISREG(mode) and (os.path.realpath(os.path.dirname(path)) + os.sep).startswith(inside)
+
+
+def _packed_completely(snapshot: Path) -> bool:
+    try:
+        marker = json.loads((snapshot / PACKED).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(marker, dict) and marker.get("complete") is True
+
+
+def _write_json(path: Path, data: object) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
 
 
 def _remove_empty_folders(snapshot: Path) -> None:

@@ -68,8 +68,8 @@ def test_intern_links_identical_files_of_two_snapshots_to_one_read_only_object(t
     new = _snapshot(tmp_path, NEW, [*SHARED, ("b.md", b"new text"), ("c.md", b"same in both")])
     store = ObjectStore(tmp_path)
 
-    assert store.intern_snapshot(old) == (0, 4, 0)
-    assert store.intern_snapshot(new) == (3 + 1, 1, 0)  # c.md has a.md's bytes
+    assert store.intern_snapshot(old) == (0, 4, 0, 0)
+    assert store.intern_snapshot(new) == (3 + 1, 1, 0, 0)  # c.md has a.md's bytes
 
     for relpath, data in SHARED:
         inode = (old / relpath).stat()
@@ -81,7 +81,7 @@ def test_intern_links_identical_files_of_two_snapshots_to_one_read_only_object(t
     assert _stored(store) == _digests(old) | _digests(new)
     assert all(stat.S_IMODE(path.stat().st_mode) == 0o444 for path in store.objects.glob("*/*"))
     assert verify(old).ok and verify(new).ok
-    assert store.intern_snapshot(new) == (0, 0, 0)
+    assert store.intern_snapshot(new) == (0, 0, 0, 0)
 
 
 def test_a_file_that_cannot_be_linked_keeps_its_own_copy(
@@ -96,7 +96,7 @@ def test_a_file_that_cannot_be_linked_keeps_its_own_copy(
         raise OSError(errno.EMLINK, "Too many links")
 
     monkeypatch.setattr(os, "link", too_many_links)
-    assert store.intern_snapshot(new) == (0, 0, len(SHARED))
+    assert store.intern_snapshot(new) == (0, 0, len(SHARED), 0)
     monkeypatch.undo()
 
     for relpath, data in SHARED:
@@ -128,7 +128,7 @@ def test_an_interrupted_intern_run_again_finishes_the_job(
     monkeypatch.undo()
     assert verify(new).ok  # whatever was done, the snapshot is whole
 
-    linked, added, unlinked = store.intern_snapshot(new)
+    linked, added, unlinked, _damaged = store.intern_snapshot(new)
     assert (linked, added, unlinked) == (1, 1, 0)
     for relpath, _data in [*SHARED, ("d.md", b"")]:
         assert (new / relpath).stat().st_nlink >= 2

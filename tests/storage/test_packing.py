@@ -84,19 +84,19 @@ def test_an_interrupted_pack_is_finished_by_the_next_and_reads_stay_whole(
 ) -> None:
     first, _second, _third = _destination(tmp_path)
     before = _contents(first)
-    unlink = Path.unlink
+    unlink = os.unlink
     calls = {"n": 0}
 
-    def dying_unlink(self: Path, *args: Any, **kwargs: Any) -> None:
+    def dying_unlink(path: Any, *args: Any, **kwargs: Any) -> None:
         calls["n"] += 1
         if calls["n"] == 2:
             raise KeyboardInterrupt("killed")
-        unlink(self, *args, **kwargs)
+        unlink(path, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "unlink", dying_unlink)
+    monkeypatch.setattr(os, "unlink", dying_unlink)
     with pytest.raises(KeyboardInterrupt):
         ObjectStore(tmp_path).pack_snapshot(first)
-    monkeypatch.setattr(Path, "unlink", unlink)
+    monkeypatch.setattr(os, "unlink", unlink)
     assert is_packed(first) and _contents(first) == before  # half a tree, half the store: all there
     assert ObjectStore(tmp_path).pack_snapshot(first)
     assert sorted(p.name for p in first.iterdir()) == [MANIFEST, PACKED]
@@ -111,3 +111,43 @@ def test_snapshot_file_prefers_the_tree_and_names_the_tree_when_the_store_lacks_
     assert snapshot_file(first, listed) == ObjectStore(tmp_path).object(listed.sha256)
     absent = ManifestFile(path="gone.md", sha256="0" * 64, size=1)
     assert snapshot_file(first, absent) == first / "gone.md"
+
+
+def test_packing_never_follows_a_link_planted_in_the_tree(tmp_path: Path) -> None:
+    first, _second, _third = _destination(tmp_path / "dest")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "0.md").write_bytes(b"the user's own file")
+    for path in (first / "day").iterdir():
+        path.unlink()
+    (first / "day").rmdir()
+    (first / "day").symlink_to(outside, target_is_directory=True)
+    assert ObjectStore(tmp_path / "dest").pack_snapshot(first) is False
+    assert (outside / "0.md").read_bytes() == b"the user's own file" and not is_packed(first)
+
+
+def test_an_interrupted_pack_is_finished_by_the_next_publish(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, _second, _third = _destination(tmp_path)
+    unlink = os.unlink
+
+    def dying_unlink(path: Any, *args: Any, **kwargs: Any) -> None:
+        raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(os, "unlink", dying_unlink)
+    with pytest.raises(KeyboardInterrupt):
+        ObjectStore(tmp_path).pack_old_snapshots(browsable=1)
+    monkeypatch.setattr(os, "unlink", unlink)
+    assert is_packed(first) and (first / "a.md").is_file()  # marked, nothing removed yet
+    assert ObjectStore(tmp_path).pack_old_snapshots(browsable=1) == 2
+    assert sorted(p.name for p in first.iterdir()) == [MANIFEST, PACKED]
+
+
+def test_a_staged_file_that_does_not_match_its_manifest_never_becomes_an_object(tmp_path: Path) -> None:
+    snapshot = _snapshot(tmp_path, NAMES[0], [("a.md", b"written"), ("b.md", b"fine")])
+    os.chmod(snapshot / "a.md", 0o644)
+    (snapshot / "a.md").write_bytes(b"WRITTEN")  # same size, other bytes
+    store = ObjectStore(tmp_path)
+    assert store.intern_snapshot(snapshot) == (0, 1, 0, 1)
+    assert not store.object(hashlib.sha256(b"written").hexdigest()).exists()
