@@ -5,11 +5,13 @@
     DEST/.notion-sync/store.lock              held (flock) while a run interns or a GC deletes
     DEST/.notion-sync/store-tmp/              links being made (left over only by an interrupted run)
 
-A snapshot stays an ordinary tree: each of its files is a hard link to the store object holding its
-bytes, so an unchanged file costs a directory entry. An object's link count is therefore exactly
-one plus the number of snapshot (and staged) files using it: an object with one link is referenced
-by nothing, which is all garbage collection needs to know. Where a link is impossible (too many
-links, a file system without hard links), the snapshot keeps its own copy: complete, not deduplicated.
+A browsable snapshot is an ordinary tree: each of its files is a hard link to the store object
+holding its bytes, so an unchanged file costs a directory entry. Older snapshots are packed: their
+tree is removed once every file is in the store, and their manifest lists what they reference. An
+object is therefore referenced exactly when it has a link besides the store's own (a tree, or a
+running export's staging) or a packed snapshot's manifest lists it: that is what garbage collection
+checks. Where a link is impossible (too many links, a file system without hard links), the snapshot
+keeps its own copy: complete, not deduplicated (and never packed).
 
 Nothing ever writes into an object: files are replaced by links (a temporary link, then a rename),
 never truncated or rewritten, and objects are read-only so that an editor saving through `current/`
