@@ -451,3 +451,98 @@ class ScheduledRunResult(BaseModel):
     status: Literal["completed", "failed", "cancelled", "terminated", "timed_out"]
     snapshot: str | None = None
     error: str | None = None
+
+
+# --- restore (issue 16) ---------------------------------------------------------------------------
+
+
+class RestoreInput(BaseModel):
+    """A restore into Notion: what (a destination, a snapshot of it, pages) and where (a page)."""
+
+    # A folder or s3:// destination, or a snapshot folder.
+    source: str
+    # A snapshot name of the destination (None: its current one).
+    snapshot: str | None = None
+    # Page ids or Markdown paths whose subtrees are restored (empty: everything).
+    pages: list[str] = Field(default_factory=list)
+    # The page everything is created under; the workspace's integration must be able to edit it.
+    target: str
+    # The workspace's name (never its token): its worker holds the credential.
+    workspace: str = "default"
+    batch_size: int = Field(default=20, ge=1, le=500)
+    # Forces continue-as-new after this many batches (None: when Temporal suggests it).
+    batches_per_run: int | None = None
+    worker_lost_after_seconds: int = Field(default=30, ge=5, le=600)
+    # Moves what the restore of this id created to the trash instead of restoring.
+    undo: str | None = None
+    state: RestoreState | None = None
+
+
+class RestoreCounts(BaseModel):
+    planned: int = 0
+    restored: int = 0
+    pages: int = 0
+    databases: int = 0
+    data_sources: int = 0
+    linked: int = 0
+    losses: int = 0
+    api_requests: int = 0
+
+
+class RestoreState(BaseModel):
+    """The workflow's whole state: a phase, a cursor into the plan, counters."""
+
+    restore_id: str = ""
+    phase: Literal["planning", "creating", "filling", "linking", "done", "cancelled", "failed"] = "planning"
+    cursor: int = 0
+    counts: RestoreCounts = Field(default_factory=RestoreCounts)
+    started_at: datetime | None = None
+    runs: int = 1
+
+
+class RestoreStep(BaseModel):
+    """One activity of a restore: its id (the folder under the state folder), a range of the plan."""
+
+    restore_id: str
+    source: str
+    snapshot: str | None = None
+    pages: list[str] = Field(default_factory=list)
+    target: str
+    cursor: int = 0
+    limit: int = 0
+
+
+class RestoreStepResult(BaseModel):
+    next_cursor: int
+    # Objects handled by this step (created, or lost and reported).
+    handled: int = 0
+    counts: RestoreCounts = Field(default_factory=RestoreCounts)
+    done: bool = False
+
+
+class RestoreProgress(BaseModel):
+    phase: str
+    planned: int
+    restored: int
+    linked: int
+    api_requests: int
+    paused: bool
+    runs: int
+
+
+class RestoreReport(BaseModel):
+    """What a restore did: counts and where its report and mapping are, never page content."""
+
+    restore_id: str
+    status: Literal["completed", "failed", "cancelled"]
+    target: str
+    counts: RestoreCounts
+    # `<state>/restores/<id>/report.json` and `mapping.jsonl` (old id -> new id, one a line).
+    report_path: str | None = None
+    mapping_path: str | None = None
+    error: str | None = None
+    # An undo: how many objects (and their content) were moved to the trash.
+    trashed: int | None = None
+
+
+RestoreInput.model_rebuild()

@@ -20,6 +20,7 @@ from temporalio.worker import Interceptor, Worker
 
 from activities.discovery import DiscoveryActivities
 from activities.export import ExportActivities
+from activities.restore import RestoreActivities
 from activities.scheduling import SchedulingActivities
 from activities.staging import StagingActivities
 from notion_sync import observability
@@ -33,6 +34,7 @@ from notion_sync.workspaces import (
     settings_for,
 )
 from workflows.export import ExportWorkflow
+from workflows.restore import RestoreWorkflow
 from workflows.scheduled import ScheduledExportWorkflow
 
 
@@ -96,7 +98,7 @@ def build_worker(
         Worker(
             client,
             task_queue=settings.task_queue,
-            workflows=[ExportWorkflow, ScheduledExportWorkflow],
+            workflows=[ExportWorkflow, ScheduledExportWorkflow, RestoreWorkflow],
             activities=[SchedulingActivities(settings).start_or_attach_export],
             max_concurrent_activities=settings.activity_slots,
             **common,
@@ -108,6 +110,7 @@ def build_worker(
         discovery = DiscoveryActivities(scoped)
         export = ExportActivities(scoped)
         staging = StagingActivities(scoped)
+        restore = RestoreActivities(scoped)
         workers.append(
             Worker(
                 client,
@@ -127,6 +130,12 @@ def build_worker(
                     staging.publish_snapshot,
                     staging.discard_staging,
                     staging.record_report,
+                    restore.prepare_restore,
+                    restore.create_shells,
+                    restore.fill_content,
+                    restore.link_objects,
+                    restore.write_restore_report,
+                    restore.undo_restore,
                 ],
                 max_concurrent_activities=settings.activity_slots,
                 **common,

@@ -11,6 +11,7 @@ from notion_sync.cli import export
 from notion_sync.cli.archive import archive_command
 from notion_sync.cli.history import diff_command, log_command
 from notion_sync.cli.render import render_command
+from notion_sync.cli.restore import restore_command
 from notion_sync.cli.restore_files import restore_files_command
 from notion_sync.cli.retention import gc_command, prune_command
 from notion_sync.cli.schedules import schedule_app
@@ -27,6 +28,7 @@ app.command(help="Run the Notion API emulator (a local server speaking Notion's 
 app.command("archive")(archive_command)
 app.command("verify")(verify_command)
 app.command("restore-files")(restore_files_command)
+app.command("restore")(restore_command)
 app.command("log")(log_command)
 app.command("diff")(diff_command)
 app.command("prune")(prune_command)

@@ -1,0 +1,57 @@
+"""Restore activities: thin wrappers over `notion_sync.restore.run`.
+
+The token comes from this worker's credential (the workspace's activity queue), never from the input.
+"""
+
+from __future__ import annotations
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.errors import temporal_errors
+from notion_sync.models import RestoreReport, RestoreStep, RestoreStepResult
+from notion_sync.restore import run
+from notion_sync.settings import Settings
+
+
+class RestoreActivities:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    @activity.defn(name="prepare_restore")
+    def prepare_restore(self, step: RestoreStep) -> RestoreStepResult:
+        """The snapshot as a tree in the restore's folder, and the plan (disk only)."""
+        with temporal_errors():
+            try:
+                return run.prepare(self._settings, step)
+            except run.RestoreRefused as refused:
+                raise ApplicationError(str(refused), type="RestoreRefused", non_retryable=True) from None
+
+    @activity.defn
+    async def create_shells(self, step: RestoreStep) -> RestoreStepResult:
+        with temporal_errors():
+            return await run.restore_range(self._settings, step, "create", activity.heartbeat)
+
+    @activity.defn
+    async def fill_content(self, step: RestoreStep) -> RestoreStepResult:
+        with temporal_errors():
+            return await run.restore_range(self._settings, step, "fill", activity.heartbeat)
+
+    @activity.defn
+    async def link_objects(self, step: RestoreStep) -> RestoreStepResult:
+        with temporal_errors():
+            return await run.restore_range(self._settings, step, "link", activity.heartbeat)
+
+    @activity.defn(name="write_restore_report")
+    def write_restore_report(self, step: RestoreStep, report: RestoreReport) -> RestoreReport:
+        with temporal_errors():
+            return run.write_report(self._settings, step, report)
+
+    @activity.defn
+    async def undo_restore(self, step: RestoreStep) -> int:
+        """Moves what restore `step.restore_id` created to the trash; returns how many objects."""
+        with temporal_errors():
+            try:
+                return await run.undo(self._settings, step.restore_id, activity.heartbeat)
+            except run.RestoreRefused as refused:
+                raise ApplicationError(str(refused), type="RestoreRefused", non_retryable=True) from None
