@@ -208,7 +208,8 @@ def rich_text(items: Any, targets: Targets, losses: list[Loss], block_id: str) -
     """Rich text as Notion accepts it: read-only fields dropped, ids remapped, text over 2,000
     characters split into several items with the same style; more than 100 items are joined into
     the last one's style (reported)."""
-    created = [part for item in items or [] if isinstance(item, dict) for part in _item(item, targets)]
+    dicts = [item for item in items or [] if isinstance(item, dict)]
+    created = [part for item in dicts for part in _item(item, targets, losses, block_id)]
     if len(created) > MAX_RICH_TEXT_ITEMS:
         losses.append(Loss(block_id, "rich_text", f"{len(created)} text items joined into 100"))
         head, tail = created[: MAX_RICH_TEXT_ITEMS - 1], created[MAX_RICH_TEXT_ITEMS - 1 :]
@@ -217,7 +218,7 @@ def rich_text(items: Any, targets: Targets, losses: list[Loss], block_id: str) -
     return created
 
 
-def _item(item: JSON, targets: Targets) -> Iterator[JSON]:
+def _item(item: JSON, targets: Targets, losses: list[Loss], block_id: str) -> Iterator[JSON]:
     kind = item.get("type")
     annotations = {k: v for k, v in (item.get("annotations") or {}).items() if k in _ANNOTATIONS}
     if kind == "equation":
@@ -232,9 +233,16 @@ def _item(item: JSON, targets: Targets) -> Iterator[JSON]:
         if mention is not None:
             yield {"type": "mention", "mention": mention, "annotations": annotations}
             return
-        # Not creatable here (a user the workspace lacks, a link preview...): its text stays.
+        # Not creatable here (a user the workspace lacks, a link preview...): its text stays, as a
+        # link to where it pointed if it has an address.
         content = str(item.get("plain_text", ""))
-        yield from _split({"type": "text", "text": {"content": ""}, "annotations": annotations}, content)
+        kind_of_mention = str((item.get("mention") or {}).get("type", ""))
+        losses.append(Loss(block_id, f"{kind_of_mention} mention", "kept as its text"))
+        kept: JSON = {"type": "text", "text": {"content": ""}, "annotations": annotations}
+        href = item.get("href")
+        if isinstance(href, str) and href.startswith(("http://", "https://")):
+            kept["text"]["link"] = {"url": href}
+        yield from _split(kept, content)
         return
     text = item.get("text") or {}
     content = str(text.get("content", item.get("plain_text", "")))

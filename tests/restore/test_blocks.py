@@ -166,7 +166,8 @@ def test_recorded_blocks_convert_to_valid_requests(name: str, blocks: list[JSON]
     assert not _keys(converted.blocks) & READ_ONLY and not _ids(converted.blocks), name
     for request in split_for_append(converted.blocks):
         assert len(request.blocks) <= MAX_CHILDREN and _depth(request.blocks) <= 3
-    lost = {loss.kind for loss in converted.losses}
+    # Mentions the API cannot create (link previews, users of another workspace) stay as text.
+    lost = {loss.kind for loss in converted.losses if not loss.kind.endswith(" mention")}
     # Only what the API cannot create, files whose copy was not uploaded, or synced references whose
     # original is not restored (no targets here), is lost.
     assert lost <= {"unsupported", "link_preview", "template", "image", "file", "pdf", "video", "audio"} | {
