@@ -11,6 +11,7 @@ import hashlib
 import os
 import sqlite3
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
@@ -43,6 +44,15 @@ class DigestSet:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS digests (sha256 BLOB PRIMARY KEY) WITHOUT ROWID")
+        # When the set was first made (this machine's clock): how stale its oldest digest may be.
+        self._db.execute("CREATE TABLE IF NOT EXISTS created (at REAL NOT NULL)")
+        made = "INSERT INTO created SELECT ? WHERE NOT EXISTS (SELECT 1 FROM created)"
+        self._db.execute(made, (time.time(),))
+
+    def age_seconds(self) -> float:
+        """How long ago the set was first made: no digest in it was added earlier."""
+        row = self._db.execute("SELECT min(at) FROM created").fetchone()
+        return max(0.0, time.time() - float(row[0]))
 
     def add(self, sha256: str) -> None:
         self._db.execute("INSERT OR IGNORE INTO digests VALUES (?)", (_packed(sha256),))
@@ -52,6 +62,16 @@ class DigestSet:
         self._db.execute("BEGIN")
         try:
             self._db.executemany("INSERT OR IGNORE INTO digests VALUES (?)", ((_packed(d),) for d in digests))
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def discard_many(self, digests: Iterable[str]) -> None:
+        """Removes every digest of `digests` the set holds, in one transaction (streamed)."""
+        self._db.execute("BEGIN")
+        try:
+            self._db.executemany("DELETE FROM digests WHERE sha256 = ?", ((_packed(d),) for d in digests))
         except BaseException:
             self._db.execute("ROLLBACK")
             raise

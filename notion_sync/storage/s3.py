@@ -7,6 +7,7 @@ sync reuses it. Publishing then uploads the snapshot (see `s3_store` for the obj
     <prefix>/objects/<sha[:2]>/<sha>           each file's bytes once; only digests the store lacks
     <prefix>/snapshots/<name>/...              report, problems, the HTML site; manifest.jsonl last
     <prefix>/current.json                      {"snapshot": name, "manifest": key, ...}, written last
+    <prefix>/publishing.json                   the publishing run's lease, for a hand-run `gc`
 
 Nothing points at `snapshots/<name>/` until `current.json` is replaced (one PUT, atomic in S3), so a
 reader that resolves `current.json` sees the old export or the new one, never a mix. An upload that
@@ -15,7 +16,8 @@ its journal, and multipart uploads left over are aborted first. Compensation abo
 upload and deletes the run's snapshot unless it is current; its objects are garbage to collect.
 
 A mirror that lacks the snapshot `current.json` names (a new machine) gets it by `download`, checked
-against the manifest (see `storage/destination.py`, `seed_mirror`). Retention (`prune`) deletes whole
+against the manifest (see `storage/destination.py`, `seed_mirror`); a store object found corrupt is
+uploaded again by the next publish from that mirror (its re-upload set). Retention (`prune`) deletes whole
 `snapshots/<name>/` prefixes, never the current one, then the objects nothing references.
 
 Endpoint, region and credentials come from boto3's default chain (`AWS_ENDPOINT_URL`, `AWS_REGION`,
@@ -26,10 +28,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import itertools
 import json
-import os
 import shutil
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -77,6 +77,17 @@ class UploadResult:
     uploaded: int
     skipped: int
     bytes: int
+
+
+@dataclass
+class _Stores:
+    """What a publish knows of the object store: digests it holds (`known`, or asked for each when
+    `ask_store`), this run's finished uploads (`journal`), digests to upload again (`reupload`)."""
+
+    known: DigestSet
+    journal: DigestSet
+    reupload: DigestSet
+    ask_store: bool
 
 
 class S3Destination:
@@ -205,9 +216,10 @@ class S3Destination:
         repeat after a crash: the upload journal (beside the run's index) holds every digest this run
         finished, and multipart uploads left unfinished are aborted.
         """
+        from notion_sync.storage import s3_store
         from notion_sync.storage.local import LocalDestination
-        from notion_sync.storage.s3_store import known_digests, large_files, listed_files, unlisted_files
 
+        s3_store.take_lease(self, run_id)  # before anything is reused: a hand-run GC waits for us
         if not self.has_store_marker():
             self.adopt(heartbeat)  # the digests of an old-layout current snapshot are then in the store
         prefix = self.location.snapshot_prefix(snapshot)
@@ -218,15 +230,22 @@ class S3Destination:
         metadata = {RUN_METADATA: run_id}
         result = UploadResult(uploaded=0, skipped=0, bytes=0)
         totals = [0, 0]  # files and bytes of the snapshot, for the pointer
-        with DigestSet() as known, DigestSet() as listed, DigestSet(journal_path) as journal:
-            ask_store = known_digests(self, mirror.root, known)
+        with (
+            DigestSet() as known,
+            DigestSet() as listed,
+            DigestSet(journal_path) as journal,
+            DigestSet(s3_store.reupload_path(mirror)) as reupload,
+        ):
+            stores = _Stores(known, journal, reupload, s3_store.known_digests(self, mirror.root, known))
             threshold = self._transfer_config().multipart_threshold
-            small = ((p, f) for p, f in listed_files(snapshot_dir, listed, totals) if f.size < threshold)
-            files = itertools.chain(large_files(snapshot_dir, threshold), small)
-            self._upload_stored(files, known, journal, ask_store, metadata, result, heartbeat, cancelled)
+            small = (
+                (p, f) for p, f in s3_store.listed_files(snapshot_dir, listed, totals) if f.size < threshold
+            )
+            files = itertools.chain(s3_store.large_files(snapshot_dir, threshold), small)
+            self._upload_stored(files, stores, metadata, result, heartbeat, cancelled)
             present = {o["Key"]: o for o in self.objects(prefix)}
             # The manifest last: `discard` and readers take a snapshot with a manifest as whole.
-            for batch in (unlisted_files(snapshot_dir, listed, totals), [snapshot_dir / MANIFEST]):
+            for batch in (s3_store.unlisted_files(snapshot_dir, listed, totals), [snapshot_dir / MANIFEST]):
                 self._upload_all(snapshot_dir, prefix, batch, present, metadata, result, heartbeat, cancelled)
             pointer = {
                 "snapshot": snapshot,
@@ -244,37 +263,46 @@ class S3Destination:
                 Body=json.dumps(pointer, indent=2).encode(),
                 ContentType="application/json",
             )
+            reupload.discard_many(journal)  # those are good in the store again
             journal.remove()
+        s3_store.release_lease(self, run_id)
         return result
 
     def _upload_stored(
         self,
         files: Iterator[tuple[Path, ManifestFile]],
-        known: DigestSet,
-        journal: DigestSet,
-        ask_store: bool,
+        stores: _Stores,
         metadata: dict[str, str],
         result: UploadResult,
         heartbeat: Callable[[], None],
         cancelled: Callable[[], bool],
     ) -> None:
         """Uploads files to the object store on a pool of threads, each digest once: none the store
-        is known to hold (`known`), none this run finished (`journal`, written as each finishes), none
-        already in flight."""
+        is known to hold (`known`) unless it must be uploaded again (`reupload`), none this run
+        finished (`journal`, written as each finishes; asked again once older than the grace period),
+        none already in flight."""
         config = self._transfer_config()
         in_flight: set[str] = set()
+        journal_fresh = stores.journal.age_seconds() < GC_GRACE_SECONDS / 2
 
         def tasks() -> Iterator[Callable[[threading.Event], tuple[str, int | None]]]:
             for path, file in files:
-                if file.sha256 in known or file.sha256 in journal or file.sha256 in in_flight:
+                must = file.sha256 in stores.reupload
+                finished = file.sha256 in stores.journal
+                if (
+                    file.sha256 in in_flight
+                    or (finished and journal_fresh)
+                    or (file.sha256 in stores.known and not must)
+                ):
                     result.skipped += 1
                     continue
                 in_flight.add(file.sha256)
-                yield functools.partial(self._store_one, path, file, ask_store, metadata, config)
+                ask = not must and (stores.ask_store or finished)
+                yield functools.partial(self._store_one, path, file, ask, metadata, config)
 
         def done(finished: tuple[str, int | None]) -> None:
             sha, sent = finished
-            journal.add(sha)
+            stores.journal.add(sha)
             in_flight.discard(sha)
             if sent is None:
                 result.skipped += 1
@@ -293,16 +321,19 @@ class S3Destination:
         self,
         path: Path,
         file: ManifestFile,
-        ask_store: bool,
+        ask: bool,
         metadata: dict[str, str],
         config: Any,
         stop: threading.Event,
     ) -> tuple[str, int | None]:
-        """Uploads one file to the store (unless asked and found there); (digest, bytes sent or None)."""
+        """Uploads one file to the store unless asked and found there, written recently enough that no
+        collection deletes it before the manifest references it; (digest, bytes sent or None)."""
+        from notion_sync.storage.s3_store import fresh_in_store
+
         if stop.is_set():
             raise TransferCancelled("the transfer was stopped")
         key = self.object_key(file.sha256)
-        if ask_store and (self.head(key) or {}).get("ContentLength") == file.size:
+        if ask and fresh_in_store(self, file, GC_GRACE_SECONDS / 2):
             return file.sha256, None
         # Its key is its digest: bytes that are not what the manifest says must never get there.
         if file_digest(path) != (file.sha256, file.size):
@@ -449,88 +480,11 @@ class S3Destination:
         heartbeat: Callable[[], None] = lambda: None,
         cancelled: Callable[[], bool] = lambda: False,
     ) -> int:
-        """Downloads files of snapshot `snapshot` into the folder `into`; returns the bytes read.
+        """Downloads files of snapshot `snapshot` into the folder `into`, each checked; returns the
+        bytes read (see `destination.download_files`)."""
+        from notion_sync.storage.destination import download_files
 
-        A file given with its manifest entry is read from the object store (or, in a snapshot not yet
-        adopted, from its path under `snapshots/<snapshot>/`); one without (the manifest, report,
-        problems, the HTML site) from its path. Each object is streamed to a temporary file, checked
-        against the manifest's size and sha256 when given and against the sha256 in its metadata, and
-        only then renamed into place: a file in `into` is whole and checked, so a resumed download
-        skips it. A mismatch or a missing object raises SnapshotUnusable.
-        """
-        prefix = self.location.snapshot_prefix(snapshot)
-        base = into.resolve()
-        in_flight: set[str] = set()
-        received = 0
-
-        def tasks() -> Iterator[Callable[[threading.Event], tuple[str, int]]]:
-            for relpath, expected in files:
-                target = (base / relpath).resolve()
-                if not target.is_relative_to(base) or target == base:
-                    raise SnapshotUnusable(f"{relpath}: a path outside the snapshot")
-                # Files are listed once per page that shows them; a shared one is fetched once.
-                if relpath in in_flight or target.is_file():
-                    continue
-                in_flight.add(relpath)
-                # A listed file is in the store, or at its path in a snapshot older than the store.
-                keys = self.file_keys(snapshot, expected) if expected is not None else (prefix + relpath,)
-                yield functools.partial(self._download_one, keys, relpath, target, expected)
-
-        def done(finished: tuple[str, int]) -> None:
-            nonlocal received
-            in_flight.discard(finished[0])
-            received += finished[1]
-
-        self.in_threads(tasks(), done, heartbeat, cancelled)
-        return received
-
-    def _download_one(
-        self,
-        keys: tuple[str, ...],
-        relpath: str,
-        target: Path,
-        expected: ManifestFile | None,
-        stop: threading.Event,
-    ) -> tuple[str, int]:
-        """Downloads the first of `keys` there is into `target`, checked (see `download`)."""
-        from botocore.exceptions import ClientError
-
-        if stop.is_set():
-            raise TransferCancelled("the transfer was stopped")
-        answer: dict[str, Any] | None = None
-        for key in keys:
-            try:
-                answer = self.client.get_object(Bucket=self.location.bucket, Key=key)
-                break
-            except ClientError as error:
-                if error.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404", "NotFound"):
-                    raise
-        if answer is None:
-            raise SnapshotUnusable(f"{relpath} is missing (looked for {', '.join(keys)})")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp")
-        sha = hashlib.sha256()
-        size = 0
-        try:
-            with contextlib.closing(answer["Body"]) as body, tmp.open("wb") as stream:
-                for chunk in body.iter_chunks(1 << 20):
-                    if stop.is_set():
-                        raise TransferCancelled("the transfer was stopped")
-                    sha.update(chunk)
-                    stream.write(chunk)
-                    size += len(chunk)
-            digest = sha.hexdigest()
-            claimed = answer.get("Metadata", {}).get("sha256")
-            if expected is not None and key == self.object_key(expected.sha256) and digest != expected.sha256:
-                raise CorruptObject(key, f"{key}: its content does not match its checksum")
-            if claimed not in (None, digest) or (
-                expected is not None and (expected.sha256, expected.size) != (digest, size)
-            ):
-                raise SnapshotUnusable(f"{key}: its content does not match its checksum")
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return relpath, size
+        return download_files(self, snapshot, files, into, heartbeat, cancelled)
 
     # ------------------------------------------------------------------------------------ compensation
 
@@ -568,15 +522,22 @@ class S3Destination:
         policy: RetentionPolicy,
         heartbeat: Callable[[], None] = lambda: None,
         grace_seconds: float = GC_GRACE_SECONDS,
+        run_id: str | None = None,
     ) -> RetentionPlan:
         """Retention: deletes every snapshot `policy` does not keep (`plan_retention`, which also
         keeps the one `current.json` names and the newest that passed the shrink guard), then the
         objects no kept snapshot references (`collect_garbage`, sparing those younger than
-        `grace_seconds`: 0 only from the run that publishes, as no other one can be uploading then).
+        `grace_seconds`: 0 only from the run that publishes, `run_id`, as no other one can be
+        uploading then; that run's collection only logs its failure, the snapshot being published).
 
         Safe to repeat: a prune cut short leaves a snapshot nothing points at, removed next time.
-        Unfinished multipart uploads under a removed snapshot are aborted too.
+        Unfinished multipart uploads under a removed snapshot are aborted too. By hand (no `run_id`),
+        raises StoreBusy before deleting anything while a run is publishing.
         """
+        from notion_sync.storage import s3_store
+
+        if run_id is None:
+            s3_store.check_lease(self, None)
         current = (self.current() or {}).get("snapshot")
         names = self.snapshots()
         guarded = newest_guarded(reversed(names), lambda name: parse_report(self.read(name, REPORT)))
@@ -585,7 +546,9 @@ class S3Destination:
             prefix = self.location.snapshot_prefix(name)
             self.abort_uploads(prefix)
             self.delete_prefix(prefix, heartbeat)
-        if plan.removed:
+        if plan.removed and run_id is not None:
+            s3_store.collect_after_publish(self, heartbeat, grace_seconds, run_id)
+        elif plan.removed:
             self.collect_garbage(heartbeat=heartbeat, grace_seconds=grace_seconds)
         return plan
 
@@ -608,12 +571,14 @@ class S3Destination:
         dry_run: bool = False,
         grace_seconds: float = GC_GRACE_SECONDS,
         batch_size: int = DELETE_BATCH,
+        run_id: str | None = None,
     ) -> GarbageReport:
         """Deletes the objects of the store that no snapshot references and that are older than
-        `grace_seconds` by the server's clock (see `s3_store`)."""
+        `grace_seconds` by the server's clock, unless a run other than `run_id` is publishing (see
+        `s3_store`)."""
         from notion_sync.storage.s3_store import collect_garbage
 
-        return collect_garbage(self, heartbeat, dry_run, grace_seconds, batch_size)
+        return collect_garbage(self, heartbeat, dry_run, grace_seconds, batch_size, run_id)
 
     def discard(self, run_id: str) -> list[str]:
         """Compensation: no multipart upload left under `snapshots/`, and the snapshot this run
@@ -626,6 +591,8 @@ class S3Destination:
         """
         from botocore.exceptions import ClientError
 
+        from notion_sync.storage.s3_store import release_lease
+
         try:
             self.abort_uploads(self.location.key(SNAPSHOTS) + "/")
             self.abort_uploads(self.location.key(OBJECTS) + "/")
@@ -633,6 +600,7 @@ class S3Destination:
             if error.response.get("Error", {}).get("Code") in ("NoSuchBucket", "404"):
                 return []  # no bucket (the export failed on it): nothing was uploaded
             raise
+        release_lease(self, run_id)
         current = (self.current() or {}).get("snapshot")
         removed = []
         for name in self.snapshots():

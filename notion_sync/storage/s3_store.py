@@ -3,21 +3,28 @@ published before the store, and garbage collection.
 
     <prefix>/objects/<sha[:2]>/<sha>     each file's bytes, once, whatever snapshots list it
     <prefix>/snapshots/<name>/...        manifest.jsonl, report.json, problems.jsonl, the HTML site
-    <prefix>/store.json                  written once every snapshot's files are in the store
+    <prefix>/store.json                  written once every snapshot is adopted (or found damaged)
+    <prefix>/publishing.json             the lease of the run publishing now: {"run", "started"}
 
 **Adoption** (`adopt_snapshots`) moves the files of older snapshots (at `snapshots/<name>/<path>`)
 into the store by server-side copies, no byte through the worker (one CopyObject each, which S3
 allows up to 5 GB: larger files would need a multipart copy, not done here), and no Notion request.
 A file is copied only when its size is the manifest's and its sha256 metadata (old publishes wrote
 it) is the manifest's or absent; any other is left in place, counted as damaged, and its snapshot
-keeps its per-path copies. Once a snapshot's files are all in the store, those copies are deleted.
-Interrupted, it resumes: what is in the store is not copied again.
+keeps its per-path copies. A file without that metadata is read and hashed first. Once a snapshot's
+files are all in the store, those copies are deleted. Interrupted, it resumes: what is in the store is
+not copied again. `store.json` names the snapshots found damaged, so adoption runs once (`verify`
+still reports their damage) and a publish asks the store about the digests of a damaged current one.
 
 **Garbage collection** (`collect_garbage`) deletes an object only when no snapshot's manifest lists
 its digest and it is older than a grace period by the server's clock. A run publishing right now
 (its manifest not uploaded yet) or a dead run's leftovers have no manifest to protect their
-objects: the grace period does. Each deletion removes an unreferenced object, so an interrupted
-collection leaves every kept snapshot whole, and the next one finishes.
+objects: the grace period does. A snapshot whose manifest cannot be read stops the collection before
+it deletes anything. A run reusing an old unreferenced object (found by HEAD on a new machine) is
+protected by its lease: a collection checks it before listing and before each batch of deletions,
+and stops (`StoreBusy`) while another run's lease is younger than `LEASE_SECONDS`. Each deletion
+removes an unreferenced object, so an interrupted collection leaves every kept snapshot whole, and
+the next one finishes.
 """
 
 from __future__ import annotations
@@ -25,12 +32,14 @@ from __future__ import annotations
 import collections
 import contextlib
 import functools
+import hashlib
 import itertools
 import json
 import logging
+import os
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -49,12 +58,97 @@ from notion_sync.snapshot import (
     read_manifest,
 )
 from notion_sync.storage.digests import DigestSet, path_digest
+from notion_sync.storage.s3 import S3DeleteFailed
 
 if TYPE_CHECKING:
+    from notion_sync.storage.local import LocalDestination
     from notion_sync.storage.s3 import S3Destination
 
 logger = logging.getLogger(__name__)
 _HEX = frozenset("0123456789abcdef")
+LEASE = "publishing.json"
+# A lease older than this is a dead run's: a publish takes hours at most, not a day.
+LEASE_SECONDS = 24 * 3600
+# Digests whose object in the store was found corrupt: the next publish uploads them whatever it holds.
+REUPLOAD = "reupload.sqlite"
+_MISSING = ("NoSuchKey", "404", "NotFound")
+
+
+class CollectionRefused(S3DeleteFailed):
+    """Garbage collection deleted nothing (more): a snapshot's manifest is unreadable, or a run is
+    publishing."""
+
+
+class StoreBusy(CollectionRefused):
+    """Another run holds the destination's publish lease: collecting now could delete what it reuses."""
+
+
+def reupload_path(mirror: LocalDestination) -> Path:
+    """The mirror's durable set of digests to upload again (see `REUPLOAD`)."""
+    return mirror.internal / "state" / REUPLOAD
+
+
+# ------------------------------------------------------------------------------------ the lease
+
+
+def take_lease(remote: S3Destination, run_id: str) -> None:
+    """Writes `publishing.json` for `run_id` (started: the server's time), replacing any other."""
+    answer = remote.client.list_objects_v2(Bucket=remote.location.bucket, Prefix=remote.location.key(LEASE))
+    started = _server_time(answer).strftime("%Y-%m-%dT%H:%M:%SZ")
+    remote.client.put_object(
+        Bucket=remote.location.bucket,
+        Key=remote.location.key(LEASE),
+        Body=json.dumps({"run": run_id, "started": started}).encode(),
+        ContentType="application/json",
+    )
+
+
+def release_lease(remote: S3Destination, run_id: str) -> None:
+    """Deletes `publishing.json` if it is `run_id`'s."""
+    lease = _read_lease(remote)
+    if lease is not None and lease[0] == run_id:
+        remote.client.delete_object(Bucket=remote.location.bucket, Key=remote.location.key(LEASE))
+
+
+def check_lease(remote: S3Destination, run_id: str | None) -> None:
+    """Raises StoreBusy if a run other than `run_id` holds a lease younger than `LEASE_SECONDS`."""
+    lease = _read_lease(remote)
+    if lease is None or lease[0] == run_id or lease[1] >= LEASE_SECONDS:
+        return
+    raise StoreBusy(
+        f"a run is publishing here (run {lease[0] or 'unknown'}, for {int(lease[1]) // 60} minutes); "
+        "garbage collection deleted nothing more, try again later"
+    )
+
+
+def _read_lease(remote: S3Destination) -> tuple[str, float] | None:
+    """(run, age in seconds by the server's clock) of the lease, or None if there is none."""
+    from botocore.exceptions import ClientError
+
+    try:
+        answer = remote.client.get_object(Bucket=remote.location.bucket, Key=remote.location.key(LEASE))
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in _MISSING:
+            return None
+        raise
+    with contextlib.closing(answer["Body"]) as body:
+        raw = body.read(64 * 1024)
+    try:
+        run = str(json.loads(raw).get("run", ""))
+    except (ValueError, AttributeError):
+        run = ""  # unreadable: a lease all the same, of no run that could ignore it
+    return run, (_server_time(answer) - answer["LastModified"]).total_seconds()
+
+
+def fresh_in_store(remote: S3Destination, file: ManifestFile, max_age: float) -> bool:
+    """Whether the store holds `file`'s digest with its size, written less than `max_age` seconds
+    ago by the server's clock: an older unreferenced object may be collected before this run's
+    manifest references it (a HEAD refreshes nothing)."""
+    answer = remote.head(remote.object_key(file.sha256))
+    if answer is None or answer.get("ContentLength") != file.size:
+        return False
+    return bool((_server_time(answer) - answer["LastModified"]).total_seconds() < max_age)
+
 
 # ------------------------------------------------------------------------------------ publishing
 
@@ -70,9 +164,11 @@ def known_digests(remote: S3Destination, mirror: Path, known: DigestSet) -> bool
     if not name or "/" in name or name in (".", ".."):
         return True
     # An old-layout current snapshot whose files adoption could not all move: ask.
-    in_store = pointer.get("store") == OBJECTS or remote.has_store_marker()
+    damaged = [] if pointer.get("store") == OBJECTS else damaged_snapshots(remote)
+    if damaged is None or name in damaged:
+        return True
     manifest = mirror / SNAPSHOTS / name / MANIFEST
-    if not in_store or not manifest.is_file():
+    if not manifest.is_file():
         return True
     try:
         with read_manifest(manifest) as (_header, entries):
@@ -121,11 +217,10 @@ def _inside(base: Path, relpath: str) -> Path:
 def unlisted_files(snapshot_dir: Path, listed: DigestSet, totals: list[int]) -> Iterator[Path]:
     """The snapshot's files its manifest does not list (the HTML site), then its report and problems
     (the manifest goes last, on its own); each counted in `totals`."""
-    for path in sorted(snapshot_dir.rglob("*")):
+    for path in _walk_files(snapshot_dir):
         relpath = path.relative_to(snapshot_dir).as_posix()
         if (
-            not path.is_file()
-            or (path.name.startswith(".") and path.name.endswith(".tmp"))
+            (path.name.startswith(".") and path.name.endswith(".tmp"))
             or relpath in META_FILES
             or path_digest(relpath) in listed
         ):
@@ -140,26 +235,43 @@ def unlisted_files(snapshot_dir: Path, listed: DigestSet, totals: list[int]) -> 
             yield snapshot_dir / name
 
 
+def _walk_files(folder: Path) -> Iterator[Path]:
+    """Every regular file under `folder`, read one directory entry at a time (never a whole listing:
+    `json/pages/` alone holds a file per page)."""
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                yield from _walk_files(Path(entry.path))
+            elif entry.is_file(follow_symlinks=False):
+                yield Path(entry.path)
+
+
 # ------------------------------------------------------------------------------------ adoption
 
 
 def adopt_snapshots(remote: S3Destination, heartbeat: Callable[[], None]) -> int:
-    """Moves every older snapshot's files into the store, then writes `store.json` unless a file was
-    damaged; returns how many objects were copied."""
-    copied = damaged = 0
+    """Moves every older snapshot's files into the store, then writes `store.json`, naming the
+    snapshots with a damaged file (left at their paths, reported); returns how many objects were
+    copied."""
+    copied = 0
+    damaged: list[str] = []
     with DigestSet() as stored:  # digests this adoption found or put in the store
         for name in remote.snapshots():
             snapshot_copied, snapshot_damaged = _adopt_snapshot(remote, name, stored, heartbeat)
             copied += snapshot_copied
-            damaged += snapshot_damaged
-    if damaged:
-        logger.warning(
-            "%s: %d files of older snapshots do not match their manifest; left at their paths",
-            remote.location.url,
-            damaged,
-        )
-        return copied
-    marker = {"store": OBJECTS, "adopted_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+            if snapshot_damaged:
+                damaged.append(name)
+                logger.warning(
+                    "%s: %d files of snapshot %s do not match its manifest; left at their paths",
+                    remote.location.url,
+                    snapshot_damaged,
+                    name,
+                )
+    marker = {
+        "store": OBJECTS,
+        "adopted_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "damaged": damaged,
+    }
     remote.client.put_object(
         Bucket=remote.location.bucket,
         Key=remote.location.key(STORE_MARKER),
@@ -167,6 +279,26 @@ def adopt_snapshots(remote: S3Destination, heartbeat: Callable[[], None]) -> int
         ContentType="application/json",
     )
     return copied
+
+
+def damaged_snapshots(remote: S3Destination) -> list[str] | None:
+    """The snapshots `store.json` names as not adopted (damaged), or None without a marker."""
+    from botocore.exceptions import ClientError
+
+    try:
+        key = remote.location.key(STORE_MARKER)
+        answer = remote.client.get_object(Bucket=remote.location.bucket, Key=key)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in _MISSING:
+            return None
+        raise
+    with contextlib.closing(answer["Body"]) as body:
+        raw = body.read(1 << 20)
+    try:
+        names = json.loads(raw).get("damaged", [])
+    except (ValueError, AttributeError):
+        return None  # unreadable: as if there were none, so adoption runs again
+    return [str(n) for n in names] if isinstance(names, list) else []
 
 
 def _adopt_snapshot(
@@ -178,22 +310,25 @@ def _adopt_snapshot(
         if manifest is None:
             return 0, 0  # being published now, or a dead run's leftovers: nothing lists its files
         at_paths.add_many(path_digest(p) for p in _relpaths(remote, prefix, heartbeat) if p not in META_FILES)
-        if at_paths.count() == 0:
-            return 0, 0  # published into the store, or adopted already
         counts = [0, 0]
         in_flight: set[str] = set()
 
-        def tasks() -> Iterator[Callable[[threading.Event], tuple[str, bool | None]]]:
+        def listed_at_paths() -> Generator[ManifestFile]:
+            """The listed files still at their paths (unlisted ones, the site index, are not)."""
+            manifest.seek(0)
             with read_manifest(manifest) as (_header, entries):
                 for entry in entries:
                     for file in entry.files:
-                        if path_digest(file.path) not in at_paths:
-                            continue  # in the store only (or missing: `verify` says so)
-                        adoptable.add(path_digest(file.path))
-                        if file.sha256 in stored or file.sha256 in in_flight:
-                            continue
-                        in_flight.add(file.sha256)
-                        yield functools.partial(_adopt_file, remote, file, prefix + file.path)
+                        if path_digest(file.path) in at_paths:
+                            yield file
+
+        def tasks() -> Iterator[Callable[[threading.Event], tuple[str, bool | None]]]:
+            for file in listed_at_paths():
+                adoptable.add(path_digest(file.path))
+                if file.sha256 in stored or file.sha256 in in_flight:
+                    continue
+                in_flight.add(file.sha256)
+                yield functools.partial(_adopt_file, remote, file, prefix + file.path)
 
         def done(finished: tuple[str, bool | None]) -> None:
             sha, copied = finished
@@ -205,8 +340,11 @@ def _adopt_snapshot(
             counts[0] += int(copied)
 
         try:
+            with contextlib.closing(listed_at_paths()) as first_pass:
+                if next(first_pass, None) is None:
+                    return 0, 0  # published into the store, or adopted already
             remote.in_threads(tasks(), done, heartbeat, lambda: False)
-        except ManifestUnreadable as error:
+        except (ManifestUnreadable, ValueError) as error:
             logger.warning("%s: snapshot %s not adopted: %s", remote.location.url, name, error)
             return counts[0], counts[1] + 1
         if counts[1] == 0:
@@ -239,7 +377,11 @@ def _adopt_file(
     old = remote.head(old_key)
     if old is None or old.get("ContentLength") != file.size:
         return file.sha256, None
-    if old.get("Metadata", {}).get("sha256") not in (None, file.sha256):
+    claimed = old.get("Metadata", {}).get("sha256")
+    # Without the metadata (rare), only the bytes themselves can say they are what the manifest lists.
+    if claimed is None:
+        claimed = object_sha256(remote, old_key, stop)
+    if claimed != file.sha256:
         return file.sha256, None
     remote.client.copy_object(
         Bucket=remote.location.bucket,
@@ -251,6 +393,20 @@ def _adopt_file(
     return file.sha256, True
 
 
+def object_sha256(remote: S3Destination, key: str, stop: threading.Event) -> str:
+    """The sha256 of an object's bytes, read through (streamed)."""
+    from notion_sync.storage.s3 import TransferCancelled
+
+    sha = hashlib.sha256()
+    answer = remote.client.get_object(Bucket=remote.location.bucket, Key=key)
+    with contextlib.closing(answer["Body"]) as body:
+        for chunk in body.iter_chunks(1 << 20):
+            if stop.is_set():
+                raise TransferCancelled("the transfer was stopped")
+            sha.update(chunk)
+    return sha.hexdigest()
+
+
 # ------------------------------------------------------------------------------------ collection
 
 
@@ -260,32 +416,53 @@ def collect_garbage(
     dry_run: bool,
     grace_seconds: float,
     batch_size: int,
+    run_id: str | None = None,
 ) -> GarbageReport:
     """Adopts older snapshots first (unless a dry run), so nothing they need is collected; then
     deletes, `batch_size` keys a request, every object no manifest references that is older than
-    `grace_seconds` by the server's clock."""
+    `grace_seconds` by the server's clock.
+
+    Raises CollectionRefused, before deleting anything, if a snapshot's manifest cannot be read, and
+    StoreBusy (before listing, or between two batches) while a run other than `run_id` holds the
+    publish lease."""
     report = GarbageReport(dry_run=dry_run)
-    if not dry_run and not remote.has_store_marker():
-        report.adopted = remote.adopt(heartbeat)
+    if not dry_run:
+        check_lease(remote, run_id)
+        if not remote.has_store_marker():
+            report.adopted = remote.adopt(heartbeat)
     with DigestSet() as referenced:
         for name in remote.snapshots():
             with _manifest_copy(remote, name) as manifest:
                 if manifest is None:
-                    continue  # only the grace period protects its objects
+                    continue  # being published, or a dead run's leftovers: the grace period protects
                 try:
                     with read_manifest(manifest) as (_header, entries):
                         referenced.add_many(f.sha256 for entry in entries for f in entry.files)
-                except ManifestUnreadable as error:
-                    logger.warning(
-                        "%s: snapshot %s has no readable manifest: %s", remote.location.url, name, error
-                    )
+                except (ManifestUnreadable, ValueError) as error:
+                    raise CollectionRefused(
+                        f"nothing deleted: the manifest of snapshot {name} cannot be read ({error}), "
+                        "so what it references is unknown"
+                    ) from None
             heartbeat()
         doomed = _unreferenced(remote, referenced, grace_seconds, report, heartbeat)
         if dry_run:
             collections.deque(doomed, maxlen=0)  # counted, not deleted
         else:
-            _delete_keys(remote, doomed, batch_size, heartbeat)
+            _delete_keys(remote, doomed, batch_size, heartbeat, lambda: check_lease(remote, run_id))
     return report
+
+
+def collect_after_publish(
+    remote: S3Destination, heartbeat: Callable[[], None], grace_seconds: float, run_id: str
+) -> None:
+    """The collection a publishing run makes after its retention: the snapshot is published by then,
+    so a collection that fails is only reported (the next one, or `gc`, finishes it)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        collect_garbage(remote, heartbeat, False, grace_seconds, 1000, run_id)
+    except (ClientError, BotoCoreError, S3DeleteFailed, ManifestUnreadable, ValueError) as error:
+        logger.warning("%s: garbage collection after publishing failed: %s", remote.location.url, error)
 
 
 def _unreferenced(
@@ -331,13 +508,17 @@ def _server_time(page: dict[str, Any]) -> datetime:
 
 
 def _delete_keys(
-    remote: S3Destination, keys: Iterator[str], batch_size: int, heartbeat: Callable[[], None]
+    remote: S3Destination,
+    keys: Iterator[str],
+    batch_size: int,
+    heartbeat: Callable[[], None],
+    before_batch: Callable[[], None] = lambda: None,
 ) -> None:
-    """Deletes `keys`, `batch_size` (≤ 1000) a request; fails on the first key S3 refuses."""
-    from notion_sync.storage.s3 import S3DeleteFailed
-
+    """Deletes `keys`, `batch_size` (≤ 1000) a request; fails on the first key S3 refuses.
+    `before_batch` runs once a batch is listed, before it is deleted (and may raise to stop)."""
     size = max(1, min(batch_size, 1000))
     while batch := list(itertools.islice(keys, size)):
+        before_batch()
         answer = remote.client.delete_objects(
             Bucket=remote.location.bucket, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True}
         )

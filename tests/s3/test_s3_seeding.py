@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from pathlib import Path
@@ -9,13 +10,17 @@ from typing import Any
 
 import pytest
 from temporalio.client import Client
+from typer.testing import CliRunner
 
+from notion_sync.cli import app
 from notion_sync.control import start_export
 from notion_sync.emulator.process import EmulatorProcess
 from notion_sync.models import ExportInput, ExportReport
 from notion_sync.settings import Settings
 from notion_sync.storage.destination import SEED, open_destination, remote_destination, seed_mirror
+from notion_sync.storage.digests import DigestSet
 from notion_sync.storage.s3 import SnapshotUnusable, mirror_path, parse_s3_url
+from notion_sync.storage.s3_store import reupload_path
 from tests.export.harness import running_worker, snapshot_files, worker_settings
 from tests.s3.conftest import S3Server
 from tests.s3.test_s3_destination import OPTIONS, _assert_complete, _current, _objects, _uploads
@@ -58,6 +63,11 @@ def _exported_pages(s3: Any, bucket: str, pointer: dict[str, Any]) -> list[str]:
 def _manifest_entries(s3: Any, bucket: str, pointer: dict[str, Any]) -> list[dict[str, Any]]:
     lines = s3.get_object(Bucket=bucket, Key=pointer["manifest"])["Body"].read().splitlines()[1:]
     return [json.loads(line) for line in lines]
+
+
+def _store_object(s3: Any, bucket: str, sha: str) -> bytes:
+    body: bytes = s3.get_object(Bucket=bucket, Key=f"rot/objects/{sha[:2]}/{sha}")["Body"].read()
+    return body
 
 
 def _mirror(settings: Settings, destination: str) -> Path:
@@ -144,14 +154,23 @@ async def test_a_corrupt_object_in_s3_makes_the_sync_a_full_export(
         first = _current(s3, bucket, "rot")
         assert first is not None
         pages = _exported_pages(s3, bucket, first)
-        # Bit rot that keeps the object's metadata (its sha256 included).
-        path = f"json/pages/{pages[2]}.json"
-        sha = next(
-            f["sha256"] for e in _manifest_entries(s3, bucket, first) for f in e["files"] if f["path"] == path
+        # Bit rot that keeps the object's metadata (its sha256 included), in a page's JSON that an
+        # export writes again byte for byte (no signed file URL in it).
+        listed = {f["path"]: f["sha256"] for e in _manifest_entries(s3, bucket, first) for f in e["files"]}
+        stable = (
+            (sha, body)
+            for sha, body in (
+                (
+                    listed[f"json/pages/{page}.json"],
+                    _store_object(s3, bucket, listed[f"json/pages/{page}.json"]),
+                )
+                for page in pages
+            )
+            if b"expiry_time" not in body
         )
+        sha, body = next(stable)
         key = f"rot/objects/{sha[:2]}/{sha}"
         head = s3.head_object(Bucket=bucket, Key=key)
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
         s3.put_object(Bucket=bucket, Key=key, Body=body.replace(b'"', b"'", 1), Metadata=head["Metadata"])
 
         # Seeding by itself: it refuses, and leaves the mirror without a snapshot or a half download.
@@ -162,8 +181,11 @@ async def test_a_corrupt_object_in_s3_makes_the_sync_a_full_export(
         with pytest.raises(SnapshotUnusable, match="does not match its checksum"):
             seed_mirror(mirror_c, remote)
         assert mirror_c.current() is None
-        # The rotten object is gone from the store: a publish that needs its digest uploads it again.
-        assert not _objects(s3, bucket, key)
+        # Read twice and still rotten, it stays (other snapshots may list it) and the mirror records
+        # its digest: the next publish from this machine uploads it whatever the store holds.
+        assert _objects(s3, bucket, key)
+        with DigestSet(reupload_path(mirror_c)) as reupload:
+            assert list(reupload) == [sha]
         assert not (mirror_c.root / "snapshots").exists()
         assert not list((mirror_c.internal / "staging").glob(f"{SEED}*"))
 
@@ -184,3 +206,11 @@ async def test_a_corrupt_object_in_s3_makes_the_sync_a_full_export(
     mirror = _mirror(machine_b, destination)
     assert sorted(p.name for p in (mirror / "snapshots").iterdir()) == [published["snapshot"]]
     assert not list((mirror / ".notion-sync" / "staging").glob(f"{SEED}*"))
+    # The full export's publish put the good bytes back over the rotten object, and the set is empty.
+    assert sha in {f["sha256"] for e in _manifest_entries(s3, bucket, published) for f in e["files"]}
+    assert hashlib.sha256(s3.get_object(Bucket=bucket, Key=key)["Body"].read()).hexdigest() == sha
+    with DigestSet(reupload_path(open_destination(destination, machine_b))) as reupload:
+        assert reupload.count() == 0
+    assert not _objects(s3, bucket, "rot/publishing.json")
+    verified = CliRunner().invoke(app, ["verify", destination])
+    assert verified.exit_code == 0, verified.output

@@ -16,6 +16,7 @@ from temporalio.client import Client
 from notion_sync.control import start_export
 from notion_sync.models import ExportInput, ExportReport, ManifestFile, RetentionPolicy
 from notion_sync.settings import Settings
+from notion_sync.snapshot import snapshot_file
 from notion_sync.storage.digests import DigestSet
 from notion_sync.storage.s3 import (
     RUN_METADATA,
@@ -24,6 +25,7 @@ from notion_sync.storage.s3 import (
     mirror_path,
     parse_s3_url,
 )
+from notion_sync.storage.s3_store import damaged_snapshots
 from tests.export.harness import EmulatorAndWorker, snapshot_files
 from tests.s3.conftest import S3Server
 from tests.s3.test_s3_destination import OPTIONS, _current, _objects
@@ -123,13 +125,13 @@ async def test_a_sync_uploads_only_changed_digests_and_gc_deletes_only_unreferen
     old_files, new_files = _files(before), _files(after)
 
     # Only the digests the previous snapshot did not hold went up, each once; then manifest,
-    # report, problems and current.json.
+    # report, problems and current.json (and the publish lease).
     new_digests = set(new_files.values()) - set(old_files.values())
     changed = [p for p, sha in new_files.items() if old_files.get(p) != sha]
     assert new_digests and changed
     stored = [key for _op, key in sync_sends if key.startswith("team/objects/")]
     assert sorted(stored) == sorted(f"team/objects/{d[:2]}/{d}" for d in new_digests)
-    assert len(sync_sends) <= 2 * len(changed) + 4, sync_sends
+    assert len(sync_sends) <= 2 * len(changed) + 5, sync_sends
 
     # The snapshot prefix holds the snapshot's own files; every digest is in the store.
     assert set(_objects(s3, bucket, second["prefix"])) == {
@@ -157,7 +159,9 @@ async def test_a_sync_uploads_only_changed_digests_and_gc_deletes_only_unreferen
     sends.take()  # the fresh export's
     result = remote.publish(mirror, second["snapshot"], "retry")
     assert result.uploaded == 0
-    assert [key for _op, key in sends.take()] == ["team/current.json"]
+    # Only the publish lease, taken first and deleted after the switch, and current.json.
+    assert [key for _op, key in sends.take()] == ["team/publishing.json", "team/current.json"]
+    assert not _objects(s3, bucket, "team/publishing.json")
 
     # Retention drops the first snapshot; a collection with a grace period spares its young objects.
     plan = remote.prune(RetentionPolicy(keep_last=1), grace_seconds=3600)
@@ -198,15 +202,25 @@ async def test_a_sync_uploads_only_changed_digests_and_gc_deletes_only_unreferen
 
 def _upload_old_layout(s3: Any, bucket: str, prefix: str, snapshots: list[Path]) -> None:
     """Publishes folder snapshots to S3 as publishes did before the store: every file at its path
-    under `snapshots/<name>/`, tagged with its sha256 and the run, manifest last, then current.json."""
+    under `snapshots/<name>/`, tagged with its sha256 and the run, manifest last, then current.json.
+    A packed folder snapshot's listed files are read from the folder's store."""
     for snapshot in snapshots:
         base = f"{prefix}/snapshots/{snapshot.name}/"
-        files = sorted(p for p in snapshot.rglob("*") if p.is_file() and p.name != "manifest.jsonl")
-        for path in [*files, snapshot / "manifest.jsonl"]:
+        in_tree = {
+            p.relative_to(snapshot).as_posix(): p
+            for p in snapshot.rglob("*")
+            if p.is_file() and p.name not in ("manifest.jsonl", "packed.json")
+        }
+        listed = {
+            f["path"]: snapshot_file(snapshot, ManifestFile(**f))
+            for e in _manifest_lines(snapshot)
+            for f in e["files"]
+        }
+        files = sorted({**in_tree, **listed}.items())
+        for relpath, path in [*files, ("manifest.jsonl", snapshot / "manifest.jsonl")]:
             sha = hashlib.sha256(path.read_bytes()).hexdigest()
             metadata = {"sha256": sha, RUN_METADATA: "old-run"}
-            key = base + path.relative_to(snapshot).as_posix()
-            s3.put_object(Bucket=bucket, Key=key, Body=path.read_bytes(), Metadata=metadata)
+            s3.put_object(Bucket=bucket, Key=base + relpath, Body=path.read_bytes(), Metadata=metadata)
     pointer = {
         "snapshot": snapshots[-1].name,
         "prefix": f"{prefix}/snapshots/{snapshots[-1].name}/",
@@ -260,8 +274,8 @@ async def test_an_old_layout_destination_is_adopted_then_synced_into_the_store(
             }
             into = tmp_path / "adopted" / snap.name
             _download_all(remote, snap.name, _manifest_lines(snap), into)
-            for path in _files(_manifest_lines(snap)):
-                assert (into / path).read_bytes() == (snap / path).read_bytes()
+            for file in (ManifestFile(**f) for e in _manifest_lines(snap) for f in e["files"]):
+                assert (into / file.path).read_bytes() == snapshot_file(snap, file).read_bytes()
         assert remote.adopt() == 0  # repeatable: nothing left to copy
 
         # A sync on top (a new machine: the mirror is seeded from S3) sends only the new digests,
@@ -313,7 +327,8 @@ def test_a_damaged_old_file_stays_at_its_path_and_blocks_the_store_marker(
     assert remote.adopt() == 1
     assert _store(s3, bucket, "team") == {entries[0]["sha256"]}
     assert set(_objects(s3, bucket, base)) == {base + "A.md", base + "B.md", base + "manifest.jsonl"}
-    assert not remote.has_store_marker()
+    # Marked all the same, naming the damaged snapshot: a publish does not adopt it again.
+    assert damaged_snapshots(remote) == [base.split("/")[2]]
     # GC on it deletes nothing a snapshot needs, and the damaged file is still read at its path.
     report = remote.collect_garbage(grace_seconds=0)
     assert report.deleted == 0 and report.referenced == 1
@@ -324,7 +339,7 @@ def test_a_damaged_old_file_stays_at_its_path_and_blocks_the_store_marker(
     s3.put_object(Bucket=bucket, Key=base + "B.md", Body=bad, Metadata={"sha256": entries[1]["sha256"]})
     assert remote.adopt() == 1
     assert set(_objects(s3, bucket, base)) == {base + "manifest.jsonl"}
-    assert remote.has_store_marker()
+    assert damaged_snapshots(remote) == []
 
 
 def test_digest_sets_hold_digests_in_a_file(tmp_path: Path) -> None:
