@@ -191,9 +191,17 @@ class StagingActivities:
         try:
             remote.publish(final, request.snapshot, staging_id, activity.heartbeat, activity.is_cancelled)
             if not retention.is_empty():
-                remote.prune(retention, activity.heartbeat, grace_seconds=0)
+                remote.prune(retention, activity.heartbeat, grace_seconds=0, run_id=staging_id)
         except TransferCancelled:
             raise CancelledError("publish_snapshot cancelled during the S3 upload") from None
+        except (SnapshotUnusable, ManifestUnreadable) as error:
+            # The staged snapshot itself is wrong: uploading it again would fail the same way.
+            raise ApplicationError(
+                f"{remote.location.url}: this export cannot be published ({error}); the last snapshot "
+                "stays current",
+                type="StagingDamaged",
+                non_retryable=True,
+            ) from None
         except (ClientError, BotoCoreError, S3UploadFailedError, S3DeleteFailed) as error:
             # Retried by the activity's policy; finished objects are skipped, pruned ones gone, next time.
             raise ApplicationError(f"S3 publish failed: {error}", type="S3UploadFailed") from None

@@ -138,7 +138,8 @@ def gc_command(
             report = remote.collect_garbage(
                 heartbeat=lambda: None, dry_run=dry_run, grace_seconds=GC_GRACE_SECONDS
             )
-        except (ClientError, BotoCoreError, S3DeleteFailed) as error:
+        # S3DeleteFailed covers a collection refused: a manifest unreadable, a run publishing.
+        except (ClientError, BotoCoreError, S3DeleteFailed, ManifestUnreadable, ValueError) as error:
             typer.echo(f"error: {remote.location.url}: {error}", err=True)
             raise typer.Exit(1) from None
         typer.echo(_garbage_line(report))
