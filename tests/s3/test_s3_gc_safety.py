@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -16,7 +18,7 @@ from typer.testing import CliRunner
 from notion_sync.cli import app
 from notion_sync.models import ManifestFile, RetentionPolicy
 from notion_sync.settings import Settings
-from notion_sync.storage import s3_store
+from notion_sync.storage import digests, s3_store
 from notion_sync.storage.digests import DigestSet, path_digest
 from notion_sync.storage.s3 import S3Destination, parse_s3_url
 from notion_sync.storage.s3_store import CollectionRefused, StoreBusy, damaged_snapshots
@@ -199,3 +201,36 @@ def test_unlisted_files_are_found_without_listing_the_whole_snapshot(tmp_path: P
         found = sorted(path.relative_to(snapshot).as_posix() for path in unlisted)
     assert found == ["html/index.html", "html/style.css", "report.json"]
     assert totals[0] == 3
+
+
+def test_the_runs_own_collection_after_publish_only_logs_its_failure(
+    s3_server: S3Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    bucket = s3_server.new_bucket()
+    s3 = s3_server.client()
+    remote, keys = _store_destination(s3, bucket)
+    s3.put_object(Bucket=bucket, Key=f"team/snapshots/{NEW}/manifest.jsonl", Body=b"not a manifest\n")
+
+    # By hand: the snapshot is pruned, then the collection refuses (a clear error, no traceback).
+    s3.put_object(Bucket=bucket, Key=f"team/snapshots/{OLD}/report.json", Body=b"{}")
+    result = CliRunner().invoke(app, ["prune", f"s3://{bucket}/team", "--keep", "1"])
+    assert result.exit_code == 1 and f"snapshot {NEW}" in result.output, result.output
+    assert not isinstance(result.exception, Exception)
+    assert all(_objects(s3, bucket, key) for key in keys.values())
+
+    # In the run that just published: the snapshot is current, so the failure is only logged.
+    s3.put_object(Bucket=bucket, Key=f"team/snapshots/{OLD}/manifest.jsonl", Body=_manifest(b"old" * 10))
+    with caplog.at_level("WARNING"):
+        plan = remote.prune(RetentionPolicy(keep_last=1), grace_seconds=0, run_id="run-a")
+    assert plan.removed == [OLD]
+    assert any("garbage collection after publishing failed" in r.getMessage() for r in caplog.records)
+    assert all(_objects(s3, bucket, key) for key in keys.values())
+
+
+def test_a_digest_set_remembers_when_it_was_made(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with DigestSet(tmp_path / "journal.sqlite") as journal:
+        assert journal.age_seconds() < 60
+    later = time.time() + 3 * 3600
+    monkeypatch.setattr(digests, "time", SimpleNamespace(time=lambda: later))
+    with DigestSet(tmp_path / "journal.sqlite") as journal:  # reopened: as old as its first digest
+        assert journal.age_seconds() > 3 * 3600 - 60
