@@ -117,7 +117,7 @@ def check_lease(remote: S3Destination, run_id: str | None) -> None:
         return
     raise StoreBusy(
         f"a run is publishing here (run {lease[0] or 'unknown'}, for {int(lease[1]) // 60} minutes); "
-        "garbage collection deleted nothing more, try again later"
+        "nothing (more) deleted, try again later"
     )
 
 

@@ -18,6 +18,7 @@ from tests.s3.conftest import S3Server
 from tests.s3.test_s3_destination import OPTIONS, _assert_complete, _current, _objects, _uploads
 
 DAYS = [f"2026-01-0{day}T00-00-00Z-0000000{day}" for day in range(1, 6)]
+EMPTY_MANIFEST = b'{"format": "notion-sync-manifest", "version": 1, "objects": 0}\n'
 
 
 def _snapshots(s3: Any, bucket: str, prefix: str) -> list[str]:
@@ -41,7 +42,9 @@ def test_prune_in_s3_keeps_the_newest_and_the_current_one(s3_server: S3Server) -
     s3 = s3_server.client()
     for name in DAYS:
         for path in ("manifest.jsonl", "report.json", "Page.md", "files/abc/image.png"):
-            s3.put_object(Bucket=bucket, Key=f"team/snapshots/{name}/{path}", Body=path.encode())
+            # A manifest that lists nothing: garbage collection refuses to run past an unreadable one.
+            body = EMPTY_MANIFEST if path == "manifest.jsonl" else path.encode()
+            s3.put_object(Bucket=bucket, Key=f"team/snapshots/{name}/{path}", Body=body)
     # More objects than one listing page (and one batch delete) holds.
     for n in range(1005):
         s3.put_object(Bucket=bucket, Key=f"team/snapshots/{DAYS[0]}/json/pages/{n}.json", Body=b"{}")
