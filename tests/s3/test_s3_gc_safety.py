@@ -234,3 +234,33 @@ def test_a_digest_set_remembers_when_it_was_made(tmp_path: Path, monkeypatch: py
     monkeypatch.setattr(digests, "time", SimpleNamespace(time=lambda: later))
     with DigestSet(tmp_path / "journal.sqlite") as journal:  # reopened: as old as its first digest
         assert journal.age_seconds() > 3 * 3600 - 60
+
+
+def test_a_publish_reuses_an_object_it_did_not_upload_only_while_young(
+    s3_server: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bucket = s3_server.new_bucket()
+    s3 = s3_server.client()
+    remote = S3Destination(parse_s3_url(f"s3://{bucket}/team"), Settings())
+    body = b"# A page\n"
+    snapshot = tmp_path / "mirror" / "snapshots" / NEW
+    snapshot.mkdir(parents=True)
+    (snapshot / "0.md").write_bytes(body)
+    (snapshot / "manifest.jsonl").write_bytes(_manifest(body))
+    sha = hashlib.sha256(body).hexdigest()
+    journal = tmp_path / "mirror" / ".notion-sync" / "state" / "run-a.uploads.sqlite"
+
+    assert remote.publish(snapshot, NEW, "run-a").uploaded == 2  # the object, the manifest
+    assert not _objects(s3, bucket, "team/publishing.json")  # the lease is gone with the publish
+    # A retry whose journal holds the digest (nothing published yet), or a HEAD that finds it (a
+    # current snapshot whose manifest the mirror lacks): reused.
+    other = json.dumps({"snapshot": OLD, "store": "objects"}).encode()
+    for grace, uploaded in ((None, 0), (0, 1)):
+        if grace is not None:  # older than a collection spares: uploaded again, which refreshes it
+            monkeypatch.setattr("notion_sync.storage.s3.GC_GRACE_SECONDS", grace)
+        s3.delete_object(Bucket=bucket, Key="team/current.json")
+        with DigestSet(journal) as finished:
+            finished.add(sha)
+        assert remote.publish(snapshot, NEW, "run-a").uploaded == uploaded
+        s3.put_object(Bucket=bucket, Key="team/current.json", Body=other)
+        assert remote.publish(snapshot, NEW, "run-b").uploaded == uploaded
