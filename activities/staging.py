@@ -205,8 +205,9 @@ class StagingActivities:
         except (ClientError, BotoCoreError, S3UploadFailedError, S3DeleteFailed) as error:
             # Retried by the activity's policy; finished objects are skipped, pruned ones gone, next time.
             raise ApplicationError(f"S3 publish failed: {error}", type="S3UploadFailed") from None
-        # The mirror needs only the snapshot S3 serves now, for the next sync to reuse.
-        prune_snapshots(destination.root, RetentionPolicy(keep_last=1))
+        # The mirror needs only the snapshot S3 serves now, for the next sync to reuse (removing the
+        # one before, a folder per page, can outlast the heartbeat timeout).
+        _heartbeating(lambda: prune_snapshots(destination.root, RetentionPolicy(keep_last=1)))
         return PublishResult(
             snapshot_path=f"s3://{remote.location.bucket}/{remote.location.snapshot_prefix(request.snapshot)}",
             local_path=str(final),
