@@ -5,6 +5,8 @@ The token comes from this worker's credential (the workspace's activity queue), 
 
 from __future__ import annotations
 
+import asyncio
+
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -13,17 +15,24 @@ from notion_sync.models import RestoreReport, RestoreStep, RestoreStepResult
 from notion_sync.restore import run
 from notion_sync.settings import Settings
 
+_BEAT_S = 2.0
+
 
 class RestoreActivities:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
 
-    @activity.defn(name="prepare_restore")
-    def prepare_restore(self, step: RestoreStep) -> RestoreStepResult:
-        """The snapshot as a tree in the restore's folder, and the plan (disk only)."""
+    @activity.defn
+    async def prepare_restore(self, step: RestoreStep) -> RestoreStepResult:
+        """The snapshot as a tree in the restore's folder, and the plan (disk, or an S3 download),
+        heartbeating meanwhile so a lost worker is noticed."""
         with temporal_errors():
+            work = asyncio.create_task(asyncio.to_thread(run.prepare, self._settings, step))
+            while not work.done():
+                activity.heartbeat()
+                await asyncio.wait([work], timeout=_BEAT_S)
             try:
-                return run.prepare(self._settings, step)
+                return work.result()
             except run.RestoreRefused as refused:
                 raise ApplicationError(str(refused), type="RestoreRefused", non_retryable=True) from None
 

@@ -119,6 +119,7 @@ class RestoreWorkflow:
 
     async def _run_passes(self) -> RestoreReport:
         state = self._state
+        assert self._request is not None
         if state.phase == "planning":
             planned: RestoreStepResult = await workflow.execute_activity_method(
                 RestoreActivities.prepare_restore,
@@ -126,6 +127,7 @@ class RestoreWorkflow:
                 task_queue=self._queue,
                 # An S3 snapshot is downloaded first; it may take a while.
                 start_to_close_timeout=timedelta(hours=2),
+                heartbeat_timeout=timedelta(seconds=self._request.worker_lost_after_seconds),
                 retry_policy=DISK_RETRY,
             )
             state.counts = planned.counts
