@@ -21,8 +21,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import orjson
@@ -47,6 +48,7 @@ from notion_sync.restore.properties import creatable_schema, creatable_values
 from notion_sync.snapshot import saved_json
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 # A create whose outcome stays unknown this many times in a row fails the step (Temporal retries).
 _UNKNOWN_ATTEMPTS = 3
@@ -463,7 +465,7 @@ class Restorer:
             done = self.index.step(key)
             if done is None:
                 # A lost upload leaves only an unattached upload, which Notion expires: no intent.
-                upload = await self.writes.upload_file(path, _file_name(url, path))
+                upload = await _again(partial(self.writes.upload_file, path, _file_name(url, path)))
                 self.index.finish_step(key, [upload])
                 done = [upload]
             uploads[url] = done[0]
@@ -553,14 +555,14 @@ class Restorer:
                 rollups = {k: v for k, v in later.items() if "rollup" in v}
                 for part in (relations, rollups):
                     if part:
-                        await self.writes.update_data_source(new, {"properties": part})
+                        await _again(partial(self.writes.update_data_source, new, {"properties": part}))
             elif obj.kind == "page" and self.index.kind_of(obj.parent_id or "") == "data_source":
                 saved = self.source.saved("page", obj.id)
                 if saved is not None:
                     page = with_property_items(saved["page"], saved.get("property_items") or {})
                     relations = creatable_values(page, targets).relations
                     if relations:
-                        await self.writes.update_page(new, {"properties": relations})
+                        await _again(lambda: self.writes.update_page(new, {"properties": relations}))
         except ObjectProblem as problem:
             self.index.add_losses([Loss(obj.id, "relations", problem.reason)])
         self.index.finish_step(key, [])
@@ -582,6 +584,17 @@ def _hosted_urls(value: Any, found: list[str]) -> None:
     elif isinstance(value, list):
         for item in value:
             _hosted_urls(item, found)
+
+
+async def _again(write: Callable[[], Awaitable[_T]]) -> _T:
+    """A write that is safe to repeat (an update; an upload, whose lost copy Notion expires unattached),
+    sent again when its outcome is unknown."""
+    for _attempt in range(_UNKNOWN_ATTEMPTS - 1):
+        try:
+            return await write()
+        except WriteUnknown:
+            await asyncio.sleep(_SETTLE_S)
+    return await write()
 
 
 def _runs(blocks: list[JSON]) -> list[list[JSON]]:

@@ -66,6 +66,7 @@ def prepare(settings: Settings, step: RestoreStep) -> RestoreStepResult:
 
 
 Pass = Literal["create", "fill", "link"]
+PASSES: tuple[Pass, ...] = ("create", "fill", "link")
 
 
 async def restore_range(
