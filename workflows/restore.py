@@ -12,6 +12,7 @@ what a restore created to the trash.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 from typing import Any
 
@@ -180,13 +181,24 @@ class RestoreWorkflow:
             self._in_flight = handle
             self._ranges_this_run += 1
             try:
-                return await handle
+                # Not `await handle`: a cancelled workflow must stop waiting even if the range ends
+                # normally (a cancel reaches an activity with its next heartbeat).
+                await workflow.wait([handle])
+            except asyncio.CancelledError:
+                # Stop the range, and wait until it has stopped: nothing may still be creating
+                # while the report is written (or while a resumed range would run).
+                handle.cancel()
+                with contextlib.suppress(BaseException):
+                    await handle
+                raise
+            finally:
+                self._in_flight = None
+            try:
+                return handle.result()
             except ActivityError as error:
                 if isinstance(error.cause, CancelledError) and self._paused:
                     continue
                 raise
-            finally:
-                self._in_flight = None
 
     async def _continue_as_new_if_due(self) -> None:
         assert self._request is not None

@@ -4,13 +4,15 @@ copy of every page and block, as many as an uninterrupted restore of the same sn
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import uuid
 from pathlib import Path
 from typing import Any
 
-from temporalio.client import Client
+import pytest
+from temporalio.client import Client, WorkflowFailureError
 
 from notion_sync.emulator.process import EmulatorProcess
 from notion_sync.models import RestoreInput
@@ -92,3 +94,38 @@ async def test_worker_killed_repeatedly_mid_restore_creates_everything_once(
     assert kills == KILLS and report.status == "completed"
     assert expected["pages"] >= 200
     assert got == expected
+
+
+async def test_cancelled_restore_reports_and_its_undo_trashes_what_it_made(
+    temporal_client: Client, emulator_and_worker: EmulatorAndWorker, tmp_path: Path
+) -> None:
+    async with emulator_and_worker(pages=60, seed=SEED) as (_source, settings):
+        await export_and_wait(temporal_client, settings, tmp_path / "a")
+    async with emulator_and_worker(pages=0, seed=SEED, latency_ms=20, state_dir=tmp_path / "state-b") as (
+        target,
+        settings,
+    ):
+        root = target.workspace_summary()["root_page_id"]
+        request = RestoreInput(source=str(tmp_path / "a"), target=root, batch_size=5)
+        restore_id = f"restore-{uuid.uuid4().hex[:8]}"
+        handle = await temporal_client.start_workflow(
+            RestoreWorkflow.run, request, id=restore_id, task_queue=settings.task_queue
+        )
+        while target.workspace_summary()["created"]["pages"] < 5:
+            await asyncio.sleep(0.1)
+        await handle.cancel()
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+        made = target.workspace_summary()["created"]
+        report = json.loads((settings.state_dir / "restores" / restore_id / "report.json").read_text())
+
+        undo = RestoreInput(source=str(tmp_path / "a"), target=root, undo=restore_id)
+        undone = await temporal_client.execute_workflow(
+            RestoreWorkflow.run, undo, id=f"undo-{restore_id}", task_queue=settings.task_queue
+        )
+        after = target.workspace_summary()["created"]
+    assert report["status"] == "cancelled" and 0 < report["counts"]["pages"] < 60
+    assert 0 < made["pages"] < 60 and made["trashed"] == 0
+    assert undone.trashed and undone.trashed > 0
+    # Everything the restore made is in the trash (a trashed page takes its content with it).
+    assert after["live_pages"] == 1 and after["pages"] == made["pages"]
