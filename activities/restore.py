@@ -27,11 +27,12 @@ class RestoreActivities:
         """The snapshot as a tree in the restore's folder, and the plan (disk, or an S3 download),
         heartbeating meanwhile so a lost worker is noticed."""
         with temporal_errors():
-            work = asyncio.create_task(asyncio.to_thread(run.prepare, self._settings, step))
-            while not work.done():
-                activity.heartbeat()
-                await asyncio.wait([work], timeout=_BEAT_S)
             try:
+                await run.check_target(self._settings, step.target)
+                work = asyncio.create_task(asyncio.to_thread(run.prepare, self._settings, step))
+                while not work.done():
+                    activity.heartbeat()
+                    await asyncio.wait([work], timeout=_BEAT_S)
                 return work.result()
             except run.RestoreRefused as refused:
                 raise ApplicationError(str(refused), type="RestoreRefused", non_retryable=True) from None

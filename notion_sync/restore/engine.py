@@ -34,6 +34,7 @@ from notion_sync.notion.gateway import JSON
 from notion_sync.notion.writes import NotionWrites, WriteRejected, WriteUnknown
 from notion_sync.restore import recover
 from notion_sync.restore.blocks import (
+    MAX_TEXT,
     SEPARATE,
     Loss,
     Targets,
@@ -61,6 +62,7 @@ class SnapshotSource:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._users: dict[str, str] | None = None
 
     def saved(self, kind: str, object_id: str) -> JSON | None:
         try:
@@ -68,6 +70,16 @@ class SnapshotSource:
         except (OSError, orjson.JSONDecodeError):
             return None
         return data if isinstance(data, dict) else None
+
+    def user_name(self, user_id: str) -> str | None:
+        """A user's name as the snapshot's `json/users.json` has it (read once: one entry per member)."""
+        if self._users is None:
+            try:
+                listed = orjson.loads((self.root / "json" / "users.json").read_bytes()).get("users") or []
+            except (OSError, orjson.JSONDecodeError, AttributeError):
+                listed = []
+            self._users = {str(u.get("id")): str(u.get("name")) for u in listed if u.get("name")}
+        return self._users.get(user_id)
 
     def local_file(self, relpath: str) -> Path | None:
         path = (self.root / relpath).resolve()
@@ -472,31 +484,40 @@ class Restorer:
         return uploads
 
     async def _comments(self, old: str, new: str, saved: JSON) -> None:
+        """The page's comments, each prefixed with its original author and time; for a row, a
+        comment naming the people its people properties held that this workspace does not have."""
         for n, comment in enumerate(saved.get("comments") or []):
-            key = f"{old}:comment:{n}"
-            if self.index.step(key) is not None:
-                continue
-            author = (comment.get("created_by") or {}).get("name") or (comment.get("created_by") or {}).get(
-                "id", "someone"
-            )
+            author_id = str((comment.get("created_by") or {}).get("id", ""))
+            author = self.source.user_name(author_id) or author_id or "someone"
             prefix = f"Originally by {author} at {comment.get('created_time', '?')}: "
             body = [{"type": "text", "text": {"content": prefix}}]
             body += rich_text(comment.get("rich_text"), self._targets(), [], old)
-            text = recover.plain(body)
+            await self._comment(f"{old}:comment:{n}", old, new, body)
+        page = with_property_items(saved["page"], saved.get("property_items") or {})
+        people = creatable_values(page, self._targets()).people_text
+        if people and "data_source_id" in (page.get("parent") or {}):
+            named = "; ".join(f"{name}: {who}" for name, who in sorted(people.items()))
+            text = f"notion-sync restore: people not in this workspace. {named}"[:MAX_TEXT]
+            await self._comment(f"{old}:people", old, new, [{"type": "text", "text": {"content": text}}])
 
-            async def find(intent: Intent, text: str = text) -> list[str] | None:
-                for listed in await self.writes.gateway.comments(intent.parent):
-                    if recover.plain(listed.get("rich_text") or []) == text:
-                        return [str(listed["id"])]
-                return None
+    async def _comment(self, key: str, old: str, new: str, body: list[JSON]) -> None:
+        if self.index.step(key) is not None:
+            return
+        text = recover.plain(body)
 
-            async def send(body: list[JSON] = body) -> list[str]:
-                return [str((await self.writes.create_comment(new, body))["id"])]
+        async def find(intent: Intent) -> list[str] | None:
+            for listed in await self.writes.gateway.comments(intent.parent):
+                if recover.plain(listed.get("rich_text") or []) == text:
+                    return [str(listed["id"])]
+            return None
 
-            try:
-                await self._step(key, new, None, ["comment"], send, find, lambda _m: [])
-            except WriteRejected as rejected:
-                self.index.add_losses([Loss(old, f"comment {n}", rejected.reason)])
+        async def send() -> list[str]:
+            return [str((await self.writes.create_comment(new, body))["id"])]
+
+        try:
+            await self._step(key, new, None, ["comment"], send, find, lambda _m: [])
+        except WriteRejected as rejected:
+            self.index.add_losses([Loss(old, key.split(":", 1)[1], rejected.reason)])
 
     # ------------------------------------------------------------------------------ the protocol
 

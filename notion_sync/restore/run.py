@@ -16,7 +16,7 @@ from typing import Literal
 
 from notion_sync.exporter.context import open_gateway
 from notion_sync.models import RestoreCounts, RestoreReport, RestoreStep, RestoreStepResult
-from notion_sync.notion.errors import ObjectProblem
+from notion_sync.notion.errors import ObjectProblem, ObjectUnavailable
 from notion_sync.notion.writes import NotionWrites
 from notion_sync.restore.engine import Restorer, SnapshotSource
 from notion_sync.restore.index import RestoreIndex
@@ -37,6 +37,20 @@ def restore_dir(settings: Settings, restore_id: str) -> Path:
     if not restore_id or "/" in restore_id or restore_id.startswith("."):
         raise RestoreRefused(f"{restore_id!r} is not a restore id")
     return settings.state_dir / RESTORES / restore_id
+
+
+async def check_target(settings: Settings, target: str) -> None:
+    """Refuses a target page the integration cannot see, or one in the trash, before anything is made."""
+    async with open_gateway(settings) as (gateway, _http):
+        try:
+            page = await gateway.page(target)
+        except ObjectUnavailable as missing:
+            raise RestoreRefused(
+                f"the target page {target} cannot be read ({missing.status} {missing.code}): "
+                "is it shared with the integration?"
+            ) from None
+    if page.get("in_trash") or page.get("archived"):
+        raise RestoreRefused(f"the target page {target} is in the trash")
 
 
 def prepare(settings: Settings, step: RestoreStep) -> RestoreStepResult:

@@ -150,3 +150,40 @@ async def test_restore_of_one_page_subtree(
     restored = {old for old in mapping if old in {e["id"] for e in entries}}
     assert restored == {e["id"] for e in entries if e["id"] in below and e["status"] == "exported"}
     assert created["pages"] == sum(1 for e in entries if e["id"] in below and e["type"] == "page")
+
+
+async def test_restore_into_a_workspace_with_other_users(
+    temporal_client: Client, emulator_and_worker: EmulatorAndWorker, tmp_path: Path
+) -> None:
+    async with emulator_and_worker(pages=30, seed=SEED) as (_source, settings):
+        await export_and_wait(temporal_client, settings, tmp_path / "a")
+    async with emulator_and_worker(pages=0, seed=SEED + 1, state_dir=tmp_path / "state-b") as (
+        target,
+        settings,
+    ):
+        root = target.workspace_summary()["root_page_id"]
+        report = await restore_and_wait(temporal_client, settings, source=str(tmp_path / "a"), target=root)
+        await export_and_wait(temporal_client, settings, tmp_path / "b")
+    assert report.status == "completed" and report.report_path and report.mapping_path
+    losses = [json.loads(line) for line in (Path(report.report_path).parent / "losses.jsonl").open()]
+    people = [loss for loss in losses if loss["what"].startswith("people not in this workspace")]
+    assert people
+    mapping = load_mapping(Path(report.mapping_path))
+    after = (tmp_path / "b" / "current").resolve()
+    for loss in people:
+        row = _saved(after, "pages", mapping[loss["id"]])
+        comments = ["".join(r["plain_text"] for r in c["rich_text"]) for c in row["comments"]]
+        # The names stay readable, in a comment on the row; no person is set who was not there.
+        assert any("people not in this workspace" in text for text in comments)
+        for prop in row["page"]["properties"].values():
+            assert prop["type"] != "people" or not prop["people"]
+    # Comment authors are named from the snapshot's users, not by id.
+    before = (tmp_path / "a" / "current").resolve()
+    users = {u["name"] for u in json.loads((before / "json" / "users.json").read_bytes())["users"]}
+    texts = [
+        "".join(r["plain_text"] for r in c["rich_text"])
+        for entry in _manifest(after)
+        if entry["type"] == "page"
+        for c in _saved(after, "pages", entry["id"])["comments"]
+    ]
+    assert any(text.startswith(f"Originally by {name} at ") for text in texts for name in users)
