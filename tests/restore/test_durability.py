@@ -129,3 +129,34 @@ async def test_cancelled_restore_reports_and_its_undo_trashes_what_it_made(
     assert undone.trashed and undone.trashed > 0
     # Everything the restore made is in the trash (a trashed page takes its content with it).
     assert after["live_pages"] == 1 and after["pages"] == made["pages"]
+
+
+async def test_paused_restore_makes_no_request_and_resumes_across_continue_as_new(
+    temporal_client: Client, emulator_and_worker: EmulatorAndWorker, tmp_path: Path
+) -> None:
+    async with emulator_and_worker(pages=60, seed=SEED) as (_source, settings):
+        await export_and_wait(temporal_client, settings, tmp_path / "a")
+    async with emulator_and_worker(pages=0, seed=SEED, latency_ms=20, state_dir=tmp_path / "state-b") as (
+        target,
+        settings,
+    ):
+        root = target.workspace_summary()["root_page_id"]
+        request = RestoreInput(source=str(tmp_path / "a"), target=root, batch_size=5, batches_per_run=4)
+        handle = await temporal_client.start_workflow(
+            RestoreWorkflow.run, request, id=f"restore-{uuid.uuid4().hex[:8]}", task_queue=settings.task_queue
+        )
+        while target.workspace_summary()["created"]["pages"] < 10:
+            await asyncio.sleep(0.1)
+        await handle.signal(RestoreWorkflow.pause)
+        # The range in flight stops at its next heartbeat (at most ~2 s), then nothing is sent.
+        await asyncio.sleep(3.0)
+        paused_at = target.stats()["requests_total"]
+        await asyncio.sleep(2.0)
+        still = target.stats()["requests_total"]
+        await handle.signal(RestoreWorkflow.resume)
+        report = await handle.result()
+        made = target.workspace_summary()["created"]
+        progress = await handle.query(RestoreWorkflow.progress)
+    assert still == paused_at
+    assert report.status == "completed" and progress.runs > 1
+    assert made["pages"] == report.counts.pages and made["live_blocks"] == made["blocks"]
