@@ -239,8 +239,9 @@ class Restorer:
         sources = [str(s["id"]) for s in saved.get("data_sources") or [] if s.get("id")]
         first = self.source.saved("data_source", sources[0]) if sources else None
         targets = self._targets()
-        _kind, parent = self._parent_of(parent_id)
-        if _kind != "page":
+        parent_kind, parent = self._parent_of(parent_id)
+        if parent_kind != "page":
+            # A database lives on a page: under a data source (a row's parent) it goes to the target.
             parent = self.target
         title_items = rich_text(saved.get("title"), targets, [], old)
         body: JSON = {
