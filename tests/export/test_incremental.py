@@ -27,6 +27,9 @@ def _tree_pages(destination: Path, manifest: dict[str, dict[str, object]]) -> li
     return found
 
 
+TREES = {"browsable_snapshots": 10}
+
+
 def _parent(snapshot: Path, page_id: str) -> str:
     saved = json.loads((snapshot / "json" / "pages" / f"{page_id}.json").read_text())
     return str(saved["page"]["parent"]["page_id"])
@@ -38,7 +41,8 @@ async def test_full_listing_sync_reads_only_what_changed_and_equals_a_fresh_expo
     """A sync that lists everything (as every `full_listing_days` it does) also drops what was
     trashed or deleted, and reads again only the pages whose content changed."""
     synced = tmp_path / "synced"
-    async with emulator_and_worker(pages=150, seed=61) as (emulator, settings):
+    # Older snapshots stay trees: the test reads their files (by default they are packed).
+    async with emulator_and_worker(pages=150, seed=61, settings=TREES) as (emulator, settings):
         await export_and_wait(temporal_client, settings, synced)
         before = _manifest(synced)
         synced_before = (synced / "current").resolve()
@@ -88,7 +92,7 @@ async def test_changes_listing_reads_only_edits_and_a_full_listing_later_drops_d
     """Search newest first stops at the previous snapshot's start; rows come from timestamp-filtered
     queries; everything else is carried over. Trashed pages stay until the next full listing."""
     synced = tmp_path / "synced"
-    async with emulator_and_worker(pages=150, seed=62) as (emulator, settings):
+    async with emulator_and_worker(pages=150, seed=62, settings=TREES) as (emulator, settings):
         first = await export_and_wait(temporal_client, settings, synced)
         before = _manifest(synced)
         synced_before = (synced / "current").resolve()
