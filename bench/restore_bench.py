@@ -75,10 +75,9 @@ async def run(args: argparse.Namespace, work: Path) -> None:
                         await asyncio.wait([result], timeout=60)
                         seen = target.stats()
                         elapsed = time.monotonic() - started
+                        sent, refused = seen["requests_total"], seen["rate_limited_total"]
                         print(
-                            f"  {elapsed:.0f} s: {seen['requests_total']} requests "
-                            f"({seen['requests_total'] / elapsed:.2f} req/s), {seen['rate_limited_total']} x 429",
-                            flush=True,
+                            f"  {elapsed:.0f} s: {sent} requests ({sent / elapsed:.2f} req/s), {refused} x 429"
                         )
                     report = result.result()
                     seconds = time.monotonic() - started
@@ -95,13 +94,15 @@ async def run(args: argparse.Namespace, work: Path) -> None:
     )
     print(f"  status {report.status}; created: {created}")
     print(f"  requests: {requests} ({requests / max(pages, 1):.2f} per page created)")
+    achieved = requests / seconds
     print(
-        f"  wall time: {seconds:.0f} s; achieved {requests / seconds:.2f} req/s = {requests / seconds / args.rate:.0%} of the budget"
+        f"  wall time: {seconds:.0f} s; achieved {achieved:.2f} req/s = {achieved / args.rate:.0%} of the budget"
     )
     print(f"  429 answers: {stats['rate_limited_total']}; by status: {stats['by_status']}")
 
 
 def main() -> None:
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
