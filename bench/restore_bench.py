@@ -77,7 +77,8 @@ async def run(args: argparse.Namespace, work: Path) -> None:
                         elapsed = time.monotonic() - started
                         sent, refused = seen["requests_total"], seen["rate_limited_total"]
                         print(
-                            f"  {elapsed:.0f} s: {sent} requests ({sent / elapsed:.2f} req/s), {refused} x 429"
+                            f"  {elapsed:.0f} s: {sent} requests ({sent / elapsed:.2f} req/s), "
+                            f"{refused} x 429"
                         )
                     report = result.result()
                     seconds = time.monotonic() - started
@@ -96,7 +97,8 @@ async def run(args: argparse.Namespace, work: Path) -> None:
     print(f"  requests: {requests} ({requests / max(pages, 1):.2f} per page created)")
     achieved = requests / seconds
     print(
-        f"  wall time: {seconds:.0f} s; achieved {achieved:.2f} req/s = {achieved / args.rate:.0%} of the budget"
+        f"  wall time: {seconds:.0f} s; achieved {achieved:.2f} req/s = "
+        f"{achieved / args.rate:.0%} of the budget"
     )
     print(f"  429 answers: {stats['rate_limited_total']}; by status: {stats['by_status']}")
 
