@@ -26,7 +26,7 @@ from tests.export.harness import (
 from workflows.restore import RestoreWorkflow
 
 SEED = 13
-KILLS = 3
+KILLS = 4
 # Counted from the emulator's store; file uploads are left out (a lost upload is only an unattached
 # upload, which Notion expires).
 COUNTED = ("pages", "blocks", "databases", "data_sources", "comments", "blocks_by_type", "trashed")
@@ -41,7 +41,7 @@ async def test_worker_killed_repeatedly_mid_restore_creates_everything_once(
     temporal_client: Client, temporal_server: object, emulator_and_worker: EmulatorAndWorker, tmp_path: Path
 ) -> None:
     address = temporal_server.address  # type: ignore[attr-defined]
-    async with emulator_and_worker(pages=250, seed=SEED) as (_source, settings):
+    async with emulator_and_worker(pages=500, seed=SEED) as (_source, settings):
         await export_and_wait(temporal_client, settings, tmp_path / "a")
 
     with EmulatorProcess(pages=0, seed=SEED) as reference:
@@ -71,7 +71,7 @@ async def test_worker_killed_repeatedly_mid_restore_creates_everything_once(
             RestoreWorkflow.run, request, id=f"restore-{uuid.uuid4().hex[:8]}", task_queue=settings.task_queue
         )
         kills = 0
-        for delay in (2.5, 4.0, 3.0)[:KILLS]:
+        for delay in (2.5, 4.0, 3.0, 3.5)[:KILLS]:
             with worker_process(settings, address) as worker:
                 await asyncio.sleep(delay)
                 if worker.poll() is None:
@@ -79,7 +79,7 @@ async def test_worker_killed_repeatedly_mid_restore_creates_everything_once(
                     kills += 1
                 worker.wait()
         with worker_process(settings, address):
-            report = await asyncio.wait_for(handle.result(), timeout=180)
+            report = await asyncio.wait_for(handle.result(), timeout=300)
         got = _counts(target)
         history = await handle.fetch_history()
     # Killed in flight: some ranges ran again (and found what their lost attempt had created).
@@ -92,7 +92,7 @@ async def test_worker_killed_repeatedly_mid_restore_creates_everything_once(
     assert retried
 
     assert kills == KILLS and report.status == "completed"
-    assert expected["pages"] >= 200
+    assert expected["pages"] >= 450
     assert got == expected
 
 
