@@ -34,7 +34,7 @@ from enum import Enum
 from pathlib import Path
 from typing import NamedTuple
 
-from notion_sync.models import GarbageReport
+from notion_sync.models import GarbageReport, ManifestFile
 from notion_sync.snapshot import (
     INTERNAL,
     OBJECTS,
@@ -141,14 +141,9 @@ class ObjectStore:
 
         Raises ManifestUnreadable if the folder's manifest cannot be read."""
         counts = dict.fromkeys(_Outcome, 0)
-        with read_manifest(folder) as (_header, entries):
-            for number, entry in enumerate(entries, start=1):
-                if number % _BEAT == 0:
-                    heartbeat()
-                for file in entry.files:
-                    path = _listed(folder, file.path)
-                    if path is not None:
-                        counts[self._intern_file(path, file.sha256, file.size)] += 1
+        for file, path in _listed_files(folder, heartbeat):
+            if path is not None:
+                counts[self._intern_file(path, file.sha256, file.size)] += 1
         return Interned(
             counts[_Outcome.LINKED],
             counts[_Outcome.ADDED],
@@ -188,26 +183,16 @@ class ObjectStore:
         Raises ManifestUnreadable if the manifest cannot be read."""
         inside = os.path.realpath(snapshot) + os.sep
         if not is_packed(snapshot):
-            with read_manifest(snapshot) as (_header, entries):
-                for number, entry in enumerate(entries, start=1):
-                    if number % _BEAT == 0:
-                        heartbeat()
-                    for file in entry.files:
-                        path = _listed(snapshot, file.path)
-                        if path is None or not self._holds(file.sha256, file.size):
-                            return False
-                        # A link planted in the tree (to a folder of the user's) is never followed.
-                        if os.path.lexists(path) and not _plain_file_inside(path, inside):
-                            return False
+            for file, path in _listed_files(snapshot, heartbeat):
+                if path is None or not self._holds(file.sha256, file.size):
+                    return False
+                # A link planted in the tree (to a folder of the user's) is never followed.
+                if os.path.lexists(path) and not _plain_file_inside(path, inside):
+                    return False
             _write_json(snapshot / PACKED, {"packed": True, "complete": False, "store": STORE_FORMAT})
-        with read_manifest(snapshot) as (_header, entries):
-            for number, entry in enumerate(entries, start=1):
-                if number % _BEAT == 0:
-                    heartbeat()
-                for file in entry.files:
-                    path = _listed(snapshot, file.path)
-                    if path is not None and _plain_file_inside(path, inside):
-                        os.unlink(path)
+        for _file, path in _listed_files(snapshot, heartbeat):
+            if path is not None and _plain_file_inside(path, inside):
+                os.unlink(path)
         _remove_empty_folders(snapshot)
         _write_json(snapshot / PACKED, {"packed": True, "complete": True, "store": STORE_FORMAT})
         return True
@@ -292,27 +277,22 @@ class ObjectStore:
     def _adopt_snapshot(self, snapshot: Path, heartbeat: Callable[[], None]) -> int:
         adopted = 0
         inside = os.path.realpath(snapshot) + os.sep
-        with read_manifest(snapshot) as (_header, entries):
-            for number, entry in enumerate(entries, start=1):
-                if number % _BEAT == 0:
-                    heartbeat()
-                for file in entry.files:
-                    path = _listed(snapshot, file.path)
-                    # A manifest or a link planted in an old snapshot never reaches a file outside it.
-                    if path is None or not os.path.realpath(path).startswith(inside):
-                        continue
-                    if self._is_stored(path, file.sha256):
-                        continue
-                    try:
-                        found = file_digest(path)
-                    except OSError:
-                        continue  # missing: verify names it
-                    if found != (file.sha256, file.size):
-                        self.damaged += 1
-                        log.warning("%s does not match its manifest: not adopted", path)
-                        continue
-                    if self._intern_file(path, file.sha256, file.size) in (_Outcome.LINKED, _Outcome.ADDED):
-                        adopted += 1
+        for file, path in _listed_files(snapshot, heartbeat):
+            # A manifest or a link planted in an old snapshot never reaches a file outside it.
+            if path is None or not os.path.realpath(path).startswith(inside):
+                continue
+            if self._is_stored(path, file.sha256):
+                continue
+            try:
+                found = file_digest(path)
+            except OSError:
+                continue  # missing: verify names it
+            if found != (file.sha256, file.size):
+                self.damaged += 1
+                log.warning("%s does not match its manifest: not adopted", path)
+                continue
+            if self._intern_file(path, file.sha256, file.size) in (_Outcome.LINKED, _Outcome.ADDED):
+                adopted += 1
         return adopted
 
     def _is_stored(self, path: str, sha256: str) -> bool:
@@ -424,6 +404,17 @@ def _remove_empty_folders(snapshot: Path) -> None:
         if Path(dirpath) != snapshot:
             with contextlib.suppress(OSError):  # not empty: unlisted files (the site's index) stay
                 os.rmdir(dirpath)
+
+
+def _listed_files(snapshot: Path, heartbeat: Callable[[], None]) -> Iterator[tuple[ManifestFile, str | None]]:
+    """Every file a snapshot's manifest lists, with where it lies in the snapshot (None for a path
+    that would leave it), streamed, heartbeating every so many objects."""
+    with read_manifest(snapshot) as (_header, entries):
+        for number, entry in enumerate(entries, start=1):
+            if number % _BEAT == 0:
+                heartbeat()
+            for file in entry.files:
+                yield file, _listed(snapshot, file.path)
 
 
 def _listed(folder: Path, relpath: str) -> str | None:
