@@ -191,7 +191,7 @@ class Restorer:
             made = file_object(page.get(name), targets)
             if made is not None:
                 body[name] = made
-        title = recover.plain(title_items)
+        title = recover.shown_as(title_items)
 
         async def find(intent: Intent) -> list[str] | None:
             if parent_kind == "data_source":
@@ -260,7 +260,7 @@ class Restorer:
             schema = creatable_schema(first, targets)
             self.index.add_losses(schema.losses)
             body["initial_data_source"] = {"properties": schema.now}
-        title = recover.plain(title_items)
+        title = recover.shown_as(title_items)
 
         async def find(intent: Intent) -> list[str] | None:
             found = await recover.find_child(self.writes, self.index, intent, "child_database", title)
@@ -303,7 +303,7 @@ class Restorer:
             "title": title_items,
             "properties": schema.now,
         }
-        title = recover.plain(title_items)
+        title = recover.shown_as(title_items)
 
         async def find(intent: Intent) -> list[str] | None:
             found = await recover.find_data_source(self.writes, self.index, intent, title)
@@ -504,11 +504,11 @@ class Restorer:
     async def _comment(self, key: str, old: str, new: str, body: list[JSON]) -> None:
         if self.index.step(key) is not None:
             return
-        text = recover.plain(body)
+        text = recover.shown_as(body)
 
         async def find(intent: Intent) -> list[str] | None:
             for listed in await self.writes.gateway.comments(intent.parent):
-                if recover.plain(listed.get("rich_text") or []) == text:
+                if text.fullmatch(recover.plain(listed.get("rich_text") or [])):
                     return [str(listed["id"])]
             return None
 

@@ -13,6 +13,8 @@ None means nothing landed: the create is sent again.
 
 from __future__ import annotations
 
+import re
+
 from notion_sync.notion.gateway import JSON
 from notion_sync.notion.writes import NotionWrites
 from notion_sync.restore.index import Intent, RestoreIndex
@@ -36,21 +38,39 @@ def plain(items: list[JSON]) -> str:
     return "".join(text)
 
 
+def shown_as(items: list[JSON]) -> re.Pattern[str]:
+    """What the plain text of create-shaped rich text will look like once Notion has it: its text
+    and equations as sent, each mention as whatever Notion names it (a page's title, a user's name,
+    "Untitled"), which the restore cannot know."""
+    parts: list[str] = []
+    for item in items:
+        if item.get("type") == "text":
+            parts.append(re.escape(str((item.get("text") or {}).get("content", ""))))
+        elif item.get("type") == "equation":
+            parts.append(re.escape(str((item.get("equation") or {}).get("expression", ""))))
+        else:
+            parts.append(".*?")
+    return re.compile("".join(parts), re.DOTALL)
+
+
 async def find_child(
-    writes: NotionWrites, index: RestoreIndex, intent: Intent, kind: str, title: str
+    writes: NotionWrites, index: RestoreIndex, intent: Intent, kind: str, title: re.Pattern[str]
 ) -> str | None:
-    """The `child_page` / `child_database` under the intent's parent page with `title`, created since
-    the intent's minute (not an older copy), not adopted."""
+    """The `child_page` / `child_database` under the intent's parent page whose title is shown as
+    `title`, created since the intent's minute (not an older copy), not adopted."""
     minute = _minute(intent)
     async for block in writes.gateway.children(intent.parent):
         if block.get("type") != kind or block.get("in_trash") or str(block.get("created_time")) < minute:
             continue
-        if str((block.get(kind) or {}).get("title", "")) == title and not index.is_adopted(block["id"]):
+        shown = str((block.get(kind) or {}).get("title", ""))
+        if title.fullmatch(shown) and not index.is_adopted(block["id"]):
             return str(block["id"])
     return None
 
 
-async def find_row(writes: NotionWrites, index: RestoreIndex, intent: Intent, title: str) -> str | None:
+async def find_row(
+    writes: NotionWrites, index: RestoreIndex, intent: Intent, title: re.Pattern[str]
+) -> str | None:
     """A row of the intent's data source created since its minute, titled `title`, not adopted."""
     minute = _minute(intent)
     body: JSON = {
@@ -61,7 +81,7 @@ async def find_row(writes: NotionWrites, index: RestoreIndex, intent: Intent, ti
     for _ in range(_ROW_PAGES):
         answer = await writes.query_data_source(intent.parent, body)
         for row in answer["results"]:
-            if _title_of(row) == title and not index.is_adopted(str(row["id"])):
+            if title.fullmatch(_title_of(row)) and not index.is_adopted(str(row["id"])):
                 return str(row["id"])
         if not answer.get("next_cursor"):
             return None
@@ -70,11 +90,11 @@ async def find_row(writes: NotionWrites, index: RestoreIndex, intent: Intent, ti
 
 
 async def find_data_source(
-    writes: NotionWrites, index: RestoreIndex, intent: Intent, title: str
+    writes: NotionWrites, index: RestoreIndex, intent: Intent, title: re.Pattern[str]
 ) -> str | None:
     database = await writes.gateway.database(intent.parent)
     for source in database.get("data_sources") or []:
-        if str(source.get("name", "")) == title and not index.is_adopted(str(source["id"])):
+        if title.fullmatch(str(source.get("name", ""))) and not index.is_adopted(str(source["id"])):
             return str(source["id"])
     return None
 
