@@ -33,24 +33,23 @@ class RestoreActivities:
                 while not work.done():
                     activity.heartbeat()
                     await asyncio.wait([work], timeout=_BEAT_S)
-                return work.result()
+                prepared = work.result()
+                await run.record_users(self._settings, step)
+                return prepared
             except run.RestoreRefused as refused:
                 raise ApplicationError(str(refused), type="RestoreRefused", non_retryable=True) from None
 
     @activity.defn
     async def create_shells(self, step: RestoreStep) -> RestoreStepResult:
-        with temporal_errors():
-            return await run.restore_range(self._settings, step, "create", activity.heartbeat)
+        return await _range(self._settings, step, "create")
 
     @activity.defn
     async def fill_content(self, step: RestoreStep) -> RestoreStepResult:
-        with temporal_errors():
-            return await run.restore_range(self._settings, step, "fill", activity.heartbeat)
+        return await _range(self._settings, step, "fill")
 
     @activity.defn
     async def link_objects(self, step: RestoreStep) -> RestoreStepResult:
-        with temporal_errors():
-            return await run.restore_range(self._settings, step, "link", activity.heartbeat)
+        return await _range(self._settings, step, "link")
 
     @activity.defn(name="write_restore_report")
     def write_restore_report(self, step: RestoreStep, report: RestoreReport) -> RestoreReport:
@@ -65,3 +64,13 @@ class RestoreActivities:
                 return await run.undo(self._settings, step.restore_id, activity.heartbeat)
             except run.RestoreRefused as refused:
                 raise ApplicationError(str(refused), type="RestoreRefused", non_retryable=True) from None
+
+
+async def _range(settings: Settings, step: RestoreStep, which: run.Pass) -> RestoreStepResult:
+    """One pass over a range; a worker without the restore's state fails it for good (retrying on
+    this worker cannot help, and an empty index would report the range done)."""
+    with temporal_errors():
+        try:
+            return await run.restore_range(settings, step, which, activity.heartbeat)
+        except run.RestoreStateMissing as missing:
+            raise ApplicationError(str(missing), type="RestoreStateMissing", non_retryable=True) from None

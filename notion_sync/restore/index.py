@@ -31,6 +31,7 @@ CREATE TABLE IF NOT EXISTS ids (old TEXT PRIMARY KEY, new TEXT NOT NULL, kind TE
 CREATE TABLE IF NOT EXISTS intents (key TEXT PRIMARY KEY, parent TEXT NOT NULL, after TEXT,
     count INTEGER NOT NULL, sent_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS steps (key TEXT PRIMARY KEY, result TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS users (id TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS losses (object_id TEXT NOT NULL, kind TEXT NOT NULL, what TEXT NOT NULL,
     PRIMARY KEY (object_id, kind, what));
 """
@@ -207,6 +208,21 @@ class RestoreIndex:
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
+
+    # ------------------------------------------------------------------------------------ users
+
+    def set_users(self, ids: Iterable[str]) -> None:
+        """The target workspace's users, listed once per restore (`users` then answers without asking)."""
+        with self._db:
+            self._db.execute("DELETE FROM users")
+            self._db.executemany("INSERT OR IGNORE INTO users (id) VALUES (?)", ((i,) for i in ids))
+            self._db.execute("INSERT OR REPLACE INTO steps (key, result) VALUES ('users', '')")
+
+    def users(self) -> frozenset[str] | None:
+        """The target workspace's users (None: not listed yet): one id per member, small."""
+        if self.step("users") is None:
+            return None
+        return frozenset(str(i) for (i,) in self._db.execute("SELECT id FROM users"))
 
     # ------------------------------------------------------------------------------------ losses
 

@@ -9,10 +9,13 @@ are reported, not planned. Streamed through SQLite: memory stays flat at any siz
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import tempfile
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from notion_sync.restore.blocks import Loss
 from notion_sync.restore.index import RestoreIndex
@@ -20,6 +23,7 @@ from notion_sync.snapshot import ManifestUnreadable, read_manifest
 
 # Deeper than any real workspace; a parent loop in a damaged manifest stops here.
 MAX_DEPTH = 10_000
+_T = TypeVar("_T")
 
 
 class PlanError(ValueError):
@@ -34,53 +38,64 @@ class PlanCounts:
     unrestorable: int
 
 
+# An object below two chosen roots (a page and its parent) takes its deepest place: after its parent.
 _ORDER = """
 WITH RECURSIVE tree(id, depth) AS (
     SELECT id, 0 FROM manifest WHERE {roots}
     UNION
     SELECT m.id, t.depth + 1 FROM manifest m JOIN tree t ON m.parent = t.id WHERE t.depth < ?
 )
-SELECT m.id, m.kind, m.parent, m.title, m.path, m.status, m.reason, MIN(t.depth) AS depth
+SELECT m.id, m.kind, m.parent, m.title, m.path, m.status, m.reason, MAX(t.depth) AS depth
 FROM tree t JOIN manifest m ON m.id = t.id
 GROUP BY m.id
 ORDER BY depth, COALESCE(m.created_time, ''), COALESCE(m.path, ''), m.id
 """
 
 
-def plan_restore(manifest: Path, page: str | None, index: RestoreIndex) -> PlanCounts:
-    """Plans the restore of the snapshot whose manifest is `manifest`: everything, or `page` (an id,
-    with or without dashes, or a Markdown path) and what lies below it."""
+def plan_restore(manifest: Path, pages: Sequence[str], index: RestoreIndex) -> PlanCounts:
+    """Plans the restore of the snapshot whose manifest is `manifest`: everything (no `pages`), or
+    each of `pages` (an id, with or without dashes, or a Markdown path) and what lies below it, in one
+    order, so a page given before its parent still comes after it."""
+    counts = {"page": 0, "database": 0, "data_source": 0}
+    unrestorable = 0
     with tempfile.TemporaryDirectory(prefix="notion-sync-plan-") as scratch:
         db = sqlite3.connect(Path(scratch) / "manifest.sqlite", isolation_level=None)
         try:
             _load(db, manifest)
-            if page is None:
+            if not pages:
                 roots, args = "parent IS NULL OR parent NOT IN (SELECT id FROM manifest)", tuple[str, ...]()
             else:
-                root = _find(db, page)
-                roots, args = "id = ?", (root,)
+                chosen = tuple(dict.fromkeys(_find(db, page) for page in pages))
+                roots, args = f"id IN ({','.join('?' * len(chosen))})", chosen
             rows = db.execute(_ORDER.format(roots=roots), (*args, MAX_DEPTH))
-            planned, lost = [], []
-            # After what is planned already: several pages' subtrees go into one plan.
+            # After what is planned already (a plan made again keeps its objects and their progress).
             first = index.max_seq() + 1
-            for seq, (object_id, kind, parent, title, path, status, reason, _depth) in enumerate(rows, first):
-                if status != "exported":
-                    lost.append(
-                        Loss(object_id, kind, f"not in the snapshot ({reason or status} when exported)")
-                    )
-                    continue
-                planned.append((seq, object_id, kind, parent, title, path))
+            for chunk in _chunks(enumerate(rows, first)):
+                planned, lost = [], []
+                for seq, (object_id, kind, parent, title, path, status, reason, _depth) in chunk:
+                    if status != "exported":
+                        what = f"not in the snapshot ({reason or status} when exported)"
+                        lost.append(Loss(object_id, kind, what))
+                        continue
+                    planned.append((seq, object_id, kind, parent, title, path))
+                    counts[kind] = counts.get(kind, 0) + 1
+                index.add_objects(planned)
+                index.add_losses(lost)
+                unrestorable += len(lost)
         finally:
             db.close()
-    index.add_objects(planned)
-    index.add_losses(lost)
-    kinds = [row[2] for row in planned]
     return PlanCounts(
-        pages=kinds.count("page"),
-        databases=kinds.count("database"),
-        data_sources=kinds.count("data_source"),
-        unrestorable=len(lost),
+        pages=counts["page"],
+        databases=counts["database"],
+        data_sources=counts["data_source"],
+        unrestorable=unrestorable,
     )
+
+
+def _chunks(rows: Iterator[_T]) -> Iterator[list[_T]]:
+    """`rows` a thousand at a time (memory flat at any plan size)."""
+    while chunk := list(itertools.islice(rows, 1000)):
+        yield chunk
 
 
 def _load(db: sqlite3.Connection, manifest: Path) -> None:

@@ -8,9 +8,10 @@ tree, from `restore_files`: a folder, packed or S3 snapshot alike), `restore.sql
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -31,6 +32,11 @@ _PLANNED = "plan"
 
 class RestoreRefused(Exception):
     """The restore cannot start: no such snapshot or page (the message says which)."""
+
+
+class RestoreStateMissing(Exception):
+    """This worker lacks the restore's index (another host, a wiped state folder): carrying on would
+    report the restore's ranges done while nothing is restored."""
 
 
 def restore_dir(settings: Settings, restore_id: str) -> Path:
@@ -69,14 +75,38 @@ def prepare(settings: Settings, step: RestoreStep) -> RestoreStepResult:
     with RestoreIndex(work / "restore.sqlite") as index:
         if index.step(_PLANNED) is None:
             try:
-                chosen: list[str | None] = [*step.pages] if step.pages else [None]
-                for page in chosen:
-                    plan_restore(tree / MANIFEST, page, index)
+                plan_restore(tree / MANIFEST, step.pages, index)
             except PlanError as error:
                 raise RestoreRefused(str(error)) from None
             index.finish_step(_PLANNED, [])
         counts = _counts(index)
         return RestoreStepResult(next_cursor=0, counts=counts, done=index.max_seq() == 0)
+
+
+async def record_users(settings: Settings, step: RestoreStep) -> None:
+    """The target workspace's users, listed once per restore into its index (every range reads them
+    there: mentions and people of users this workspace lacks become text)."""
+    with _planned_index(settings, step.restore_id) as index:
+        if index.users() is not None:
+            return
+        async with open_gateway(settings) as (gateway, _http):
+            listed = await gateway.users()
+        index.set_users(str(u["id"]) for u in listed if u.get("id"))
+
+
+@contextlib.contextmanager
+def _planned_index(settings: Settings, restore_id: str) -> Iterator[RestoreIndex]:
+    """The restore's index, refused unless `prepare` planned it on this worker."""
+    path = restore_dir(settings, restore_id) / "restore.sqlite"
+    if not path.is_file():
+        raise RestoreStateMissing(
+            f"this worker has no state for restore {restore_id} ({path} is missing): "
+            "run it on the worker that prepared it, or start the restore again"
+        )
+    with RestoreIndex(path) as index:
+        if index.step(_PLANNED) is None:
+            raise RestoreStateMissing(f"restore {restore_id} was never planned on this worker ({path})")
+        yield index
 
 
 Pass = Literal["create", "fill", "link"]
@@ -89,9 +119,13 @@ async def restore_range(
     """One pass over the next `step.limit` objects of the plan after `step.cursor`: `create` their
     shells, `fill` their content, `link` their relations (once every object exists)."""
     work = restore_dir(settings, step.restore_id)
-    async with open_gateway(settings, heartbeat) as (gateway, _http):
-        with RestoreIndex(work / "restore.sqlite") as index:
-            users = frozenset(str(u["id"]) for u in await gateway.users() if u.get("id"))
+    with _planned_index(settings, step.restore_id) as index:
+        async with open_gateway(settings, heartbeat) as (gateway, _http):
+            users = index.users()
+            if users is None:
+                # Prepared by a worker that did not list them: listed once, here.
+                users = frozenset(str(u["id"]) for u in await gateway.users() if u.get("id"))
+                index.set_users(users)
             source = SnapshotSource(work / "snapshot")
             restorer = Restorer(NotionWrites(gateway), index, source, step.target, users, gateway.beat)
             run_one = {"create": restorer.create, "fill": restorer.fill, "link": restorer.link}[which]

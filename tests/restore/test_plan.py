@@ -19,13 +19,13 @@ def _manifest(path: Path, objects: list[tuple[str, str, str | None, str | None, 
         for object_id, kind, parent, created, status in sorted(objects):
             entry = ManifestObject(
                 id=object_id,
-                type=kind,  # type: ignore[arg-type]
+                type=kind,
                 title=object_id.upper(),
                 created_time=created,
                 last_edited_time=None,
                 parent=parent,
                 path=f"{object_id}.md",
-                status=status,  # type: ignore[arg-type]
+                status=status,
                 reason="restricted" if status != "exported" else None,
             )
             write_manifest_line(stream, entry)
@@ -50,7 +50,7 @@ WORKSPACE = [
 def test_parents_come_before_children_and_rows_keep_their_order(tmp_path: Path) -> None:
     manifest = _manifest(tmp_path / "manifest.jsonl", WORKSPACE)
     with RestoreIndex(tmp_path / "restore.sqlite") as index:
-        counts = plan_restore(manifest, None, index)
+        counts = plan_restore(manifest, (), index)
         order = [o.id for o in index.objects()]
         losses = list(index.losses())
     assert order.index("root") < order.index("child") < order.index("grandchild")
@@ -65,25 +65,35 @@ def test_parents_come_before_children_and_rows_keep_their_order(tmp_path: Path) 
 def test_a_page_and_its_subtree_by_id_or_path(tmp_path: Path) -> None:
     manifest = _manifest(tmp_path / "manifest.jsonl", WORKSPACE)
     with RestoreIndex(tmp_path / "a.sqlite") as index:
-        plan_restore(manifest, "child", index)
+        plan_restore(manifest, ["child"], index)
         assert [o.id for o in index.objects()] == ["child", "grandchild"]
     with RestoreIndex(tmp_path / "b.sqlite") as index:
-        plan_restore(manifest, "db.md", index)
+        plan_restore(manifest, ["db.md"], index)
         assert [o.id for o in index.objects()] == ["db", "ds", "row-a", "row-b"]
     with RestoreIndex(tmp_path / "c.sqlite") as index, pytest.raises(PlanError, match="no page 'nope'"):
-        plan_restore(manifest, "nope", index)
+        plan_restore(manifest, ["nope"], index)
 
 
 def test_planning_again_keeps_progress(tmp_path: Path) -> None:
     manifest = _manifest(tmp_path / "manifest.jsonl", WORKSPACE)
     with RestoreIndex(tmp_path / "restore.sqlite") as index:
-        plan_restore(manifest, None, index)
+        plan_restore(manifest, (), index)
         index.set_state("root", "done")
-        plan_restore(manifest, None, index)
+        plan_restore(manifest, (), index)
         assert index.count("done") == 1 and index.count() == 8
 
 
 def test_an_unreadable_manifest_is_a_plan_error(tmp_path: Path) -> None:
     (tmp_path / "manifest.jsonl").write_text("not json\n")
     with RestoreIndex(tmp_path / "restore.sqlite") as index, pytest.raises(PlanError, match="unreadable"):
-        plan_restore(tmp_path / "manifest.jsonl", None, index)
+        plan_restore(tmp_path / "manifest.jsonl", (), index)
+
+
+def test_pages_given_child_first_are_planned_parent_first(tmp_path: Path) -> None:
+    manifest = _manifest(tmp_path / "manifest.jsonl", WORKSPACE)
+    with RestoreIndex(tmp_path / "restore.sqlite") as index:
+        counts = plan_restore(manifest, ["grandchild", "child", "db"], index)
+        order = [o.id for o in index.objects()]
+    assert order.index("child") < order.index("grandchild")
+    assert sorted(order) == ["child", "db", "ds", "grandchild", "row-a", "row-b"]
+    assert (counts.pages, counts.databases, counts.data_sources) == (4, 1, 1)
