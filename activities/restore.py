@@ -6,6 +6,9 @@ The token comes from this worker's credential (the workspace's activity queue), 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -13,9 +16,11 @@ from temporalio.exceptions import ApplicationError
 from activities.errors import temporal_errors
 from notion_sync.models import RestoreReport, RestoreStep, RestoreStepResult
 from notion_sync.restore import run
+from notion_sync.restore.engine import TargetUnavailable
 from notion_sync.settings import Settings
 
 _BEAT_S = 2.0
+_T = TypeVar("_T")
 
 
 class RestoreActivities:
@@ -71,6 +76,24 @@ async def _range(settings: Settings, step: RestoreStep, which: run.Pass) -> Rest
     this worker cannot help, and an empty index would report the range done)."""
     with temporal_errors():
         try:
-            return await run.restore_range(settings, step, which, activity.heartbeat)
+            return await _beating(run.restore_range(settings, step, which, activity.heartbeat))
         except run.RestoreStateMissing as missing:
             raise ApplicationError(str(missing), type="RestoreStateMissing", non_retryable=True) from None
+        except TargetUnavailable as gone:
+            raise ApplicationError(str(gone), type="TargetUnavailable", non_retryable=True) from None
+
+
+async def _beating(work: Coroutine[Any, Any, _T]) -> _T:
+    """Runs `work`, heartbeating every few seconds meanwhile (a long upload or a slow answer is not a
+    lost worker); a cancelled activity cancels `work` and waits for it to stop."""
+    task = asyncio.ensure_future(work)
+    try:
+        while not task.done():
+            activity.heartbeat()
+            await asyncio.wait([task], timeout=_BEAT_S)
+    except BaseException:
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+        raise
+    return task.result()

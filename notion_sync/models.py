@@ -473,6 +473,8 @@ class RestoreInput(BaseModel):
     # Forces continue-as-new after this many batches (None: when Temporal suggests it).
     batches_per_run: int | None = None
     worker_lost_after_seconds: int = Field(default=30, ge=5, le=600)
+    # The workers' request timeout: a range's heartbeat timeout is at least twice it.
+    request_timeout_seconds: float = Field(default=30.0, gt=0)
     # Moves what the restore of this id created to the trash instead of restoring.
     undo: str | None = None
     state: RestoreState | None = None
@@ -498,6 +500,8 @@ class RestoreState(BaseModel):
     counts: RestoreCounts = Field(default_factory=RestoreCounts)
     started_at: datetime | None = None
     runs: int = 1
+    # Paused by the user (carried across continue-as-new).
+    paused: bool = False
 
 
 class RestoreStep(BaseModel):

@@ -59,6 +59,8 @@ class RestoreWorkflow:
         self._request: RestoreInput | None = None
         self._paused = False
         self._in_flight: Any = None
+        # The range cancelled by a pause: its cancellation is a pause even after a quick resume.
+        self._cancelled_for_pause: Any = None
         self._queue: str | None = None
         self._ranges_this_run = 0
 
@@ -67,6 +69,7 @@ class RestoreWorkflow:
         """Stops all Notion traffic: the range in flight is cancelled and run again on resume."""
         self._paused = True
         if self._in_flight is not None:
+            self._cancelled_for_pause = self._in_flight
             self._in_flight.cancel()
         self._show()
 
@@ -94,6 +97,7 @@ class RestoreWorkflow:
         info = workflow.info()
         self._queue = activity_queue(info.task_queue, request.workspace)
         self._state = request.state or RestoreState(restore_id=info.workflow_id, started_at=workflow.now())
+        self._paused = self._paused or self._state.paused
         if request.undo:
             trashed = await self._notion(RestoreActivities.undo_restore, self._step(restore_id=request.undo))
             return RestoreReport(
@@ -173,7 +177,7 @@ class RestoreWorkflow:
                 step,
                 task_queue=self._queue,
                 start_to_close_timeout=timedelta(hours=1),
-                heartbeat_timeout=timedelta(seconds=self._request.worker_lost_after_seconds),
+                heartbeat_timeout=self._range_heartbeat_timeout(),
                 retry_policy=NOTION_RETRY,
                 cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
                 summary=f"{self._state.phase} after {step.cursor}",
@@ -196,9 +200,18 @@ class RestoreWorkflow:
             try:
                 return handle.result()
             except ActivityError as error:
-                if isinstance(error.cause, CancelledError) and self._paused:
+                if isinstance(error.cause, CancelledError) and self._cancelled_for_pause is handle:
                     continue
                 raise
+            finally:
+                self._cancelled_for_pause = None
+
+    def _range_heartbeat_timeout(self) -> timedelta:
+        """The worker's lost after `worker_lost_after_seconds`, but never while one request may still
+        be waiting on its answer (twice the request timeout)."""
+        assert self._request is not None
+        request = self._request
+        return timedelta(seconds=max(request.worker_lost_after_seconds, 2 * request.request_timeout_seconds))
 
     async def _continue_as_new_if_due(self) -> None:
         assert self._request is not None
@@ -208,6 +221,7 @@ class RestoreWorkflow:
             return
         await workflow.wait_condition(workflow.all_handlers_finished)
         self._state.runs += 1
+        self._state.paused = self._paused
         workflow.continue_as_new(self._request.model_copy(update={"state": self._state}))
 
     async def _finish(self, status: ReportStatus, error: str | None) -> RestoreReport:

@@ -93,7 +93,8 @@ def _source_problem(source: str) -> str | None:
 async def _restore(request: RestoreInput, workspace: str | None, wait: bool) -> int:
     settings = Settings()
     async with open_session(settings, embedded_worker=True, workspace=workspace) as session:
-        request = request.model_copy(update={"workspace": session.workspace})
+        update = {"workspace": session.workspace, "request_timeout_seconds": settings.request_timeout_s}
+        request = request.model_copy(update=update)
         restore_id = f"restore-{uuid.uuid4().hex[:12]}"
         handle = await session.client.start_workflow(
             RestoreWorkflow.run, request, id=restore_id, task_queue=session.settings.task_queue

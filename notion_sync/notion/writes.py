@@ -166,14 +166,15 @@ class NotionWrites:
             page_id, lambda: self._client.comments.create(parent={"page_id": page_id}, rich_text=rich_text)
         )
 
-    async def upload_file(self, path: Path, name: str) -> str:
-        """Uploads one local file (single part); returns the upload's id. An upload lost in flight
-        only leaves an unattached upload, which Notion expires: safe to send again."""
-        created = await self.write(name, lambda: self._client.file_uploads.create(filename=name))
+    async def upload_file(self, path: Path, name: str, object_id: str) -> str:
+        """Uploads one local file (single part) for `object_id` (the page it belongs to: a file's
+        name never names the write in traces or history); returns the upload's id. An upload lost in
+        flight only leaves an unattached upload, which Notion expires: safe to send again."""
+        created = await self.write(object_id, lambda: self._client.file_uploads.create(filename=name))
         upload_id = str(created["id"])
         data = path.read_bytes()
         await self.write(
-            name, lambda: self._client.file_uploads.send(file_upload_id=upload_id, file=(name, data))
+            object_id, lambda: self._client.file_uploads.send(file_upload_id=upload_id, file=(name, data))
         )
         return upload_id
 

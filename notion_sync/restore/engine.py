@@ -29,7 +29,7 @@ from urllib.parse import unquote, urlsplit
 import orjson
 
 from notion_sync.convert.properties import with_property_items
-from notion_sync.notion.errors import ObjectProblem
+from notion_sync.notion.errors import ObjectProblem, ObjectUnavailable
 from notion_sync.notion.gateway import JSON
 from notion_sync.notion.writes import NotionWrites, WriteRejected, WriteUnknown
 from notion_sync.restore import recover
@@ -51,10 +51,10 @@ from notion_sync.snapshot import saved_json
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
-# A create whose outcome stays unknown this many times in a row fails the step (Temporal retries).
+# An update (safe to repeat) whose outcome stays unknown this many times fails the step.
 _UNKNOWN_ATTEMPTS = 3
 # Lets a lost write settle before its parent is listed.
-_SETTLE_S = 0.5
+_SETTLE_S = 2.0
 
 
 class SnapshotSource:
@@ -122,6 +122,7 @@ class Restorer:
                 await self._data_source(obj.id)
         except ObjectProblem as problem:
             # Rejected, or its parent gone: this object is lost, the restore carries on.
+            self._fatal_if_target(problem)
             self.index.add_losses([Loss(obj.id, obj.kind, problem.reason)])
             self.index.set_state(obj.id, "done")
             return
@@ -155,8 +156,17 @@ class Restorer:
                 await self._content(obj.id, new, saved)
                 await self._comments(obj.id, new, saved)
             except ObjectProblem as problem:
+                self._fatal_if_target(problem)
                 self.index.add_losses([Loss(obj.id, "content", problem.reason)])
         self.index.set_state(obj.id, "done")
+
+    def _fatal_if_target(self, problem: ObjectProblem) -> None:
+        """A target page gone or unshared mid-restore ends the restore: every object would be lost."""
+        if isinstance(problem, ObjectUnavailable) and _same_id(problem.object_id, self.target):
+            raise TargetUnavailable(
+                f"the target page {self.target} can no longer be reached ({problem.status} {problem.code}): "
+                "was it deleted, moved to the trash or unshared from the integration?"
+            )
 
     def _targets(self, uploads: dict[str, str] | None = None) -> Targets:
         return Targets(ids=self.index.ids_view(), uploads=uploads or {}, users=self.users)
@@ -478,7 +488,7 @@ class Restorer:
             done = self.index.step(key)
             if done is None:
                 # A lost upload leaves only an unattached upload, which Notion expires: no intent.
-                upload = await _again(partial(self.writes.upload_file, path, _file_name(url, path)))
+                upload = await _again(partial(self.writes.upload_file, path, _file_name(url, path), old))
                 self.index.finish_step(key, [upload])
                 done = [upload]
             uploads[url] = done[0]
@@ -536,27 +546,26 @@ class Restorer:
         done = self.index.step(key)
         if done is not None:
             return done
-        for _attempt in range(_UNKNOWN_ATTEMPTS):
-            intent = self.index.intent(key)
-            if intent is not None:
-                found = await find(intent)
-                if found is not None:
-                    log.info("adopted what a lost create made (%s)", key)
-                    self.index.finish_step(key, found, ids(found))
-                    return found
-            self.index.record_intent(Intent(key, parent, after, len(kinds), _now()))
-            try:
-                made = await send()
-            except WriteUnknown:
-                await asyncio.sleep(_SETTLE_S)
-                continue
-            except WriteRejected:
-                self.index.clear_intent(key)
-                raise
-            self.index.finish_step(key, made, ids(made))
-            self.heartbeat()
-            return made
-        raise WriteUnknown(key, f"the outcome stayed unknown {_UNKNOWN_ATTEMPTS} times")
+        intent = self.index.intent(key)
+        if intent is not None:
+            # A create sent before with no answer: it may still be in flight, so it gets time to land.
+            await asyncio.sleep(_SETTLE_S)
+            found = await find(intent)
+            if found is not None:
+                log.info("adopted what a lost create made (%s)", key)
+                self.index.finish_step(key, found, ids(found))
+                return found
+        self.index.record_intent(Intent(key, parent, after, len(kinds), _now()))
+        try:
+            made = await send()
+        except WriteRejected:
+            self.index.clear_intent(key)
+            raise
+        # A `WriteUnknown` fails the attempt: Temporal retries it after a backoff, which looks again
+        # (and only then sends), never at once while the lost request may still land.
+        self.index.finish_step(key, made, ids(made))
+        self.heartbeat()
+        return made
 
     # ------------------------------------------------------------------------------ second pass
 
@@ -586,8 +595,17 @@ class Restorer:
                     if relations:
                         await _again(lambda: self.writes.update_page(new, {"properties": relations}))
         except ObjectProblem as problem:
+            self._fatal_if_target(problem)
             self.index.add_losses([Loss(obj.id, "relations", problem.reason)])
         self.index.finish_step(key, [])
+
+
+class TargetUnavailable(Exception):
+    """The page the restore creates under answers 403/404: nothing more can be restored."""
+
+
+def _same_id(a: str, b: str) -> bool:
+    return a.replace("-", "").lower() == b.replace("-", "").lower()
 
 
 class _Missing(ObjectProblem):

@@ -174,8 +174,12 @@ class RestoreIndex:
     # ------------------------------------------------------------------------------------ intents
 
     def record_intent(self, intent: Intent) -> None:
+        """Records a create about to be sent; one sent again keeps its first `sent_at` (what any of its
+        sends made is looked for from then on)."""
         self._db.execute(
-            "INSERT OR REPLACE INTO intents (key, parent, after, count, sent_at) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO intents (key, parent, after, count, sent_at) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET parent = excluded.parent, after = excluded.after, "
+            "count = excluded.count",
             (intent.key, intent.parent, intent.after, intent.count, intent.sent_at),
         )
 

@@ -4,7 +4,7 @@ Each create is recorded as an `Intent` before it is sent (where, after which blo
 When its answer never arrived (the worker was killed, a timeout, a 5xx), the restore looks:
 - a page or database under a page: the `child_page` / `child_database` block (its id is the object's)
   with the expected title that no restored object already maps (`RestoreIndex.is_adopted`);
-- a row: the data source's rows created since the intent's minute, with the expected title;
+- a row: the data source's rows created since the minute before the intent, with the expected title;
 - a data source: the database's data sources, by title;
 - an append: the `count` blocks right after the recorded `after` block, if they are there with the
   expected types. Notion applies an append whole or not at all.
@@ -14,6 +14,7 @@ None means nothing landed: the create is sent again.
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 
 from notion_sync.notion.gateway import JSON
 from notion_sync.notion.writes import NotionWrites
@@ -119,8 +120,10 @@ async def find_appended(writes: NotionWrites, intent: Intent, kinds: list[str]) 
 
 
 def _minute(intent: Intent) -> str:
-    """The intent's time rounded down to the minute, as Notion rounds `created_time`."""
-    return intent.sent_at[:16] + ":00.000Z"
+    """A minute before the intent was first sent, rounded down to the minute as Notion rounds
+    `created_time` (a server clock a little behind ours must not hide what it made)."""
+    sent = datetime.strptime(intent.sent_at[:16], "%Y-%m-%dT%H:%M") - timedelta(minutes=1)
+    return sent.strftime("%Y-%m-%dT%H:%M") + ":00.000Z"
 
 
 def _title_of(page: JSON) -> str:

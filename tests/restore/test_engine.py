@@ -4,6 +4,7 @@ found and adopted, never sent again; a restore run again from the start creates 
 from __future__ import annotations
 
 import itertools
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from temporalio.client import Client
 
 from notion_sync.emulator.process import EmulatorProcess
 from notion_sync.models import RestoreStep
-from notion_sync.notion.writes import NotionWrites
+from notion_sync.notion.writes import NotionWrites, WriteUnknown
 from notion_sync.restore import engine, run
 from tests.export.harness import EmulatorAndWorker, export_and_wait, worker_settings
 
@@ -36,7 +37,11 @@ async def _restore(source: Path, state: Path, times: int = 1) -> dict[str, Any]:
                 cursor = 0
                 while True:
                     ranged = step.model_copy(update={"cursor": cursor, "limit": 7})
-                    result = await run.restore_range(settings, ranged, which)
+                    try:
+                        result = await run.restore_range(settings, ranged, which)
+                    except WriteUnknown:
+                        # A lost answer fails the attempt; the retry looks before it sends again.
+                        continue
                     cursor = result.next_cursor
                     if result.done:
                         break
@@ -79,3 +84,17 @@ async def test_lost_answers_are_adopted_and_a_rerun_creates_nothing(
     assert lost > 50
     assert reference["pages"] >= 20 and reference["blocks"] > 100
     assert lossy == reference
+
+
+async def test_a_target_page_that_is_gone_ends_the_restore(
+    temporal_client: Client, emulator_and_worker: EmulatorAndWorker, tmp_path: Path
+) -> None:
+    async with emulator_and_worker(pages=3, seed=SEED) as (_source, settings):
+        await export_and_wait(temporal_client, settings, tmp_path / "a")
+    with EmulatorProcess(pages=0, seed=SEED) as target:
+        settings = worker_settings(target, tmp_path / "state")
+        # Never shared (as one deleted or unshared mid-restore answers): 404 to every create under it.
+        step = RestoreStep(restore_id="r", source=str(tmp_path / "a"), target=str(uuid.uuid4()), limit=5)
+        run.prepare(settings, step)
+        with pytest.raises(engine.TargetUnavailable, match="can no longer be reached"):
+            await run.restore_range(settings, step, "create")

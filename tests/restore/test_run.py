@@ -8,7 +8,7 @@ import pytest
 
 from notion_sync.models import RestoreStep
 from notion_sync.restore import run
-from notion_sync.restore.index import RestoreIndex
+from notion_sync.restore.index import Intent, RestoreIndex
 from notion_sync.settings import Settings
 
 
@@ -22,3 +22,10 @@ async def test_a_worker_without_the_restore_state_refuses_the_range(tmp_path: Pa
         pass
     with pytest.raises(run.RestoreStateMissing, match="never planned"):
         await run.restore_range(settings, step, "fill")
+
+
+def test_an_intent_sent_again_keeps_its_first_time(tmp_path: Path) -> None:
+    with RestoreIndex(tmp_path / "restore.sqlite") as index:
+        index.record_intent(Intent("k", "parent", None, 1, "2026-01-01T10:00:59.000Z"))
+        index.record_intent(Intent("k", "parent", "after", 2, "2026-01-01T10:07:00.000Z"))
+        assert index.intent("k") == Intent("k", "parent", "after", 2, "2026-01-01T10:00:59.000Z")
