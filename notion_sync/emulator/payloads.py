@@ -193,6 +193,17 @@ class BlockSpec:
         return 1 + sum(child.count() for child in self.children)
 
 
+def _check_required_children(kind: str, children: list[BlockSpec], where: str) -> None:
+    """Notion creates a table only with its rows, a column list only with two columns or more, and a
+    column only with content (appending them later is too late)."""
+    if kind == "table" and (not children or any(c.type != "table_row" for c in children)):
+        raise failed(f"{where}.children should be defined, instead was `undefined`.")
+    if kind == "column_list" and (len(children) < 2 or any(c.type != "column" for c in children)):
+        raise failed(f"{where}.children should have at least 2 columns.")
+    if kind == "column" and not children:
+        raise failed(f"{where}.children should be defined, instead was `undefined`.")
+
+
 @dataclass
 class BlockReader:
     """Checks a request's `children` the way Notion does and turns them into `BlockSpec`s."""
@@ -220,6 +231,7 @@ class BlockReader:
             if level >= NESTING_LEVELS:
                 raise failed(f"{where}.children should be not present, instead was `{shown(nested)}`.")
             children = self.children(nested, f"{where}.children", level + 1)
+        _check_required_children(kind, children, where)
         return BlockSpec(kind, self.content(kind, payload, where), children)
 
     def content(self, kind: str, payload: JSON, where: str) -> JSON:

@@ -311,38 +311,47 @@ _NEEDS_CHILDREN = {"column_list": 2, "column": 1, "table": 1}
 class Append:
     """One append request: at most 100 blocks nested at most two levels, and the children held
     back for later requests, keyed by the position of their parent in `blocks` ((i,), (i, j),
-    (i, j, k)): appended under that block once its new id is known."""
+    (i, j, k)): appended under that block once its new id is known, after the first `sent[path]`
+    of its children (a table's first hundred rows, say, which Notion needs at its creation)."""
 
     blocks: list[JSON]
     deferred: dict[tuple[int, ...], list[JSON]] = field(default_factory=dict)
+    sent: dict[tuple[int, ...], int] = field(default_factory=dict)
 
 
 def split_for_append(blocks: list[JSON]) -> list[Append]:
     """Create bodies (from `creatable_blocks`) cut into requests Notion accepts: 100 blocks each,
     children past the second level (or any children list over 100) held back whole, so every
-    list keeps its order when it is appended under its created parent."""
+    list keeps its order when it is appended under its created parent. A table, column list or
+    column goes with its first hundred children (Notion refuses one without), the rest after; a
+    column list too deep for its columns' content makes its parent's children a later append."""
     requests = []
     for start in range(0, len(blocks), MAX_CHILDREN):
         request = Append(blocks=[])
         for i, block in enumerate(blocks[start : start + MAX_CHILDREN]):
-            request.blocks.append(_trimmed(block, (i,), 0, request.deferred))
+            request.blocks.append(_trimmed(block, (i,), 0, request))
         requests.append(request)
     return requests
 
 
-def _trimmed(
-    block: JSON, path: tuple[int, ...], depth: int, deferred: dict[tuple[int, ...], list[JSON]]
-) -> JSON:
+def _trimmed(block: JSON, path: tuple[int, ...], depth: int, request: Append) -> JSON:
     kind = block["type"]
     children = block[kind].get("children")
     if not children:
         return block
     body = {k: v for k, v in block[kind].items() if k != "children"}
+    if kind in _NEEDS_CHILDREN and depth < MAX_NESTING:
+        inline, rest = children[:MAX_CHILDREN], children[MAX_CHILDREN:]
+        if rest:
+            request.deferred[path] = rest
+            request.sent[path] = len(inline)
+        body["children"] = [_trimmed(child, (*path, j), depth + 1, request) for j, child in enumerate(inline)]
+        return {"type": kind, kind: body}
     fits = len(children) <= MAX_CHILDREN and all(
         depth + 1 + _NEEDS_CHILDREN.get(child["type"], 0) <= MAX_NESTING for child in children
     )
     if depth >= MAX_NESTING or not fits:
-        deferred[path] = children
+        request.deferred[path] = children
         return {"type": kind, kind: body}
-    body["children"] = [_trimmed(child, (*path, j), depth + 1, deferred) for j, child in enumerate(children)]
+    body["children"] = [_trimmed(child, (*path, j), depth + 1, request) for j, child in enumerate(children)]
     return {"type": kind, kind: body}

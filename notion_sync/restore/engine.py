@@ -36,6 +36,7 @@ from notion_sync.restore import recover
 from notion_sync.restore.blocks import (
     MAX_TEXT,
     SEPARATE,
+    Append,
     Loss,
     Targets,
     creatable_blocks,
@@ -361,32 +362,40 @@ class Restorer:
                 sent_olds = part[n * 100 : n * 100 + len(request.blocks)]
                 ids = await self._append(step, parent, request.blocks, sent_olds, after)
                 after = ids[-1]
-                await self._deferred(step, ids, sent_olds, request.deferred)
+                await self._deferred(step, ids, sent_olds, request)
         return after
 
-    async def _append_deferred(self, key: str, parent: str, bodies: list[JSON], olds: list[JSON]) -> None:
-        """Children held back by `split_for_append` (already converted), under their created parent."""
-        after: str | None = None
+    async def _append_deferred(
+        self, key: str, parent: str, bodies: list[JSON], olds: list[JSON], after: str | None
+    ) -> None:
+        """Children held back by `split_for_append` (already converted), under their created parent
+        after its child `after` (None: at its start)."""
         for n, request in enumerate(split_for_append(bodies)):
             step = f"{key}:{n}"
             sent_olds = olds[n * 100 : n * 100 + len(request.blocks)]
             ids = await self._append(step, parent, request.blocks, sent_olds, after)
             after = ids[-1]
-            await self._deferred(step, ids, sent_olds, request.deferred)
+            await self._deferred(step, ids, sent_olds, request)
 
-    async def _deferred(
-        self, step: str, ids: list[str], olds: list[JSON], deferred: dict[tuple[int, ...], list[JSON]]
-    ) -> None:
-        """The children an append held back, each list under its created parent."""
+    async def _deferred(self, step: str, ids: list[str], olds: list[JSON], request: Append) -> None:
+        """The children an append held back, each list under its created parent (after the children
+        that went with it)."""
         listed: dict[str, list[str]] = {}
-        for path, children in sorted(deferred.items()):
+        for path, children in sorted(request.deferred.items()):
             found = await self._created_at(ids, olds, path, listed)
             if found is None:
                 # Its parent was replaced by a stand-in (Notion refused it): its children go with it.
                 continue
             holder, holder_old = found
             kept = [c for c in holder_old.get("children") or [] if c.get("type") not in SEPARATE]
-            await self._append_deferred(f"{step}/{'.'.join(map(str, path))}", holder, children, kept)
+            sent = request.sent.get(path, 0)
+            after: str | None = None
+            if sent:
+                if holder not in listed:
+                    listed[holder] = [str(b["id"]) async for b in self.writes.gateway.children(holder)]
+                after = listed[holder][sent - 1]
+            where = f"{step}/{'.'.join(map(str, path))}"
+            await self._append_deferred(where, holder, children, kept[sent:], after)
 
     async def _created_at(
         self, ids: list[str], olds: list[JSON], path: tuple[int, ...], listed: dict[str, list[str]]

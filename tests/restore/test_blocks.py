@@ -184,3 +184,22 @@ def test_recorded_blocks_convert_to_valid_requests(name: str, blocks: list[JSON]
 
 def test_recordings_hold_block_trees() -> None:
     assert len(_recorded_trees()) > 10 and Path(RECORDINGS).is_dir()
+
+
+def test_tables_and_columns_go_with_their_first_hundred_children() -> None:
+    rows = [block("table_row", {"cells": [[text(str(n))]]}) for n in range(MAX_CHILDREN + 50)]
+    table = block("table", {"table_width": 1}, rows)
+    tall = [
+        block("column", {}, [para(f"c{n}") for n in range(MAX_CHILDREN + 1)]),
+        block("column", {}, [para("r")]),
+    ]
+    columns = block("column_list", {}, tall)
+    (request,) = split_for_append(creatable_blocks([table, columns], Targets()).blocks)
+    sent_table, sent_columns = request.blocks
+    # Notion refuses a table without its rows: the first hundred go with it, the rest after them.
+    assert len(sent_table["table"]["children"]) == MAX_CHILDREN and request.sent[(0,)] == MAX_CHILDREN
+    assert request.deferred[(0,)][0]["table_row"]["cells"][0][0]["text"]["content"] == "100"
+    assert len(request.deferred[(0,)]) == 50
+    left, right = sent_columns["column_list"]["children"]
+    assert len(left["column"]["children"]) == MAX_CHILDREN and len(request.deferred[(1, 0)]) == 1
+    assert request.sent[(1, 0)] == MAX_CHILDREN and len(right["column"]["children"]) == 1
