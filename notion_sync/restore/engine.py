@@ -26,8 +26,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
-import orjson
-
 from notion_sync.convert.properties import with_property_items
 from notion_sync.notion.errors import ObjectProblem, ObjectUnavailable
 from notion_sync.notion.gateway import JSON
@@ -47,7 +45,7 @@ from notion_sync.restore.blocks import (
 )
 from notion_sync.restore.index import Intent, PlannedObject, RestoreIndex
 from notion_sync.restore.properties import creatable_schema, creatable_values
-from notion_sync.snapshot import saved_json
+from notion_sync.restore.source import SnapshotSource
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -56,37 +54,6 @@ _T = TypeVar("_T")
 _UNKNOWN_ATTEMPTS = 3
 # Lets a lost write settle before its parent is listed.
 _SETTLE_S = 2.0
-
-
-class SnapshotSource:
-    """The snapshot being restored, as a folder tree (`restore_files` output or a snapshot folder)."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self._users: dict[str, str] | None = None
-
-    def saved(self, kind: str, object_id: str) -> JSON | None:
-        try:
-            data = orjson.loads((self.root / saved_json(kind, object_id)).read_bytes())
-        except (OSError, orjson.JSONDecodeError):
-            return None
-        return data if isinstance(data, dict) else None
-
-    def user_name(self, user_id: str) -> str | None:
-        """A user's name as the snapshot's `json/users.json` has it (read once: one entry per member)."""
-        if self._users is None:
-            try:
-                listed = orjson.loads((self.root / "json" / "users.json").read_bytes()).get("users") or []
-            except (OSError, orjson.JSONDecodeError, AttributeError):
-                listed = []
-            self._users = {str(u.get("id")): str(u.get("name")) for u in listed if u.get("name")}
-        return self._users.get(user_id)
-
-    def local_file(self, relpath: str) -> Path | None:
-        path = (self.root / relpath).resolve()
-        if not path.is_relative_to(self.root.resolve()) or not path.is_file():
-            return None
-        return path
 
 
 @dataclass
@@ -215,15 +182,28 @@ class Restorer:
             try:
                 return [str((await self.writes.create_page(body))["id"])]
             except WriteRejected as rejected:
-                # Once more with links and mentions only of restored pages (nothing was created).
-                strict = Targets(self.index.ids_view(), uploads, self.users, strict=True)
-                again = {**body, "properties": self._shell_properties(page, strict, parent_kind, old)}
-                if again == body:
-                    raise
-                made = await self.writes.create_page(again)
-                what = f"its title or properties lost links ({rejected.reason})"
-                self.index.add_losses([Loss(old, "page", what)])
-                return [str(made["id"])]
+                refused = rejected.reason
+            # Once more with links and mentions only of restored pages (nothing was created).
+            strict = Targets(self.index.ids_view(), uploads, self.users, strict=True)
+            again = {**body, "properties": self._shell_properties(page, strict, parent_kind, old)}
+            if again != body:
+                try:
+                    made = await self.writes.create_page(again)
+                except WriteRejected as rejected:
+                    refused = rejected.reason
+                else:
+                    what = f"its title or properties lost links ({refused})"
+                    self.index.add_losses([Loss(old, "page", what)])
+                    return [str(made["id"])]
+            title_only = {name: v for name, v in again["properties"].items() if "title" in v}
+            if parent_kind != "data_source" or title_only == again["properties"]:
+                raise WriteRejected(old, refused)
+            # One bad value must not lose the row: it is created with its title alone.
+            made = await self.writes.create_page({**again, "properties": title_only})
+            dropped = sorted(set(again["properties"]) - set(title_only))
+            what = f"its values of {', '.join(dropped)} were refused ({refused})"
+            self.index.add_losses([Loss(old, "properties", what)])
+            return [str(made["id"])]
 
         created = await self._step(key, parent, None, ["page"], send, find, lambda m: [(old, m[0], "page")])
         return created[0]
@@ -497,7 +477,12 @@ class Restorer:
             done = self.index.step(key)
             if done is None:
                 # A lost upload leaves only an unattached upload, which Notion expires: no intent.
-                upload = await _again(partial(self.writes.upload_file, path, _file_name(url, path), old))
+                try:
+                    upload = await _again(partial(self.writes.upload_file, path, _file_name(url, path), old))
+                except WriteRejected as rejected:
+                    # This file alone is lost (its block becomes a placeholder), not the page.
+                    self.index.add_losses([Loss(old, "file", f"its upload was refused: {rejected.reason}")])
+                    continue
                 self.index.finish_step(key, [upload])
                 done = [upload]
             uploads[url] = done[0]
@@ -597,16 +582,30 @@ class Restorer:
                     if part:
                         await _again(partial(self.writes.update_data_source, new, {"properties": part}))
             elif obj.kind == "page" and self.index.kind_of(obj.parent_id or "") == "data_source":
-                saved = self.source.saved("page", obj.id)
-                if saved is not None:
-                    page = with_property_items(saved["page"], saved.get("property_items") or {})
-                    relations = creatable_values(page, targets).relations
-                    if relations:
-                        await _again(lambda: self.writes.update_page(new, {"properties": relations}))
+                await self._relation_values(obj, new, targets)
         except ObjectProblem as problem:
             self._fatal_if_target(problem)
             self.index.add_losses([Loss(obj.id, "relations", problem.reason)])
         self.index.finish_step(key, [])
+
+    async def _relation_values(self, obj: PlannedObject, new: str, targets: Targets) -> None:
+        """A row's relation values, one property a request (a refused one loses only itself);
+        none for the mirrored side of a two-way relation (set with its other side)."""
+        saved = self.source.saved("page", obj.id)
+        source = self.source.saved("data_source", obj.parent_id or "")
+        if saved is None:
+            return
+        mirrored = set(creatable_schema(source, targets).mirrored) if source else set()
+        page = with_property_items(saved["page"], saved.get("property_items") or {})
+        values = creatable_values(page, targets)
+        self.index.add_losses(loss for loss in values.losses if loss.kind.startswith("property "))
+        for name, value in values.relations.items():
+            if name in mirrored:
+                continue
+            try:
+                await _again(partial(self.writes.update_page, new, {"properties": {name: value}}))
+            except WriteRejected as rejected:
+                self.index.add_losses([Loss(obj.id, f"property {name}", rejected.reason)])
 
 
 class TargetUnavailable(Exception):

@@ -29,6 +29,8 @@ COMPUTED = (
 # Schema configurations created as read (options keep name and colour; their ids are Notion's).
 _PLAIN_SCHEMA = ("title", "rich_text", "checkbox", "url", "email", "phone_number", "date", "people", "files")
 _NEEDS_TARGET = ("relation", "rollup")
+# The options of a status property the API creates (it cannot create others).
+DEFAULT_STATUSES = ("Not started", "In progress", "Done")
 
 
 @dataclass
@@ -39,6 +41,8 @@ class Schema:
     now: JSON = field(default_factory=dict)
     later: JSON = field(default_factory=dict)
     losses: list[Loss] = field(default_factory=list)
+    # Sides of two-way relations that Notion makes with their other side: not created, no values.
+    mirrored: list[str] = field(default_factory=list)
 
 
 def creatable_schema(data_source: JSON, targets: Targets) -> Schema:
@@ -72,6 +76,11 @@ def creatable_schema(data_source: JSON, targets: Targets) -> Schema:
                 continue
             relation: JSON = {"data_source_id": targets.new_id(str(target))}
             if config.get("type") == "dual_property":
+                # Created from one side only, the lower (id, name): the other side comes with it.
+                other = (str(target), str((config.get("dual_property") or {}).get("synced_property_name")))
+                if str(target) in targets.ids and other < (source_id, name):
+                    schema.mirrored.append(name)
+                    continue
                 relation["dual_property"] = {}
             else:
                 relation["single_property"] = {}
@@ -123,6 +132,10 @@ def creatable_values(page: JSON, targets: Targets) -> Values:
             values.now[name] = {kind: rich_text(value, targets, values.losses, page_id)}
         elif kind in ("number", "checkbox", "url", "email", "phone_number"):
             values.now[name] = {kind: value}
+        elif kind == "status" and isinstance(value, dict) and value.get("name") not in DEFAULT_STATUSES:
+            # The restored property has Notion's default options only: Notion would refuse the row.
+            lost = f"status {value.get('name')!r} is not among Notion's default options"
+            values.losses.append(Loss(page_id, f"property {name}", lost))
         elif kind in ("select", "status"):
             values.now[name] = {kind: {"name": value["name"]} if isinstance(value, dict) else None}
         elif kind == "multi_select":
@@ -143,7 +156,11 @@ def creatable_values(page: JSON, targets: Targets) -> Values:
                 values.losses.append(Loss(page_id, f"property {name}", "a file without a local copy"))
             values.now[name] = {kind: kept}
         elif kind == "relation":
-            related = [{"id": targets.new_id(str(r["id"]))} for r in value or [] if r.get("id")]
+            olds = [str(r["id"]) for r in value or [] if r.get("id")]
+            related = [{"id": targets.ids[old]} for old in olds if old in targets.ids]
+            if len(related) < len(olds):
+                lost = f"{len(olds) - len(related)} related pages not in the restore"
+                values.losses.append(Loss(page_id, f"property {name}", lost))
             values.relations[name] = {kind: related}
         else:
             values.losses.append(Loss(page_id, f"property {name}", f"the API cannot set a {kind} value"))

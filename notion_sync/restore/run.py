@@ -19,9 +19,10 @@ from notion_sync.exporter.context import open_gateway
 from notion_sync.models import RestoreCounts, RestoreReport, RestoreStep, RestoreStepResult
 from notion_sync.notion.errors import ObjectProblem, ObjectUnavailable
 from notion_sync.notion.writes import NotionWrites
-from notion_sync.restore.engine import Restorer, SnapshotSource
+from notion_sync.restore.engine import Restorer
 from notion_sync.restore.index import RestoreIndex
 from notion_sync.restore.plan import PlanError, plan_restore
+from notion_sync.restore.source import SnapshotSource
 from notion_sync.restore_files import RestoreError, restore_files
 from notion_sync.settings import Settings
 from notion_sync.snapshot import MANIFEST

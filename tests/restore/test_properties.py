@@ -12,7 +12,7 @@ SOURCE_OLD, SOURCE_NEW = "11111111-1111-4111-8111-111111111111", "22222222-2222-
 
 def test_schema_is_created_first_without_relations_which_follow_once_targets_exist() -> None:
     source = {
-        "id": "ds",
+        "id": "0-ds",
         "properties": {
             "Name": prop("title", {}),
             "Score": prop("number", {"format": "percent"}),
@@ -61,3 +61,28 @@ def test_values_skip_what_notion_computes_and_degrade_unknown_people_to_names() 
     assert values.relations == {"Link": {"relation": [{"id": SOURCE_NEW}]}}
     assert "Total" not in values.now and "Made" not in values.now
     assert [loss.kind for loss in values.losses] == ["property Who"]
+
+
+def test_a_two_way_relation_is_created_from_one_side() -> None:
+    dual = {"type": "dual_property", "dual_property": {"synced_property_name": "Back"}}
+    lower = {"id": SOURCE_OLD, "properties": {"Link": prop("relation", {**dual, "data_source_id": "9-ds"})}}
+    higher = {"id": "9-ds", "properties": {"Back": prop("relation", {**dual, "data_source_id": SOURCE_OLD})}}
+    targets = Targets(ids={SOURCE_OLD: SOURCE_NEW, "9-ds": "9-new"})
+    first, second = creatable_schema(lower, targets), creatable_schema(higher, targets)
+    assert set(first.later) == {"Link"} and first.mirrored == []
+    assert second.later == {} and second.mirrored == ["Back"]
+
+
+def test_status_outside_the_defaults_and_relations_outside_the_restore_are_dropped() -> None:
+    page = {
+        "id": "row",
+        "properties": {
+            "Stage": prop("status", {"name": "Doing"}),
+            "Open": prop("status", {"name": "Done"}),
+            "Link": prop("relation", [{"id": SOURCE_OLD}, {"id": "elsewhere"}]),
+        },
+    }
+    values = creatable_values(page, Targets(ids={SOURCE_OLD: SOURCE_NEW}))
+    assert "Stage" not in values.now and values.now["Open"] == {"status": {"name": "Done"}}
+    assert values.relations == {"Link": {"relation": [{"id": SOURCE_NEW}]}}
+    assert sorted(loss.kind for loss in values.losses) == ["property Link", "property Stage"]
