@@ -160,3 +160,28 @@ async def test_paused_restore_makes_no_request_and_resumes_across_continue_as_ne
     assert still == paused_at
     assert report.status == "completed" and progress.runs > 1
     assert made["pages"] == report.counts.pages and made["live_blocks"] == made["blocks"]
+
+
+async def test_a_pause_and_a_quick_resume_do_not_end_the_restore(
+    temporal_client: Client, emulator_and_worker: EmulatorAndWorker, tmp_path: Path
+) -> None:
+    async with emulator_and_worker(pages=8, seed=SEED) as (_source, settings):
+        await export_and_wait(temporal_client, settings, tmp_path / "a")
+    async with emulator_and_worker(pages=0, seed=SEED, latency_ms=200, state_dir=tmp_path / "state-b") as (
+        target,
+        settings,
+    ):
+        root = target.workspace_summary()["root_page_id"]
+        request = RestoreInput(source=str(tmp_path / "a"), target=root, batch_size=20)
+        handle = await temporal_client.start_workflow(
+            RestoreWorkflow.run, request, id=f"restore-{uuid.uuid4().hex[:8]}", task_queue=settings.task_queue
+        )
+        while target.workspace_summary()["created"]["pages"] < 2:
+            await asyncio.sleep(0.05)
+        # Resumed before the cancelled range has stopped (slow answers: it stops at its next
+        # heartbeat): that range is run again, nothing ends.
+        await handle.signal(RestoreWorkflow.pause)
+        await handle.signal(RestoreWorkflow.resume)
+        report = await handle.result()
+        made = target.workspace_summary()["created"]
+    assert report.status == "completed" and made["pages"] == report.counts.pages
