@@ -66,7 +66,12 @@ def restore_command(
         batch_size=batch_size,
         undo=undo,
     )
-    sys.exit(run(_restore(request, workspace, wait)))
+    # Running the command again would start a second restore (creating everything twice).
+    detached = (
+        "Detached. The restore goes on where Temporal runs (its id was printed when it started; the Web "
+        "UI shows it). Do not run the same command again: that starts a second restore."
+    )
+    sys.exit(run(_restore(request, workspace, wait), detached))
 
 
 def notion_id(text: str) -> str | None:

@@ -54,12 +54,16 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise SystemExit(code)
 
 
-def run(coro: Coroutine[Any, Any, int | None]) -> int:
-    """Runs a command's coroutine to its exit code; the errors a user can act on end it with a message."""
+DETACHED = "Detached. The export goes on where Temporal runs; run the same command to attach."
+
+
+def run(coro: Coroutine[Any, Any, int | None], detached: str = DETACHED) -> int:
+    """Runs a command's coroutine to its exit code; the errors a user can act on end it with a message,
+    and Ctrl-C with `detached` (what goes on, and how to find it again)."""
     try:
         return asyncio.run(coro) or 0
     except KeyboardInterrupt:
-        console.print("Detached. The export goes on where Temporal runs; run the same command to attach.")
+        console.print(detached)
         return 130
     # RuntimeError covers DevServerError and ScheduleError.
     except (ExportAlreadyRunning, CredentialsError, NotionUnauthorized, RuntimeError) as error:
