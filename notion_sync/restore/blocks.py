@@ -93,6 +93,11 @@ def _block(block: JSON, targets: Targets, losses: list[Loss]) -> JSON:
     body: JSON = found if isinstance(found, dict) else {}
     children = [c for c in block.get("children") or [] if c.get("type") not in SEPARATE]
     block_id = str(block.get("id", ""))
+    for nested in block.get("children") or []:
+        if nested.get("type") in SEPARATE:
+            # Notion creates a page or database only at the end of its parent page, never inside a block.
+            where = f"restored at the end of its parent page, not inside this {kind} block"
+            losses.append(Loss(str(nested.get("id", "")), str(nested["type"]), where))
 
     def lost(what: str) -> JSON:
         losses.append(Loss(block_id, kind, what))

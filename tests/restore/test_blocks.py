@@ -203,3 +203,12 @@ def test_tables_and_columns_go_with_their_first_hundred_children() -> None:
     left, right = sent_columns["column_list"]["children"]
     assert len(left["column"]["children"]) == MAX_CHILDREN and len(request.deferred[(1, 0)]) == 1
     assert request.sent[(1, 0)] == MAX_CHILDREN and len(right["column"]["children"]) == 1
+
+
+def test_a_child_page_inside_a_toggle_is_reported_as_moved_to_the_end_of_its_page() -> None:
+    inner = block("child_page", {"title": "Inside"}, block_id="inner-page")
+    converted = creatable_blocks([para("t", kind="toggle", children=[para("kept"), inner])], Targets())
+    (toggle,) = converted.blocks
+    assert [b["type"] for b in toggle["toggle"]["children"]] == ["paragraph"]
+    assert [(loss.block_id, loss.kind) for loss in converted.losses] == [("inner-page", "child_page")]
+    assert "end of its parent page" in converted.losses[0].what
