@@ -412,13 +412,18 @@ class Restorer:
         def ids(made: list[str]) -> list[tuple[str, str, str]]:
             return [(str(o["id"]), n, "block") for o, n in zip(olds, made, strict=False) if o.get("id")]
 
-        try:
-            return await self._step(key, parent, after, kinds, send, find, ids)
-        except WriteRejected as rejected:
-            if len(bodies) == 1:
-                placed = await self._stand_in(key, parent, olds, bodies[0], after, rejected.reason)
-                self.index.finish_step(key, placed, ids(placed))
-                return placed
+        # Once Notion refused the whole batch, a retry goes on block by block: the batch is never
+        # sent again (should the refusal not recur, every block already made would be made twice).
+        split = f"{key}:split"
+        if self.index.step(split) is None:
+            try:
+                return await self._step(key, parent, after, kinds, send, find, ids)
+            except WriteRejected as rejected:
+                if len(bodies) == 1:
+                    placed = await self._stand_in(key, parent, olds, bodies[0], after, rejected.reason)
+                    self.index.finish_step(key, placed, ids(placed))
+                    return placed
+            self.index.finish_step(split, [])
         made: list[str] = []
         for i, (body, old) in enumerate(zip(bodies, olds, strict=True)):
             made += await self._append(f"{key}/{i}", parent, [body], [old], made[-1] if made else after)
