@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from temporalio.client import WorkflowFailureError, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
 
 from notion_sync.cli.session import console, fail, open_session, run
 from notion_sync.models import RestoreInput, RestoreReport
@@ -100,9 +101,15 @@ async def _restore(request: RestoreInput, workspace: str | None, wait: bool) -> 
     async with open_session(settings, embedded_worker=True, workspace=workspace) as session:
         update = {"workspace": session.workspace, "request_timeout_seconds": settings.request_timeout_s}
         request = request.model_copy(update=update)
+        if request.undo:
+            await _refuse_undo_while_running(session.client, request.undo)
+            memo = None
+        else:
+            await _refuse_concurrent_restore(session.client, request.target)
+            memo = {"target": request.target}
         restore_id = f"restore-{uuid.uuid4().hex[:12]}"
         handle = await session.client.start_workflow(
-            RestoreWorkflow.run, request, id=restore_id, task_queue=session.settings.task_queue
+            RestoreWorkflow.run, request, id=restore_id, task_queue=session.settings.task_queue, memo=memo
         )
         what = f"undo of {request.undo}" if request.undo else f"restore {restore_id}"
         console.print(f"Started {what} into page {request.target}")
@@ -112,6 +119,40 @@ async def _restore(request: RestoreInput, workspace: str | None, wait: bool) -> 
         if not wait:
             return 0
         return await _watch(handle)
+
+
+def _same_page(a: str, b: str) -> bool:
+    return a.replace("-", "").lower() == b.replace("-", "").lower()
+
+
+async def _refuse_concurrent_restore(client: Client, target: str) -> None:
+    """Two restores into one page at once could adopt each other's pages: one at a time."""
+    query = 'WorkflowType="RestoreWorkflow" AND ExecutionStatus="Running"'
+    async for entry in client.list_workflows(query):
+        try:
+            running_target = await entry.memo_value("target", default=None)
+        except Exception:  # a memo this version cannot read: not one of ours to compare
+            continue
+        if isinstance(running_target, str) and _same_page(running_target, target):
+            fail(
+                f"a restore into page {target} is already running ({entry.id}); wait for it, or cancel "
+                "it, before starting another"
+            )
+
+
+async def _refuse_undo_while_running(client: Client, restore_id: str) -> None:
+    """Undoing a restore that still runs would miss what it creates after the undo looked."""
+    try:
+        description = await client.get_workflow_handle(restore_id).describe()
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            return  # what happens today: the undo itself reports what it cannot find
+        raise
+    if description.status == WorkflowExecutionStatus.RUNNING:
+        fail(
+            f"restore {restore_id} is still running: cancel it (temporal workflow cancel --workflow-id "
+            f"{restore_id}) and wait for it to stop before undoing it"
+        )
 
 
 async def _watch(handle: WorkflowHandle[RestoreWorkflow, RestoreReport]) -> int:
