@@ -428,6 +428,18 @@ class ManifestHeader(BaseModel):
     notion_version: str = "2025-09-03"
 
 
+class ManifestDeltaHeader(BaseModel):
+    """The first line of an older snapshot's `manifest.delta.jsonl`: the manifest it stands for is
+    the `base` snapshot's (a newer sibling) with the lines that follow applied, and is exactly the
+    bytes `manifest_sha256` names."""
+
+    format: Literal["notion-sync-manifest-delta"] = "notion-sync-manifest-delta"
+    version: int = 1
+    base: str
+    manifest_sha256: str
+    manifest_size: int
+
+
 PublishInput.model_rebuild()
 
 

@@ -24,19 +24,22 @@ report and problems (and `PACKED`), their files read from the store (`snapshot_f
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 from pydantic_core import from_json
 
-from notion_sync.models import ExportReport, ManifestFile, ManifestHeader, ManifestObject
+from notion_sync.models import ExportReport, ManifestDeltaHeader, ManifestFile, ManifestHeader, ManifestObject
 
 MANIFEST = "manifest.jsonl"
+# An older snapshot's manifest kept as its differences from a newer sibling's (see `manifest_delta`).
+MANIFEST_DELTA = "manifest.delta.jsonl"
 REPORT = "report.json"
 PROBLEMS = "problems.jsonl"
 # The snapshot's own files, which its manifest does not list (in the order archives hold them).
@@ -129,7 +132,8 @@ def snapshot_time(name: str) -> datetime | None:
 def read_manifest(source: Path | IO[bytes]) -> Iterator[tuple[ManifestHeader, Iterator[ManifestObject]]]:
     """A manifest's header, and its objects parsed one line at a time as they are iterated (never
     held whole). `source` is the manifest file, the snapshot folder holding it, or an open stream
-    (an archive entry), which is left open.
+    (an archive entry), which is left open. A snapshot whose manifest is kept as a delta
+    (`MANIFEST_DELTA`) is read through it, the same objects in the same order.
 
     Raises ManifestUnreadable if the manifest cannot be opened or read, or a line does not parse.
     """
@@ -137,15 +141,43 @@ def read_manifest(source: Path | IO[bytes]) -> Iterator[tuple[ManifestHeader, It
         yield _parsed(MANIFEST, source)
         return
     manifest = source / MANIFEST if source.is_dir() else source
+    if manifest.name == MANIFEST and not manifest.exists() and (manifest.parent / MANIFEST_DELTA).exists():
+        with manifest_lines(manifest.parent) as lines:
+            yield _parsed(str(manifest.parent / MANIFEST_DELTA), _LineStream(lines))
+        return
     try:
-        lines = manifest.open("rb")
+        stream = manifest.open("rb")
     except OSError as error:
         raise ManifestUnreadable(f"{manifest} cannot be read: {error}") from error
-    with lines:
-        yield _parsed(str(manifest), lines)
+    with stream:
+        yield _parsed(str(manifest), stream)
 
 
-def _parsed(name: str, lines: IO[bytes]) -> tuple[ManifestHeader, Iterator[ManifestObject]]:
+def has_manifest(snapshot: Path) -> bool:
+    """Whether a snapshot folder holds its manifest, whole or as a delta."""
+    return (snapshot / MANIFEST).is_file() or (snapshot / MANIFEST_DELTA).is_file()
+
+
+class _LineStream:
+    """Lines (each ending in a newline) seen as the binary stream `_parsed` reads."""
+
+    def __init__(self, lines: Iterator[bytes]) -> None:
+        self._lines = lines
+
+    def readline(self) -> bytes:
+        return next(self._lines, b"")
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._lines
+
+
+class _Lines(Protocol):
+    def readline(self) -> bytes: ...
+
+    def __iter__(self) -> Iterator[bytes]: ...
+
+
+def _parsed(name: str, lines: _Lines) -> tuple[ManifestHeader, Iterator[ManifestObject]]:
     try:
         first = lines.readline()
         header = ManifestHeader.model_validate_json(first) if first.strip() else None
@@ -156,7 +188,7 @@ def _parsed(name: str, lines: IO[bytes]) -> tuple[ManifestHeader, Iterator[Manif
     return header, _objects(name, lines)
 
 
-def _objects(name: str, lines: IO[bytes]) -> Iterator[ManifestObject]:
+def _objects(name: str, lines: _Lines) -> Iterator[ManifestObject]:
     number = 1  # the header's
     try:
         for line in lines:
@@ -213,3 +245,236 @@ def current_snapshot(root: Path) -> Path | None:
     """The snapshot folder `root/current` points at, or None if there is none."""
     link = root / CURRENT
     return link.resolve() if link.is_symlink() and link.resolve().is_dir() else None
+
+
+# Manifest deltas. A folder snapshot older than the browsable ones, or an S3 snapshot older than
+# the current one, keeps its manifest as a *reverse* delta: the lines by which it differs from its
+# next newer sibling's manifest (`base`). The newest manifest is always whole, a new snapshot never
+# depends on an old one, and a month of daily snapshots costs one manifest plus what changed (a whole
+# one is 13 MB at 10,000 pages). A delta records the digest of the manifest it stands for, checked
+# when it is written and each time it is read whole. Before a snapshot is deleted, each delta based on
+# it is made whole again (`release_base`).
+
+# Deltas based on deltas: a snapshot whose base's chain is this long keeps its manifest whole (each
+# level costs every line of a read a step), and a longer chain is damage, not a history.
+_MAX_CHAIN = 100
+
+
+@contextmanager
+def manifest_lines(snapshot: Path) -> Iterator[Iterator[bytes]]:
+    """A snapshot's manifest as its lines (the header line first), each ending in a newline, read
+    through its delta chain if it has one; streamed, never held whole.
+
+    Raises ManifestUnreadable (when opened or while iterated) if a manifest or a delta of the chain
+    cannot be read, or the lines read do not make the manifest a delta's digest names."""
+    with ExitStack() as stack:
+        yield _chain_lines(snapshot, stack, depth=0)
+
+
+def _chain_lines(snapshot: Path, stack: ExitStack, depth: int) -> Iterator[bytes]:
+    whole = snapshot / MANIFEST
+    if whole.is_file():
+        return _plain_lines(whole, _open(whole, stack))
+    delta_file = snapshot / MANIFEST_DELTA
+    delta = _open(delta_file, stack)
+    header = _delta_header(delta_file, delta)
+    # A base is always newer (names sort by time): no chain can loop.
+    if depth >= _MAX_CHAIN or "/" in header.base or header.base <= snapshot.name:
+        raise ManifestUnreadable(f"{delta_file}: base {header.base!r} is not a newer sibling snapshot")
+    base = _chain_lines(snapshot.parent / header.base, stack, depth + 1)
+    return _checked(str(delta_file), header, _applied(str(delta_file), base, _plain_lines(delta_file, delta)))
+
+
+def _open(path: Path, stack: ExitStack) -> IO[bytes]:
+    try:
+        return stack.enter_context(path.open("rb"))
+    except OSError as error:
+        raise ManifestUnreadable(f"{path} cannot be read: {error}") from error
+
+
+def _plain_lines(name: Path, stream: IO[bytes]) -> Iterator[bytes]:
+    """A file's non-blank lines, each ending in a newline."""
+    try:
+        for line in stream:
+            if line.strip():
+                yield line if line.endswith(b"\n") else line + b"\n"
+    except OSError as error:
+        raise ManifestUnreadable(f"{name}: {error}") from error
+
+
+def _delta_header(name: Path, stream: IO[bytes]) -> ManifestDeltaHeader:
+    try:
+        return ManifestDeltaHeader.model_validate_json(stream.readline())
+    except (OSError, ValueError) as error:
+        raise ManifestUnreadable(f"{name}, delta header: {error}") from error
+
+
+def _line_id(name: str, line: bytes) -> str:
+    return _line_key(name, line)[0]
+
+
+def _line_key(name: str, line: bytes) -> tuple[str, bool]:
+    """A manifest or delta line's object id, and whether the line removes that object."""
+    try:
+        found = from_json(line, cache_strings=False)
+    except ValueError as error:
+        raise ManifestUnreadable(f"{name}: a line does not parse: {error}") from error
+    removed = isinstance(found, dict) and "removed" in found
+    key = found.get("removed" if removed else "id") if isinstance(found, dict) else None
+    if not isinstance(key, str):
+        raise ManifestUnreadable(f"{name}: a line has no id")
+    return key, removed
+
+
+def _applied(name: str, base: Iterator[bytes], delta: Iterator[bytes]) -> Iterator[bytes]:
+    """The base's lines with the delta's applied: the delta's header line replaces the base's, then
+    both are merged by id (both are sorted by it); a delta line replaces or adds its object, a
+    `{"removed": id}` line drops the base's."""
+    next(base, None)  # the base's own header line
+    header = next(delta, None)
+    if header is None:
+        raise ManifestUnreadable(f"{name} has no manifest header")
+    yield header
+    old, new = next(base, None), next(delta, None)
+    old_id = _line_id(name, old) if old is not None else None
+    while new is not None:
+        new_id, removes = _line_key(name, new)
+        while old is not None and old_id is not None and old_id < new_id:
+            yield old
+            old = next(base, None)
+            old_id = _line_id(name, old) if old is not None else None
+        if removes and old_id != new_id:
+            raise ManifestUnreadable(f"{name} removes {new_id}, which its base does not hold")
+        if not removes:
+            yield new
+        if old_id == new_id:
+            old = next(base, None)
+            old_id = _line_id(name, old) if old is not None else None
+        new = next(delta, None)
+    while old is not None:
+        yield old
+        old = next(base, None)
+
+
+def _checked(name: str, header: ManifestDeltaHeader, lines: Iterator[bytes]) -> Iterator[bytes]:
+    digest, size = hashlib.sha256(), 0
+    for line in lines:
+        digest.update(line)
+        size += len(line)
+        yield line
+    if (digest.hexdigest(), size) != (header.manifest_sha256, header.manifest_size):
+        raise ManifestUnreadable(f"{name} and its base do not make the manifest it was written for")
+
+
+def write_manifest_delta(snapshot: Path, base: Path) -> bool:
+    """Keeps `snapshot`'s whole manifest as a delta against the newer sibling `base`'s manifest
+    (whole or itself a delta): the delta is written, read back through its base and checked against
+    the whole manifest's digest, and only then does the whole manifest go. False (nothing changed) if
+    `snapshot` has no whole manifest or `base` is not a newer sibling.
+
+    Raises ManifestUnreadable if either manifest cannot be read."""
+    whole = snapshot / MANIFEST
+    if not whole.is_file() or base.parent != snapshot.parent or base.name <= snapshot.name:
+        return False
+    if _chain_depth(base) >= _MAX_CHAIN - 1:
+        return False
+    expected = file_digest(whole)
+    delta_file = snapshot / MANIFEST_DELTA
+    tmp = snapshot / f".{MANIFEST_DELTA}.tmp"
+    header = ManifestDeltaHeader(base=base.name, manifest_sha256=expected[0], manifest_size=expected[1])
+    with ExitStack() as stack, tmp.open("wb") as out:
+        out.write(header.model_dump_json().encode() + b"\n")
+        ours = _plain_lines(whole, _open(whole, stack))
+        theirs = stack.enter_context(manifest_lines(base))
+        next(theirs, None)
+        for line in _differences(str(whole), ours, theirs):
+            out.write(line)
+        out.flush()
+        os.fsync(out.fileno())
+    with ExitStack() as stack:
+        digest, size = hashlib.sha256(), 0
+        for line in _chain_lines_from(tmp, snapshot, stack):
+            digest.update(line)
+            size += len(line)
+    if (digest.hexdigest(), size) != expected:
+        tmp.unlink(missing_ok=True)
+        raise ManifestUnreadable(f"{whole}: its delta against {base.name} does not rebuild it")
+    os.replace(tmp, delta_file)
+    whole.unlink()
+    return True
+
+
+def _chain_lines_from(delta_file: Path, snapshot: Path, stack: ExitStack) -> Iterator[bytes]:
+    """The lines a delta file (not yet in place) rebuilds, without its digest check."""
+    delta = _open(delta_file, stack)
+    header = _delta_header(delta_file, delta)
+    base = _chain_lines(snapshot.parent / header.base, stack, depth=1)
+    return _applied(str(delta_file), base, _plain_lines(delta_file, delta))
+
+
+def _differences(name: str, ours: Iterator[bytes], theirs: Iterator[bytes]) -> Iterator[bytes]:
+    """Our header line, then the lines by which our manifest differs from theirs, by id."""
+    header = next(ours, None)
+    if header is None:
+        raise ManifestUnreadable(f"{name} has no header")
+    yield header
+    mine, other = next(ours, None), next(theirs, None)
+    while mine is not None or other is not None:
+        mine_id = _line_id(name, mine) if mine is not None else None
+        other_id = _line_id(name, other) if other is not None else None
+        if other is None or (mine_id is not None and other_id is not None and mine_id < other_id):
+            assert mine is not None
+            yield mine
+            mine = next(ours, None)
+        elif mine is None or (mine_id is not None and other_id is not None and other_id < mine_id):
+            yield json.dumps({"removed": other_id}).encode() + b"\n"
+            other = next(theirs, None)
+        else:
+            if mine != other:
+                yield mine
+            mine, other = next(ours, None), next(theirs, None)
+
+
+def _chain_depth(snapshot: Path) -> int:
+    """How many deltas lie between a snapshot's manifest and a whole one."""
+    depth = 0
+    while depth < _MAX_CHAIN and (base := delta_base(snapshot)) is not None:
+        snapshot, depth = snapshot.parent / base, depth + 1
+    return depth
+
+
+def delta_base(snapshot: Path) -> str | None:
+    """The sibling a snapshot's manifest delta is based on, or None (a whole manifest, or none)."""
+    try:
+        with (snapshot / MANIFEST_DELTA).open("rb") as stream:
+            return _delta_header(snapshot / MANIFEST_DELTA, stream).base
+    except (OSError, ManifestUnreadable):
+        return None
+
+
+def write_whole_manifest(snapshot: Path) -> None:
+    """Makes a snapshot's delta manifest whole again (checked against the delta's digest), then
+    drops the delta. Raises ManifestUnreadable if the chain cannot be read."""
+    whole = snapshot / MANIFEST
+    if whole.is_file():
+        (snapshot / MANIFEST_DELTA).unlink(missing_ok=True)
+        return
+    tmp = snapshot / f".{MANIFEST}.tmp"
+    with manifest_lines(snapshot) as lines, tmp.open("wb") as out:
+        for line in lines:
+            out.write(line)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, whole)
+    (snapshot / MANIFEST_DELTA).unlink()
+
+
+def release_base(snapshot: Path) -> None:
+    """Before `snapshot` is deleted: every sibling whose manifest delta is based on it gets its
+    whole manifest back. Raises ManifestUnreadable if one cannot be rebuilt (then `snapshot` must
+    stay: deleting it would lose that sibling's manifest)."""
+    if not snapshot.parent.is_dir():
+        return
+    for sibling in sorted(snapshot.parent.iterdir()):
+        if sibling != snapshot and delta_base(sibling) == snapshot.name:
+            write_whole_manifest(sibling)
