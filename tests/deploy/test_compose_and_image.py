@@ -30,7 +30,7 @@ def services() -> dict[str, Any]:
 
 def test_stack_has_temporal_postgres_ui_s3_and_worker_with_pinned_images() -> None:
     stack = services()
-    assert set(UPSTREAM) | {"minio", "worker"} == set(stack)
+    assert set(UPSTREAM) | {"minio", "worker", "prometheus", "grafana"} == set(stack)
     for name, image in UPSTREAM.items():
         assert stack[name]["image"] == image
     for name, service in stack.items():
@@ -42,7 +42,7 @@ def test_stack_has_temporal_postgres_ui_s3_and_worker_with_pinned_images() -> No
 
 def test_health_checks_and_start_order() -> None:
     stack = services()
-    for name in ("postgresql", "temporal", "minio", "worker"):
+    for name in ("postgresql", "temporal", "minio", "worker", "prometheus", "grafana"):
         assert stack[name]["healthcheck"]["test"], name
     conditions = {
         (name, dep, spec["condition"])
@@ -56,6 +56,7 @@ def test_health_checks_and_start_order() -> None:
         ("temporal-ui", "temporal", "service_healthy"),
         ("worker", "temporal-create-namespace", "service_completed_successfully"),
         ("worker", "minio", "service_healthy"),
+        ("grafana", "prometheus", "service_healthy"),
     }
     # The worker's health check hits its readiness endpoint on the configured health port.
     worker = stack["worker"]
@@ -72,6 +73,8 @@ def test_no_secret_is_written_in_the_stack() -> None:
     assert yaml.safe_load(text)["secrets"]["notion_token"] == {"environment": "NOTION_TOKEN"}
     assert env["AWS_SECRET_ACCESS_KEY"].startswith("${S3_SECRET_ACCESS_KEY:?")
     assert not re.search(r"\b(ntn|secret)_[A-Za-z0-9]{10,}", text)
+    grafana = services()["grafana"]["environment"]
+    assert grafana["GF_SECURITY_ADMIN_PASSWORD"].startswith("${GRAFANA_ADMIN_PASSWORD:?")
     # Every worker variable is a setting the worker reads, or one boto3 reads for the S3 destination.
     known = {f.alias for f in Settings.model_fields.values()} | {
         "AWS_ENDPOINT_URL",
@@ -79,6 +82,26 @@ def test_no_secret_is_written_in_the_stack() -> None:
         "AWS_SECRET_ACCESS_KEY",
     }
     assert set(env) <= known, set(env) - known
+
+
+def test_prometheus_scrapes_the_workers_and_loads_the_alert_rules() -> None:
+    stack = services()
+    mounts = {
+        target: source
+        for source, target in (v.removesuffix(":ro").split(":", 1) for v in stack["prometheus"]["volumes"])
+    }
+    for source in (mounts["/etc/prometheus/prometheus.yml"], mounts["/etc/prometheus/alerts.yml"]):
+        assert (REPO / source).is_file(), source
+    config = yaml.safe_load((REPO / mounts["/etc/prometheus/prometheus.yml"]).read_text())
+    assert set(config["rule_files"]) <= set(mounts)
+    (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "notion-sync-worker"]
+    (discovery,) = job["dns_sd_configs"]
+    # Every replica of the worker service, on the port its environment gives the metrics endpoint.
+    assert discovery["names"] == ["worker"] and discovery["type"] == "A"
+    worker = stack["worker"]
+    assert str(discovery["port"]) == worker["environment"]["NOTION_SYNC_METRICS_PORT"]
+    assert str(discovery["port"]) in worker["expose"]
+    assert "--config.file=/etc/prometheus/prometheus.yml" in stack["prometheus"]["command"]
 
 
 def dockerfile() -> list[tuple[str, str]]:
