@@ -23,7 +23,7 @@ from notion_sync import observability
 from notion_sync.control import connect, start_export
 from notion_sync.devserver import DevServer, free_port
 from notion_sync.emulator.process import EmulatorProcess
-from notion_sync.models import ExportInput, ExportOptions
+from notion_sync.models import ExportInput, ExportOptions, ExportReport
 from notion_sync.settings import Settings
 from notion_sync.workers import run_worker
 from tests.export.harness import worker_settings
@@ -94,6 +94,7 @@ async def test_export_traces_metrics_logs_and_probes(
     assert report.status == "completed"
     _check_trace(spans.get_finished_spans(), handle.id)
     _check_metrics(scrape, report.counters.exported)
+    _check_export_metrics(scrape, report, str(destination))
     _check_logs(json_logs.getvalue(), token, handle.id)
 
 
@@ -155,12 +156,50 @@ def _check_metrics(scrape: str, exported: int) -> None:
     assert any('status="200"' in labels for labels, _ in requests), requests
     assert any('status="529"' in labels for labels, _ in requests), requests
     assert sum(v for _, v in _samples(scrape, "notion_sync_rate_limited_total")) >= 1
-    assert sum(v for _, v in _samples(scrape, "notion_sync_bytes_written_total")) > 10_000
+    assert sum(v for _, v in _samples(scrape, "notion_sync_published_bytes_total")) > 10_000
     waits = _samples(scrape, "notion_sync_rate_limit_wait_seconds_sum")
     assert {"budget", "retry_after"} <= {labels.split('reason="')[1].split('"')[0] for labels, _ in waits}
     # Temporal's own runtime metrics on the same endpoint.
     assert _samples(scrape, "temporal_activity_execution_latency_count")
     assert _samples(scrape, "temporal_workflow_completed")
+
+
+def _total(scrape: str, name: str, **labels: str) -> float:
+    wanted = [f'{key}="{value}"' for key, value in labels.items()]
+    return sum(v for found, v in _samples(scrape, name) if all(w in found for w in wanted))
+
+
+def _label_values(scrape: str, name: str, label: str) -> set[str]:
+    return {labels.split(f'{label}="')[1].split('"')[0] for labels, _ in _samples(scrape, name)}
+
+
+def _check_export_metrics(scrape: str, report: ExportReport, destination: str) -> None:
+    """The operator's questions: what ran, how it ended, what it exported, and the worker's state."""
+    assert _total(scrape, "notion_sync_exports_started_total", workspace="default") == 1
+    assert _total(scrape, "notion_sync_exports_finished_total", workspace="default", outcome="completed") == 1
+    # The other outcomes' series exist at 0 (alerts' increase() needs the step from 0).
+    finished = _label_values(scrape, "notion_sync_exports_finished_total", "outcome")
+    assert {"failed", "cancelled", "shrink_refused"} <= finished
+    assert _total(scrape, "notion_sync_exports_finished_total", outcome="failed") == 0
+    phases = _label_values(scrape, "notion_sync_exports_running", "phase")
+    assert {"starting", "discovering", "exporting", "publishing"} <= phases
+    assert _total(scrape, "notion_sync_exports_running") == 0  # over: every phase back to 0
+    objects = "notion_sync_objects_exported_total"
+    exported = sum(_total(scrape, objects, kind=kind) for kind in ("page", "database", "data_source"))
+    assert exported == report.counters.exported
+    assert _total(scrape, objects, kind="file") == report.counters.files_downloaded > 0
+    assert _total(scrape, objects, kind="user") > 0
+    # Every Notion request of this export is labelled with its workspace.
+    assert _total(scrape, "notion_sync_notion_requests_total") == _total(
+        scrape, "notion_sync_notion_requests_total", workspace="default"
+    )
+    assert _total(scrape, "notion_sync_export_progress_total", workspace="default") > report.counters.exported
+    (success,) = _samples(scrape, "notion_sync_last_success_timestamp_seconds")
+    assert f'destination="{destination}"' in success[0]
+    assert report.finished_at is not None and abs(success[1] - report.finished_at.timestamp()) < 5
+    assert _total(scrape, "notion_sync_request_budget_requests_per_second", workspace="default") == 30
+    assert _total(scrape, "notion_sync_worker_resident_memory_bytes") > 10_000_000
+    assert _total(scrape, "notion_sync_shrink_guard_trips_total") == 0
 
 
 def _check_logs(text: str, token: str, workflow_id: str) -> None:
