@@ -16,6 +16,7 @@ from typing import Any
 
 from temporalio.client import Client
 from temporalio.contrib.opentelemetry import TracingInterceptor
+from temporalio.runtime import Runtime
 from temporalio.worker import Interceptor, Worker
 
 from activities.discovery import DiscoveryActivities
@@ -25,6 +26,7 @@ from activities.scheduling import SchedulingActivities
 from activities.staging import StagingActivities
 from notion_sync import observability
 from notion_sync.control import connect
+from notion_sync.schedules import SCHEDULE_PREFIX
 from notion_sync.settings import Settings
 from notion_sync.workspaces import (
     CredentialsError,
@@ -81,12 +83,11 @@ def build_worker(
     """The workflows' worker, and one activity worker per workspace held (by default every workspace
     in the settings). Any number of processes may serve the same queues."""
     held = load_credentials(settings) if credentials is None else credentials
-    interceptors: list[Interceptor] = [observability.MetricsInterceptor()]
+    tracing: list[Interceptor] = []
     if not any(isinstance(i, TracingInterceptor) for i in client.config()["interceptors"]):
-        interceptors.insert(0, observability.tracing_interceptor())
+        tracing.append(observability.tracing_interceptor())
     common: dict[str, Any] = {
         "activity_executor": executor,
-        "interceptors": interceptors,
         # Eager activities would all run on the worker that ran the workflow task, leaving the
         # others idle, and would bypass any task-queue rate limit.
         "disable_eager_activity_execution": True,
@@ -101,6 +102,7 @@ def build_worker(
             workflows=[ExportWorkflow, ScheduledExportWorkflow, RestoreWorkflow],
             activities=[SchedulingActivities(settings).start_or_attach_export],
             max_concurrent_activities=settings.activity_slots,
+            interceptors=[*tracing, observability.MetricsInterceptor(exports=export_tracker(client))],
             **common,
         )
     ]
@@ -138,10 +140,16 @@ def build_worker(
                     restore.undo_restore,
                 ],
                 max_concurrent_activities=settings.activity_slots,
+                interceptors=[*tracing, observability.MetricsInterceptor(workspace=credential.name)],
                 **common,
             )
         )
     return WorkerGroup(workers)
+
+
+def export_tracker(client: Client) -> observability.ExportTracker:
+    """The export gauges of the client's runtime: the one its Prometheus endpoint (if any) serves."""
+    return observability.export_tracker(client.service_client.config.runtime or Runtime.default())
 
 
 async def run_worker(
@@ -161,5 +169,9 @@ async def run_worker(
     # Synchronous activities take a thread each while they run: one pool for every workspace's slots.
     with ThreadPoolExecutor(max_workers=settings.activity_slots * (len(held) + 1)) as executor:
         workers = build_worker(client, settings, executor, held)
-        async with observability.health_server(settings.health_port, client, workers):
+        budgets = {name: settings_for(settings, held[name]).requests_per_second for name in held}
+        async with (
+            observability.health_server(settings.health_port, client, workers),
+            observability.refreshing_gauges(client, export_tracker(client), budgets, SCHEDULE_PREFIX),
+        ):
             await workers.run()
