@@ -45,6 +45,7 @@ from notion_sync.restore.blocks import (
 )
 from notion_sync.restore.index import Intent, PlannedObject, RestoreIndex
 from notion_sync.restore.properties import creatable_schema, creatable_values
+from notion_sync.restore.recover import Lookup
 from notion_sync.restore.source import SnapshotSource
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ _T = TypeVar("_T")
 # An update (safe to repeat) whose outcome stays unknown this many times fails the step.
 _UNKNOWN_ATTEMPTS = 3
 # Lets a lost write settle before its parent is listed.
-_SETTLE_S = 2.0
+SETTLE_S = 2.0
 
 
 @dataclass
@@ -169,14 +170,8 @@ class Restorer:
             made = file_object(page.get(name), targets)
             if made is not None:
                 body[name] = made
-        title = recover.shown_as(title_items)
-
-        async def find(intent: Intent) -> list[str] | None:
-            if parent_kind == "data_source":
-                found = await recover.find_row(self.writes, self.index, intent, title)
-            else:
-                found = await recover.find_child(self.writes, self.index, intent, "child_page", title)
-            return [found] if found else None
+        what = "row" if parent_kind == "data_source" else "child_page"
+        lookup = Lookup(what, recover.shown_as(title_items).pattern, olds=((old, "page"),))
 
         async def send() -> list[str]:
             try:
@@ -205,8 +200,7 @@ class Restorer:
             self.index.add_losses([Loss(old, "properties", what)])
             return [str(made["id"])]
 
-        created = await self._step(key, parent, None, ["page"], send, find, lambda m: [(old, m[0], "page")])
-        return created[0]
+        return (await self._step(key, parent, None, lookup, send))[0]
 
     def _shell_properties(self, page: JSON, targets: Targets, parent_kind: str, old: str) -> JSON:
         """A row's property values, or a page's title."""
@@ -251,26 +245,15 @@ class Restorer:
             schema = creatable_schema(first, targets)
             self.index.add_losses(schema.losses)
             body["initial_data_source"] = {"properties": schema.now}
-        title = recover.shown_as(title_items)
-
-        async def find(intent: Intent) -> list[str] | None:
-            found = await recover.find_child(self.writes, self.index, intent, "child_database", title)
-            if found is None:
-                return None
-            database = await self.writes.gateway.database(found)
-            return [found, *[str(s["id"]) for s in database.get("data_sources") or []][:1]]
+        first_old = sources[0] if first is not None else ""
+        olds = ((old, "database"), (first_old, "data_source"))
+        lookup = Lookup("child_database", recover.shown_as(title_items).pattern, olds=olds)
 
         async def send() -> list[str]:
             made = await self.writes.create_database(body)
             return [str(made["id"]), *[str(s["id"]) for s in made.get("data_sources") or []][:1]]
 
-        def ids(made: list[str]) -> list[tuple[str, str, str]]:
-            pairs = [(old, made[0], "database")]
-            if first is not None and len(made) > 1:
-                pairs.append((sources[0], made[1], "data_source"))
-            return pairs
-
-        return (await self._step(key, parent, None, ["child_database"], send, find, ids))[0]
+        return (await self._step(key, parent, None, lookup, send))[0]
 
     async def _data_source(self, old: str) -> None:
         """A database's second (third...) data source; the first came with the database."""
@@ -294,19 +277,12 @@ class Restorer:
             "title": title_items,
             "properties": schema.now,
         }
-        title = recover.shown_as(title_items)
-
-        async def find(intent: Intent) -> list[str] | None:
-            found = await recover.find_data_source(self.writes, self.index, intent, title)
-            return [found] if found else None
+        lookup = Lookup("data_source", recover.shown_as(title_items).pattern, olds=((old, "data_source"),))
 
         async def send() -> list[str]:
             return [str((await self.writes.create_data_source(body))["id"])]
 
-        def ids(made: list[str]) -> list[tuple[str, str, str]]:
-            return [(old, made[0], "data_source")]
-
-        await self._step(f"{old}:shell", database, None, ["data_source"], send, find, ids)
+        await self._step(f"{old}:shell", database, None, lookup, send)
 
     # ------------------------------------------------------------------------------ content
 
@@ -400,34 +376,29 @@ class Restorer:
     ) -> list[str]:
         """One append step; a request Notion rejects is sent again block by block, and a block it
         still rejects becomes a placeholder callout (reported)."""
-        kinds = [b["type"] for b in bodies]
-
-        async def find(intent: Intent) -> list[str] | None:
-            return await recover.find_appended(self.writes, intent, kinds)
+        kinds = tuple(str(b["type"]) for b in bodies)
+        lookup = Lookup("appended", kinds=kinds, olds=tuple((str(o.get("id") or ""), "block") for o in olds))
 
         async def send() -> list[str]:
             made = await self.writes.append_children(parent, bodies, after)
             return [str(b["id"]) for b in made["results"]]
-
-        def ids(made: list[str]) -> list[tuple[str, str, str]]:
-            return [(str(o["id"]), n, "block") for o, n in zip(olds, made, strict=False) if o.get("id")]
 
         # Once Notion refused the whole batch, a retry goes on block by block: the batch is never
         # sent again (should the refusal not recur, every block already made would be made twice).
         split = f"{key}:split"
         if self.index.step(split) is None:
             try:
-                return await self._step(key, parent, after, kinds, send, find, ids)
+                return await self._step(key, parent, after, lookup, send)
             except WriteRejected as rejected:
                 if len(bodies) == 1:
                     placed = await self._stand_in(key, parent, olds, bodies[0], after, rejected.reason)
-                    self.index.finish_step(key, placed, ids(placed))
+                    self.index.finish_step(key, placed, lookup.pairs(placed))
                     return placed
             self.index.finish_step(split, [])
         made: list[str] = []
         for i, (body, old) in enumerate(zip(bodies, olds, strict=True)):
             made += await self._append(f"{key}/{i}", parent, [body], [old], made[-1] if made else after)
-        self.index.finish_step(key, made, ids(made))
+        self.index.finish_step(key, made, lookup.pairs(made))
         return made
 
     async def _stand_in(
@@ -447,13 +418,9 @@ class Restorer:
                 made = await self.writes.append_children(parent, [body], after)
                 return [str(b["id"]) for b in made["results"]]
 
-            async def find(intent: Intent, kinds: list[str] = [body["type"]]) -> list[str] | None:  # noqa: B006
-                return await recover.find_appended(self.writes, intent, kinds)
-
             try:
-                made = await self._step(
-                    f"{key}/again{n}", parent, after, [body["type"]], send, find, lambda m: []
-                )
+                lookup = Lookup("appended", kinds=(str(body["type"]),))
+                made = await self._step(f"{key}/again{n}", parent, after, lookup, send)
             except WriteRejected:
                 continue
             if n == 0 and len(attempts) > 1:
@@ -513,19 +480,13 @@ class Restorer:
     async def _comment(self, key: str, old: str, new: str, body: list[JSON]) -> None:
         if self.index.step(key) is not None:
             return
-        text = recover.shown_as(body)
-
-        async def find(intent: Intent) -> list[str] | None:
-            for listed in await self.writes.gateway.comments(intent.parent):
-                if text.fullmatch(recover.plain(listed.get("rich_text") or [])):
-                    return [str(listed["id"])]
-            return None
+        lookup = Lookup("comment", recover.shown_as(body).pattern)
 
         async def send() -> list[str]:
             return [str((await self.writes.create_comment(new, body))["id"])]
 
         try:
-            await self._step(key, new, None, ["comment"], send, find, lambda _m: [])
+            await self._step(key, new, None, lookup, send)
         except WriteRejected as rejected:
             self.index.add_losses([Loss(old, key.split(":", 1)[1], rejected.reason)])
 
@@ -536,10 +497,8 @@ class Restorer:
         key: str,
         parent: str,
         after: str | None,
-        kinds: list[str],
+        lookup: Lookup,
         send: Callable[[], Awaitable[list[str]]],
-        find: Callable[[Intent], Awaitable[list[str] | None]],
-        ids: Callable[[list[str]], list[tuple[str, str, str]]],
     ) -> list[str]:
         """One create, exactly once: finished steps are skipped, a lost one is adopted."""
         done = self.index.step(key)
@@ -548,13 +507,13 @@ class Restorer:
         intent = self.index.intent(key)
         if intent is not None:
             # A create sent before with no answer: it may still be in flight, so it gets time to land.
-            await asyncio.sleep(_SETTLE_S)
-            found = await find(intent)
+            await asyncio.sleep(SETTLE_S)
+            found = await recover.find(self.writes, self.index, intent, lookup)
             if found is not None:
                 log.info("adopted what a lost create made (%s)", key)
-                self.index.finish_step(key, found, ids(found))
+                self.index.finish_step(key, found, lookup.pairs(found))
                 return found
-        self.index.record_intent(Intent(key, parent, after, len(kinds), _now()))
+        self.index.record_intent(Intent(key, parent, after, len(lookup.kinds) or 1, _now(), lookup.dumps()))
         try:
             made = await send()
         except WriteRejected:
@@ -562,7 +521,7 @@ class Restorer:
             raise
         # A `WriteUnknown` fails the attempt: Temporal retries it after a backoff, which looks again
         # (and only then sends), never at once while the lost request may still land.
-        self.index.finish_step(key, made, ids(made))
+        self.index.finish_step(key, made, lookup.pairs(made))
         self.heartbeat()
         return made
 
@@ -646,7 +605,7 @@ async def _again(write: Callable[[], Awaitable[_T]]) -> _T:
         try:
             return await write()
         except WriteUnknown:
-            await asyncio.sleep(_SETTLE_S)
+            await asyncio.sleep(SETTLE_S)
     return await write()
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from notion_sync.restore.blocks import Loss
 
 _COLUMNS = "seq, id, kind, parent_id, title, path, state"
+_INTENT_COLUMNS = "key, parent, after, count, sent_at, lookup"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS objects (
     seq INTEGER PRIMARY KEY,
@@ -29,7 +30,7 @@ CREATE TABLE IF NOT EXISTS objects (
 );
 CREATE TABLE IF NOT EXISTS ids (old TEXT PRIMARY KEY, new TEXT NOT NULL, kind TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS intents (key TEXT PRIMARY KEY, parent TEXT NOT NULL, after TEXT,
-    count INTEGER NOT NULL, sent_at TEXT NOT NULL);
+    count INTEGER NOT NULL, sent_at TEXT NOT NULL, lookup TEXT NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS steps (key TEXT PRIMARY KEY, result TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS users (id TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS losses (object_id TEXT NOT NULL, kind TEXT NOT NULL, what TEXT NOT NULL,
@@ -55,13 +56,15 @@ class PlannedObject:
 @dataclass(frozen=True)
 class Intent:
     """A create request sent and not yet known to have landed: under `parent`, after block `after`
-    (None: at the end when it was sent), `count` blocks or one page."""
+    (None: at the end when it was sent), `count` blocks or one page; `lookup` says how to find what
+    it made (`recover.Lookup`, as text; empty in an index written before lookups were recorded)."""
 
     key: str
     parent: str
     after: str | None
     count: int
     sent_at: str
+    lookup: str = ""
 
 
 class RestoreIndex:
@@ -70,6 +73,10 @@ class RestoreIndex:
         self._db = sqlite3.connect(path, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
+        columns = {str(row[1]) for row in self._db.execute("PRAGMA table_info(intents)")}
+        if "lookup" not in columns:
+            # An index written before lookups were recorded (a restore started by an older worker).
+            self._db.execute("ALTER TABLE intents ADD COLUMN lookup TEXT NOT NULL DEFAULT ''")
 
     def __enter__(self) -> RestoreIndex:
         return self
@@ -177,17 +184,20 @@ class RestoreIndex:
         """Records a create about to be sent; one sent again keeps its first `sent_at` (what any of its
         sends made is looked for from then on)."""
         self._db.execute(
-            "INSERT INTO intents (key, parent, after, count, sent_at) VALUES (?, ?, ?, ?, ?) "
+            "INSERT INTO intents (key, parent, after, count, sent_at, lookup) VALUES (?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (key) DO UPDATE SET parent = excluded.parent, after = excluded.after, "
-            "count = excluded.count",
-            (intent.key, intent.parent, intent.after, intent.count, intent.sent_at),
+            "count = excluded.count, lookup = excluded.lookup",
+            (intent.key, intent.parent, intent.after, intent.count, intent.sent_at, intent.lookup),
         )
 
     def intent(self, key: str) -> Intent | None:
-        row = self._db.execute(
-            "SELECT key, parent, after, count, sent_at FROM intents WHERE key = ?", (key,)
-        ).fetchone()
+        row = self._db.execute(f"SELECT {_INTENT_COLUMNS} FROM intents WHERE key = ?", (key,)).fetchone()
         return Intent(*row) if row else None
+
+    def open_intents(self) -> list[Intent]:
+        """Every create sent whose outcome is not known yet (a handful: one per range in flight)."""
+        rows = self._db.execute(f"SELECT {_INTENT_COLUMNS} FROM intents ORDER BY key")
+        return [Intent(*row) for row in rows]
 
     def clear_intent(self, key: str) -> None:
         self._db.execute("DELETE FROM intents WHERE key = ?", (key,))

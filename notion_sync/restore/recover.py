@@ -7,13 +7,17 @@ When its answer never arrived (the worker was killed, a timeout, a 5xx), the res
 - a row: the data source's rows created since the minute before the intent, with the expected title;
 - a data source: the database's data sources, by title;
 - an append: the `count` blocks right after the recorded `after` block, if they are there with the
-  expected types. Notion applies an append whole or not at all.
-None means nothing landed: the create is sent again.
+  expected types. Notion applies an append whole or not at all;
+- a comment: the page's comment with the expected text.
+None means nothing landed: the create is sent again. How to look is a `Lookup`, recorded with the
+intent, so an undo settles open intents exactly as a retry would (`find`).
 """
 
 from __future__ import annotations
 
+import json
 import re
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from notion_sync.notion.gateway import JSON
@@ -26,6 +30,50 @@ _ROW_PAGES = 5
 
 class RestoreConflict(Exception):
     """The block a lost append went after is gone: the restore cannot tell where it would be."""
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """How to find what one create made: `what` it made (`child_page`, `child_database`, `row`,
+    `data_source`, `appended`, `comment`), the pattern its title or text is shown as, the block
+    types of an append, and the old ids (with their kinds) the found ids stand for, in order."""
+
+    what: str
+    title: str = ""
+    kinds: tuple[str, ...] = ()
+    olds: tuple[tuple[str, str], ...] = ()
+
+    def dumps(self) -> str:
+        return json.dumps([self.what, self.title, list(self.kinds), [list(o) for o in self.olds]])
+
+    @classmethod
+    def loads(cls, text: str) -> Lookup:
+        what, title, kinds, olds = json.loads(text)
+        return cls(str(what), str(title), tuple(kinds), tuple((str(o), str(k)) for o, k in olds))
+
+    def pairs(self, made: list[str]) -> list[tuple[str, str, str]]:
+        """(old, new, kind) of the ids `made` (the answer, or what was found)."""
+        return [(old, new, kind) for (old, kind), new in zip(self.olds, made, strict=False) if old]
+
+
+async def find(writes: NotionWrites, index: RestoreIndex, intent: Intent, lookup: Lookup) -> list[str] | None:
+    """The ids a create whose answer was lost made (None: nothing landed)."""
+    title = re.compile(lookup.title, re.DOTALL)
+    if lookup.what in ("child_page", "child_database"):
+        found = await find_child(writes, index, intent, lookup.what, title)
+        if found is None or lookup.what == "child_page":
+            return [found] if found else None
+        database = await writes.gateway.database(found)
+        return [found, *[str(s["id"]) for s in database.get("data_sources") or []][:1]]
+    if lookup.what == "row":
+        found = await find_row(writes, index, intent, title)
+    elif lookup.what == "data_source":
+        found = await find_data_source(writes, index, intent, title)
+    elif lookup.what == "comment":
+        found = await find_comment(writes, intent, title)
+    else:
+        return await find_appended(writes, intent, list(lookup.kinds))
+    return [found] if found else None
 
 
 def plain(items: list[JSON]) -> str:
@@ -97,6 +145,14 @@ async def find_data_source(
     for source in database.get("data_sources") or []:
         if title.fullmatch(str(source.get("name", ""))) and not index.is_adopted(str(source["id"])):
             return str(source["id"])
+    return None
+
+
+async def find_comment(writes: NotionWrites, intent: Intent, text: re.Pattern[str]) -> str | None:
+    """The comment on the intent's page whose text is shown as `text`."""
+    for listed in await writes.gateway.comments(intent.parent):
+        if text.fullmatch(plain(listed.get("rich_text") or [])):
+            return str(listed["id"])
     return None
 
 

@@ -8,8 +8,10 @@ tree, from `restore_files`: a folder, packed or S3 snapshot alike), `restore.sql
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
+import logging
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,13 +21,16 @@ from notion_sync.exporter.context import open_gateway
 from notion_sync.models import RestoreCounts, RestoreReport, RestoreStep, RestoreStepResult
 from notion_sync.notion.errors import ObjectProblem, ObjectUnavailable
 from notion_sync.notion.writes import NotionWrites
+from notion_sync.restore import engine, recover
 from notion_sync.restore.engine import Restorer
 from notion_sync.restore.index import RestoreIndex
 from notion_sync.restore.plan import PlanError, plan_restore
 from notion_sync.restore.source import SnapshotSource
 from notion_sync.restore_files import RestoreError, restore_files
 from notion_sync.settings import Settings
-from notion_sync.snapshot import MANIFEST
+from notion_sync.snapshot import MANIFEST, has_manifest
+
+log = logging.getLogger(__name__)
 
 RESTORES = "restores"
 _PLANNED = "plan"
@@ -64,7 +69,7 @@ def prepare(settings: Settings, step: RestoreStep) -> RestoreStepResult:
     """The snapshot as a tree under the restore's folder (once), and its plan (once)."""
     work = restore_dir(settings, step.restore_id)
     tree = work / "snapshot"
-    if not (tree / MANIFEST).is_file():
+    if not has_manifest(tree):
         partial = work / "snapshot.partial"
         shutil.rmtree(partial, ignore_errors=True)
         work.mkdir(parents=True, exist_ok=True)
@@ -166,7 +171,9 @@ def write_report(settings: Settings, step: RestoreStep, report: RestoreReport) -
 
 async def undo(settings: Settings, restore_id: str, heartbeat: Callable[..., None] | None = None) -> int:
     """Moves what the restore created to the trash: the objects it created whose parent it did not
-    create (their children go with them). Returns how many were trashed."""
+    create (their children go with them). Creates sent but never answered are settled first, as a
+    retry would (what one made is adopted, then trashed with the rest). Returns how many were
+    trashed."""
     work = restore_dir(settings, restore_id)
     if not (work / "restore.sqlite").is_file():
         raise RestoreRefused(f"no restore {restore_id} in {settings.state_dir / RESTORES}")
@@ -174,6 +181,7 @@ async def undo(settings: Settings, restore_id: str, heartbeat: Callable[..., Non
     async with open_gateway(settings, heartbeat) as (gateway, _http):
         writes = NotionWrites(gateway)
         with RestoreIndex(work / "restore.sqlite") as index:
+            await _settle_intents(writes, index)
             for obj in index.objects():
                 new = index.new_id(obj.id)
                 if new is None or obj.kind == "data_source":
@@ -189,6 +197,28 @@ async def undo(settings: Settings, restore_id: str, heartbeat: Callable[..., Non
                     continue  # already gone
                 trashed += 1
     return trashed
+
+
+async def _settle_intents(writes: NotionWrites, index: RestoreIndex) -> None:
+    """Every create whose outcome the restore never learnt (a cancel or a failure mid-request): what
+    it made is looked for the way a retry looks, and adopted into the index."""
+    intents = index.open_intents()
+    if intents:
+        # A request cut short by the cancel may still be landing.
+        await asyncio.sleep(engine.SETTLE_S)
+    for intent in intents:
+        if not intent.lookup:
+            log.warning("cannot look for what %s made: its intent predates recorded lookups", intent.key)
+            continue
+        lookup = recover.Lookup.loads(intent.lookup)
+        try:
+            found = await recover.find(writes, index, intent, lookup)
+        except (ObjectProblem, recover.RestoreConflict):
+            continue  # its parent (or the block it went after) is gone: so is whatever it made
+        if found is None:
+            index.clear_intent(intent.key)
+        else:
+            index.finish_step(intent.key, found, lookup.pairs(found))
 
 
 def _counts(index: RestoreIndex) -> RestoreCounts:

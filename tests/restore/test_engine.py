@@ -78,7 +78,7 @@ async def test_lost_answers_are_adopted_and_a_rerun_creates_nothing(
 
     monkeypatch.setattr(NotionWrites, "write", answer_lost_every_third)
     # Nothing to wait for: the emulator applies a write before it answers.
-    monkeypatch.setattr(engine, "_SETTLE_S", 0.0)
+    monkeypatch.setattr(engine, "SETTLE_S", 0.0)
     lossy = await _restore(tmp_path / "a", tmp_path / "lossy", times=2)
 
     assert lost > 50
