@@ -34,7 +34,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Literal, Protocol
 
-from notion_sync.snapshot import MANIFEST, META_FILES, READ_CHUNK, read_manifest, snapshot_file
+from notion_sync.snapshot import (
+    MANIFEST,
+    META_FILES,
+    READ_CHUNK,
+    has_manifest,
+    manifest_lines,
+    read_manifest,
+    snapshot_file,
+)
 from notion_sync.verify import resolve_snapshot, safe_relpath
 
 Format = Literal["zip", "tar.gz"]
@@ -313,17 +321,23 @@ def _entries(snapshot: Path) -> Iterator[tuple[str, str, int | None, str | None]
     Plain strings, not `Path`s: pathlib interns every path part, a cost that grows with the export.
     """
     root = str(snapshot)
-    for name in META_FILES:
-        yield name, os.path.join(root, name), None, None
-    with read_manifest(snapshot / MANIFEST) as (_header, objects):
-        for entry in objects:
-            for file in entry.files:
-                if not safe_relpath(file.path):
-                    raise ArchiveError(f"{MANIFEST} lists an unsafe path: {file.path!r}")
-                source = os.path.join(root, file.path)
-                if not os.path.lexists(source):  # packed: from the store (a Path only then)
-                    source = str(snapshot_file(snapshot, file))
-                yield file.path, source, file.size, file.sha256
+    with tempfile.TemporaryDirectory(prefix="notion-sync-archive-") as scratch:
+        for name in META_FILES:
+            source = os.path.join(root, name)
+            if name == MANIFEST and not os.path.isfile(source) and has_manifest(snapshot):
+                source = os.path.join(scratch, MANIFEST)  # kept as a delta: archived whole
+                with manifest_lines(snapshot) as lines, open(source, "wb") as whole:
+                    whole.writelines(lines)
+            yield name, source, None, None
+        with read_manifest(snapshot / MANIFEST) as (_header, objects):
+            for entry in objects:
+                for file in entry.files:
+                    if not safe_relpath(file.path):
+                        raise ArchiveError(f"{MANIFEST} lists an unsafe path: {file.path!r}")
+                    source = os.path.join(root, file.path)
+                    if not os.path.lexists(source):  # packed: from the store (a Path only then)
+                        source = str(snapshot_file(snapshot, file))
+                    yield file.path, source, file.size, file.sha256
 
 
 def _part_name(name: str, fmt: Format, number: int | None) -> str:

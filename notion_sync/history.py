@@ -50,6 +50,7 @@ from notion_sync.snapshot import (
     SNAPSHOTS,
     ManifestUnreadable,
     current_snapshot,
+    has_manifest,
     parse_report,
     read_manifest,
     read_report,
@@ -150,7 +151,7 @@ def snapshot_names(destination: str | Path) -> list[str]:
     """The destination's snapshots, oldest first (their names start with the run's UTC time)."""
     root = _folder(destination)
     folder = root / SNAPSHOTS
-    names = sorted(p.name for p in folder.iterdir() if (p / MANIFEST).is_file()) if folder.is_dir() else []
+    names = sorted(p.name for p in folder.iterdir() if has_manifest(p)) if folder.is_dir() else []
     if not names:
         raise HistoryError(f"{root} is not an export: no snapshot with a {MANIFEST} under {folder}")
     return names

@@ -42,6 +42,8 @@ from notion_sync.snapshot import (
     SNAPSHOTS,
     ManifestUnreadable,
     current_snapshot,
+    has_manifest,
+    manifest_lines,
     read_manifest,
     snapshot_file,
 )
@@ -198,6 +200,9 @@ def _restore_folder(source: Path, out: Path, page: str | None) -> int:
         for name in (MANIFEST, REPORT, PROBLEMS):
             if (base / name).is_file():
                 _copy(base / name, out / name)
+        if not (base / MANIFEST).is_file():  # kept as a delta: the tree gets it whole
+            with manifest_lines(base) as lines, (out / MANIFEST).open("wb") as whole:
+                whole.writelines(lines)
         for path in sorted((base / SITE).rglob("*")):
             if path.is_file() and not path.is_symlink():
                 _copy(path, out / path.relative_to(base))
@@ -206,17 +211,17 @@ def _restore_folder(source: Path, out: Path, page: str | None) -> int:
 
 def _folder_snapshot(root: Path, snapshot: str | None) -> Path:
     if snapshot is None:
-        if (root / MANIFEST).is_file():  # a snapshot folder itself
+        if has_manifest(root):  # a snapshot folder itself
             return root
         current = current_snapshot(root)
-        if current is None or not (current / MANIFEST).is_file():
+        if current is None or not has_manifest(current):
             raise RestoreError(f"{root} is not an export: no {MANIFEST} there nor in {root / CURRENT}")
         return current
     if not _SNAPSHOT_NAME.match(snapshot):
         raise RestoreError(f"{snapshot!r} is not a snapshot name")
     source = root / SNAPSHOTS / snapshot
-    if not (source / MANIFEST).is_file():
-        known = sorted(p.name for p in (root / SNAPSHOTS).glob("*") if (p / MANIFEST).is_file())
+    if not has_manifest(source):
+        known = sorted(p.name for p in (root / SNAPSHOTS).glob("*") if has_manifest(p))
         raise RestoreError(f"no snapshot {snapshot} in {root} (it has: {', '.join(known) or 'none'})")
     return source
 

@@ -9,6 +9,7 @@ callers check `last_run_refused` first).
 
 from __future__ import annotations
 
+import logging
 import shutil
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
@@ -16,7 +17,17 @@ from datetime import datetime
 from pathlib import Path
 
 from notion_sync.models import ExportReport, RetentionPolicy
-from notion_sync.snapshot import SNAPSHOTS, current_snapshot, parse_report, read_report, snapshot_time
+from notion_sync.snapshot import (
+    SNAPSHOTS,
+    ManifestUnreadable,
+    current_snapshot,
+    parse_report,
+    read_report,
+    release_base,
+    snapshot_time,
+)
+
+log = logging.getLogger(__name__)
 
 # The period each age rule keeps one snapshot of, from a snapshot's time (UTC).
 _PERIODS: dict[str, Callable[[datetime], Hashable]] = {
@@ -96,6 +107,13 @@ def prune_snapshots(dest: str | Path, policy: RetentionPolicy) -> RetentionPlan:
     guarded = newest_guarded(sorted(snapshots, reverse=True), lambda name: read_report(snapshots[name]))
     plan = plan_retention(snapshots, policy, current_name, guarded)
     for name in plan.removed:
+        try:
+            release_base(snapshots[name])
+        except ManifestUnreadable as error:
+            # An older snapshot's manifest depends on this one and cannot be made whole: deleting
+            # this one would lose it. Both stay (and verify names the damage).
+            log.warning("%s kept: %s", snapshots[name], error)
+            continue
         shutil.rmtree(snapshots[name])
     return plan
 

@@ -478,3 +478,30 @@ def release_base(snapshot: Path) -> None:
     for sibling in sorted(snapshot.parent.iterdir()):
         if sibling != snapshot and delta_base(sibling) == snapshot.name:
             write_whole_manifest(sibling)
+
+
+@contextmanager
+def stored_manifest(snapshot: Path) -> Iterator[Iterator[ManifestObject]]:
+    """The objects a snapshot's manifest file holds as stored: all of them for a whole manifest, only
+    those that differ from its base for a delta (garbage collection reads each snapshot once this
+    way, instead of rebuilding every delta through its chain). Raises ManifestUnreadable."""
+    if (snapshot / MANIFEST).is_file():
+        with read_manifest(snapshot) as (_header, entries):
+            yield entries
+        return
+    delta_file = snapshot / MANIFEST_DELTA
+    with ExitStack() as stack:
+        delta = _open(delta_file, stack)
+        _delta_header(delta_file, delta)
+        lines = _plain_lines(delta_file, delta)
+        next(lines, None)  # the manifest's header
+        yield _stored_objects(str(delta_file), lines)
+
+
+def _stored_objects(name: str, lines: Iterator[bytes]) -> Iterator[ManifestObject]:
+    for line in lines:
+        if not _line_key(name, line)[1]:
+            try:
+                yield ManifestObject.model_validate_json(line)
+            except ValueError as error:
+                raise ManifestUnreadable(f"{name}: {error}") from error

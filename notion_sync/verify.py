@@ -52,12 +52,14 @@ from notion_sync.snapshot import (
     CURRENT,
     CURRENT_JSON,
     MANIFEST,
+    MANIFEST_DELTA,
     META_FILES,
     PACKED,
     READ_CHUNK,
     SNAPSHOTS,
     ManifestUnreadable,
     file_digest,
+    has_manifest,
     is_packed,
     read_manifest,
     snapshot_file,
@@ -139,9 +141,9 @@ class VerifyReport:
 
 def resolve_snapshot(path: Path) -> Path:
     """A snapshot folder itself, or the snapshot a destination's `current` points to."""
-    if (path / MANIFEST).is_file():
+    if has_manifest(path):
         return path
-    if (path / CURRENT / MANIFEST).is_file():
+    if has_manifest(path / CURRENT):
         return (path / CURRENT).resolve()
     raise NotAnExport(f"{path} is not an export: no {MANIFEST} there nor in {path / CURRENT}")
 
@@ -182,7 +184,7 @@ def verify(
             _verify_archive(path, report, _RenderInputs(Path(scratch)) if deep else None)
         return report
     if snapshot is not None:
-        if not (path / SNAPSHOTS / snapshot / MANIFEST).is_file():
+        if not has_manifest(path / SNAPSHOTS / snapshot):
             raise NotAnExport(f"{path} has no snapshot {snapshot!r} (no {SNAPSHOTS}/{snapshot}/{MANIFEST})")
         path = path / SNAPSHOTS / snapshot
     # Resolved: a packed snapshot finds its store from its own place (`DEST/snapshots/<name>`).
@@ -528,7 +530,11 @@ def _verify_folder(root: Path, report: VerifyReport) -> None:
             dirnames.sort()
             for name in sorted(filenames):
                 relpath = Path(dirpath, name).relative_to(root).as_posix()
-                if relpath not in listed and relpath != PACKED and not is_allowed_extra(relpath):
+                if (
+                    relpath not in listed
+                    and relpath not in (PACKED, MANIFEST_DELTA)
+                    and not is_allowed_extra(relpath)
+                ):
                     report.extra.append(relpath)
     report.missing.sort()
     report.extra.sort()

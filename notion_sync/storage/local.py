@@ -26,7 +26,15 @@ from pathlib import Path
 from typing import BinaryIO
 
 from notion_sync.models import ManifestFile
-from notion_sync.snapshot import CURRENT, INTERNAL, OBJECTS, SNAPSHOTS, current_snapshot, file_digest
+from notion_sync.snapshot import (
+    CURRENT,
+    INTERNAL,
+    OBJECTS,
+    SNAPSHOTS,
+    current_snapshot,
+    file_digest,
+    release_base,
+)
 
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 
@@ -123,6 +131,7 @@ class LocalDestination:
         if staged.exists():
             final.parent.mkdir(parents=True, exist_ok=True)
             if final.exists():
+                release_base(final)
                 shutil.rmtree(final)
             os.replace(staged, final)
         elif not final.exists():

@@ -43,10 +43,13 @@ from notion_sync.snapshot import (
     STORE_MARKER,
     ManifestUnreadable,
     current_snapshot,
+    delta_base,
     file_digest,
     is_packed,
     object_path,
     read_manifest,
+    stored_manifest,
+    write_manifest_delta,
 )
 from notion_sync.storage.digests import DigestSet
 
@@ -204,14 +207,18 @@ class ObjectStore:
         current = current_snapshot(self.root)
         names = sorted(p.name for p in snapshots.glob("*") if p.is_dir() and not p.is_symlink())
         packed = 0
-        for name in names[: max(0, len(names) - max(1, browsable))]:
+        older = names[: max(0, len(names) - max(1, browsable))]
+        for name, newer in zip(older, names[1:], strict=False):
             folder = snapshots / name
-            if folder == current or _packed_completely(folder):
+            if folder == current:
                 continue
             try:
-                packed += self.pack_snapshot(folder, heartbeat)
+                if not _packed_completely(folder):
+                    packed += self.pack_snapshot(folder, heartbeat)
+                if _packed_completely(folder):
+                    write_manifest_delta(folder, snapshots / newer)
             except ManifestUnreadable as error:
-                log.warning("%s: kept as a tree, its manifest is unreadable: %s", folder, error)
+                log.warning("%s: kept as it is, a manifest is unreadable: %s", folder, error)
         return packed
 
     def collect_garbage(
@@ -241,12 +248,22 @@ class ObjectStore:
 
     @contextmanager
     def _packed_digests(self, heartbeat: Callable[[], None]) -> Iterator[DigestSet]:
-        """The digests every packed snapshot lists (they hold no link to their objects)."""
+        """The digests every packed snapshot lists (they hold no link to their objects). A manifest
+        kept as a delta is read as stored, not rebuilt: what it does not list, its base does, and
+        every base is read too (a base still a tree among them: some of its files may be copies
+        rather than links, so its objects are held by its list as well)."""
         with DigestSet() as listed:
+            bases: set[str] = set()
             for folder in sorted((self.root / SNAPSHOTS).glob(f"*/{PACKED}")):
-                with read_manifest(folder.parent) as (_header, entries):
+                with stored_manifest(folder.parent) as entries:
                     listed.add_many(file.sha256 for entry in entries for file in entry.files)
+                base = delta_base(folder.parent)
+                if base is not None and not is_packed(self.root / SNAPSHOTS / base):
+                    bases.add(base)
                 heartbeat()
+            for base in sorted(bases):
+                with read_manifest(self.root / SNAPSHOTS / base) as (_header, entries):
+                    listed.add_many(file.sha256 for entry in entries for file in entry.files)
             yield listed
 
     def _holds(self, sha256: str, size: int) -> bool:

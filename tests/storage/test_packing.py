@@ -10,8 +10,19 @@ from typing import Any
 
 import pytest
 
-from notion_sync.models import ManifestFile
-from notion_sync.snapshot import CURRENT, MANIFEST, PACKED, SNAPSHOTS, is_packed, read_manifest, snapshot_file
+from notion_sync import retention
+from notion_sync.models import ManifestFile, RetentionPolicy
+from notion_sync.snapshot import (
+    CURRENT,
+    MANIFEST,
+    MANIFEST_DELTA,
+    PACKED,
+    SNAPSHOTS,
+    delta_base,
+    is_packed,
+    read_manifest,
+    snapshot_file,
+)
 from notion_sync.storage.objects import ObjectStore
 from tests.storage.test_objects import SHARED, _digests, _snapshot, _stored
 
@@ -43,7 +54,8 @@ def test_old_snapshots_are_packed_to_their_manifest_and_read_from_the_store(tmp_
     assert store.pack_old_snapshots(browsable=1) == 2
     assert is_packed(first) and is_packed(second) and not is_packed(third)
     for folder in (first, second):
-        assert sorted(p.name for p in folder.iterdir()) == [MANIFEST, PACKED]  # no tree, no empty folder
+        # No tree, no empty folder; the manifest kept as its differences from the next snapshot's.
+        assert sorted(p.name for p in folder.iterdir()) == [MANIFEST_DELTA, PACKED]
     assert [_contents(folder) for folder in (first, second, third)] == before
     assert store.pack_old_snapshots(browsable=1) == 0  # done once
 
@@ -58,6 +70,40 @@ def test_old_snapshots_are_packed_to_their_manifest_and_read_from_the_store(tmp_
     first.rmdir()
     assert store.collect_garbage().deleted == 1
     assert _stored(store) == _digests(second) | _digests(third)
+
+
+def test_a_packed_delta_keeps_what_its_base_tree_holds_as_a_copy(tmp_path: Path) -> None:
+    """A packed snapshot's delta lists only what differs from its base; a file the base tree holds
+    as its own copy (no link could be made) must still keep its object for the packed one."""
+    _first, second, third = _destination(tmp_path)
+    store = ObjectStore(tmp_path)
+    store.pack_old_snapshots(browsable=1)
+    shared_path, shared_bytes = SHARED[0]
+    copy = third / shared_path
+    copy.unlink()
+    copy.write_bytes(shared_bytes)  # the current tree's own copy: the object loses that link
+    assert store.collect_garbage().deleted == 0
+    assert _contents(second)[shared_path] == shared_bytes
+
+
+def test_pruning_a_base_first_makes_its_dependent_manifest_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second, _third = _destination(tmp_path)
+    store = ObjectStore(tmp_path)
+    store.pack_old_snapshots(browsable=1)
+    before = _contents(first)
+    assert delta_base(first) == second.name
+    # Retention keeps the oldest and the newest (as a monthly and a daily rule can) and drops the
+    # one in between, which the oldest's delta is based on.
+    monkeypatch.setattr(
+        retention, "plan_retention", lambda *_args: retention.RetentionPlan({}, [second.name])
+    )
+    retention.prune_snapshots(tmp_path, RetentionPolicy(keep_last=1))
+    assert not second.exists()
+    assert (first / MANIFEST).is_file() and delta_base(first) is None
+    assert store.collect_garbage().deleted == 1  # the second snapshot's own file, and only it
+    assert _contents(first) == before
 
 
 def test_the_current_and_browsable_snapshots_stay_trees(tmp_path: Path) -> None:
@@ -141,7 +187,7 @@ def test_an_interrupted_pack_is_finished_by_the_next_publish(
     monkeypatch.setattr(os, "unlink", unlink)
     assert is_packed(first) and (first / "a.md").is_file()  # marked, nothing removed yet
     assert ObjectStore(tmp_path).pack_old_snapshots(browsable=1) == 2
-    assert sorted(p.name for p in first.iterdir()) == [MANIFEST, PACKED]
+    assert sorted(p.name for p in first.iterdir()) == [MANIFEST_DELTA, PACKED]
 
 
 def test_a_staged_file_that_does_not_match_its_manifest_never_becomes_an_object(tmp_path: Path) -> None:
