@@ -10,6 +10,7 @@ the fault, or another phase, or the run has closed. `wait_for_progress` measures
 from __future__ import annotations
 
 import asyncio
+import difflib
 import json
 import os
 import re
@@ -35,11 +36,14 @@ DEFAULT_RESULTS = Path(__file__).resolve().parent / ".results.jsonl"
 
 # Signed file URLs and their expiry change on every read, as in Notion; nothing else may differ.
 _SIGNED = re.compile(rb"(expires=\d+&(amp;)?sig=[0-9a-f]+|\"expiry_time\": \"[^\"]+\")")
-# The run's own times and ids in report.json; `api_requests` too, as a retried request is one more.
+# The run's own times and ids in report.json; `api_requests` too, as a retried request is one more,
+# and `files_downloaded`: a retried batch skips the pages a lost attempt finished, and their files
+# go uncounted (the files themselves are compared).
 _REPORT_VOLATILE = ("started_at", "finished_at", "snapshot", "destination", "full_listing_at")
-_COUNTERS_VOLATILE = ("api_requests",)
+_COUNTERS_VOLATILE = ("api_requests", "files_downloaded")
 _MANIFEST_HEADER_VOLATILE = ("created_at", "started_at", "finished_at", "run_id", "snapshot")
 _SHOWN_DIFFERENCES = 10
+_SHOWN_DIFF_LINES = 40
 
 
 def _masked_report(data: bytes) -> bytes:
@@ -94,7 +98,17 @@ def assert_same_snapshot(a: Path, b: Path) -> None:
         f"only in {a}: {only_a[:_SHOWN_DIFFERENCES]}; only in {b}: {only_b[:_SHOWN_DIFFERENCES]}"
     )
     differ = [rel for rel in files_a if masked_bytes(a, rel) != masked_bytes(b, rel)]
-    assert not differ, f"{len(differ)} files differ between {a} and {b}: {differ[:_SHOWN_DIFFERENCES]}"
+    assert not differ, (
+        f"{len(differ)} files differ between {a} and {b}: {differ[:_SHOWN_DIFFERENCES]}; "
+        f"the first:\n{_difference(masked_bytes(a, differ[0]), masked_bytes(b, differ[0]))}"
+    )
+
+
+def _difference(a: bytes, b: bytes) -> str:
+    lines = difflib.unified_diff(
+        a.decode(errors="replace").splitlines(), b.decode(errors="replace").splitlines(), lineterm=""
+    )
+    return "\n".join(list(lines)[:_SHOWN_DIFF_LINES])
 
 
 def _snapshot_of(path: Path) -> Path:
