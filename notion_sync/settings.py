@@ -67,7 +67,20 @@ class Settings(BaseSettings):
     # How many of a folder destination's newest snapshots stay browsable trees (current always does);
     # older ones are packed to their manifest, their files read from the object store.
     browsable_snapshots: int = Field(default=1, alias="NOTION_SYNC_BROWSABLE_SNAPSHOTS", ge=1)
+    # Temporal worker versioning (docs/operations.md, "Upgrading workers"): the worker deployment this
+    # worker belongs to and its build (one per release of the code). Both unset: versioning is off.
+    deployment_name: str | None = Field(default=None, alias="NOTION_SYNC_DEPLOYMENT_NAME", min_length=1)
+    build_id: str | None = Field(default=None, alias="NOTION_SYNC_BUILD_ID", min_length=1)
     # A pause before each object and after each MiB uploaded, in seconds: for tests of an interrupted upload.
+
+    @model_validator(mode="after")
+    def _versioning_needs_both(self) -> Settings:
+        if (self.deployment_name is None) != (self.build_id is None):
+            raise ValueError(
+                "worker versioning needs both NOTION_SYNC_DEPLOYMENT_NAME and NOTION_SYNC_BUILD_ID, "
+                "or neither"
+            )
+        return self
 
     @model_validator(mode="after")
     def _token_from_file(self) -> Settings:

@@ -3,21 +3,32 @@
 One polls the workflows' task queue; one more per workspace the process holds polls that
 workspace's activity queue, with that workspace's credential and its own activity slots, so a large
 export of one workspace never takes the slots of another.
+
+With NOTION_SYNC_DEPLOYMENT_NAME and NOTION_SYNC_BUILD_ID set, every worker of the process belongs to
+that build of a Temporal worker deployment: workflows auto-upgrade to the deployment's current build,
+and a new build makes itself current once it polls (docs/operations.md, "Upgrading workers").
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack
 from datetime import timedelta
 from types import TracebackType
 from typing import Any
 
+from temporalio.api.workflowservice.v1 import (
+    DescribeWorkerDeploymentRequest,
+    SetWorkerDeploymentCurrentVersionRequest,
+)
 from temporalio.client import Client
+from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
 from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.runtime import Runtime
-from temporalio.worker import Interceptor, Worker
+from temporalio.service import RPCError
+from temporalio.worker import Interceptor, Worker, WorkerDeploymentConfig
 
 from activities.discovery import DiscoveryActivities
 from activities.export import ExportActivities
@@ -38,6 +49,10 @@ from notion_sync.workspaces import (
 from workflows.export import ExportWorkflow
 from workflows.restore import RestoreWorkflow
 from workflows.scheduled import ScheduledExportWorkflow
+
+log = logging.getLogger(__name__)
+# How long a new build waits for the server to list its version (registered by its first poll).
+PROMOTE_WITHIN_S = 60.0
 
 
 class WorkerGroup:
@@ -94,6 +109,7 @@ def build_worker(
         # Heartbeats carry cancellation (pause, cancel): send them often enough to stop within seconds.
         "max_heartbeat_throttle_interval": timedelta(seconds=2),
         "default_heartbeat_throttle_interval": timedelta(seconds=2),
+        "deployment_config": deployment_config(settings),
     }
     workers = [
         Worker(
@@ -152,6 +168,79 @@ def export_tracker(client: Client) -> observability.ExportTracker:
     return observability.export_tracker(client.service_client.config.runtime or Runtime.default())
 
 
+def deployment_config(settings: Settings) -> WorkerDeploymentConfig | None:
+    """The worker deployment version of this process, or None when versioning is off."""
+    if settings.deployment_name is None or settings.build_id is None:
+        return None
+    return WorkerDeploymentConfig(
+        version=WorkerDeploymentVersion(deployment_name=settings.deployment_name, build_id=settings.build_id),
+        use_worker_versioning=True,
+        # A running export moves to the current build at its next workflow task, so old pods need not
+        # outlive their exports; every workflow change is behind workflow.patched (tests/ops/test_upgrade.py).
+        default_versioning_behavior=VersioningBehavior.AUTO_UPGRADE,
+    )
+
+
+async def promote_build(client: Client, settings: Settings, within_s: float = PROMOTE_WITHIN_S) -> bool:
+    """Makes this process's build the deployment's current version, unless the current one is newer
+    (first polled after ours: a pod of the previous release restarting mid-rollout must not take the
+    deployment back). True once ours is current; problems are logged, the workers serve regardless."""
+    assert settings.deployment_name is not None and settings.build_id is not None
+    deadline = asyncio.get_running_loop().time() + within_s
+    describe = DescribeWorkerDeploymentRequest(
+        namespace=client.namespace, deployment_name=settings.deployment_name
+    )
+    while asyncio.get_running_loop().time() < deadline:
+        try:
+            described = await client.workflow_service.describe_worker_deployment(describe)
+        except RPCError:
+            # Not found until the first worker of the deployment has polled.
+            await asyncio.sleep(0.5)
+            continue
+        info = described.worker_deployment_info
+        # When the server first saw each build poll: the later one is the newer release.
+        created = {
+            v.deployment_version.build_id: v.create_time.ToNanoseconds() for v in info.version_summaries
+        }
+        current = info.routing_config.current_deployment_version.build_id
+        if current == settings.build_id:
+            return True
+        if settings.build_id not in created:
+            await asyncio.sleep(0.5)
+            continue
+        if current in created and created[current] > created[settings.build_id]:
+            log.warning(
+                "build %s stays non-current: build %s, first seen after it, is current",
+                settings.build_id,
+                current,
+            )
+            return False
+        try:
+            await client.workflow_service.set_worker_deployment_current_version(
+                SetWorkerDeploymentCurrentVersionRequest(
+                    namespace=client.namespace,
+                    deployment_name=settings.deployment_name,
+                    build_id=settings.build_id,
+                    conflict_token=described.conflict_token,
+                    identity=client.identity,
+                )
+            )
+        except RPCError as error:
+            # Another pod changed the deployment meanwhile, or not every queue is polled yet: look again.
+            log.info("making build %s current: %s; retrying", settings.build_id, error.message)
+            await asyncio.sleep(0.5)
+            continue
+        log.info("build %s of %s is now current", settings.build_id, settings.deployment_name)
+        return True
+    log.error(
+        "build %s did not become current within %.0f s: set it with "
+        "`temporal worker deployment set-current-version`",
+        settings.build_id,
+        within_s,
+    )
+    return False
+
+
 async def run_worker(
     settings: Settings,
     client: Client | None = None,
@@ -174,4 +263,9 @@ async def run_worker(
             observability.health_server(settings.health_port, client, workers),
             observability.refreshing_gauges(client, export_tracker(client), budgets, SCHEDULE_PREFIX),
         ):
-            await workers.run()
+            if settings.deployment_name is None:
+                await workers.run()
+                return
+            async with asyncio.TaskGroup() as group:
+                group.create_task(workers.run())
+                group.create_task(promote_build(client, settings))
