@@ -4,7 +4,8 @@ Two builds run as real worker processes of one worker deployment on the dev serv
 repository, build B a copy of it with a genuine change to the export workflow. An export starts on A;
 B starts (and makes itself current, as a pod of a rolling update does), A gets SIGTERM, and the export
 finishes on B. The change behind `workflow.patched` is harmless; the same change without it breaks the
-running export with a non-determinism error, which is what the patch rule prevents.
+running export with a non-determinism error, which is what the patch rule prevents. And a pod of the
+older build that restarts mid-rollout does not make its build current again.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from pydantic import SecretStr
 from temporalio.api.enums.v1 import EventType, WorkflowTaskFailedCause
 from temporalio.api.history.v1 import HistoryEvent, WorkflowTaskFailedEventAttributes
 from temporalio.api.workflowservice.v1 import DescribeWorkerDeploymentRequest
@@ -31,7 +33,15 @@ from notion_sync.devserver import DevServer
 from notion_sync.emulator.process import EmulatorProcess
 from notion_sync.models import ExportInput, ExportOptions, ExportReport
 from notion_sync.settings import Settings
-from tests.export.harness import REPO, snapshot_files, wait_for, worker_env, worker_settings
+from notion_sync.workers import promote_build
+from tests.export.harness import (
+    REPO,
+    running_worker,
+    snapshot_files,
+    wait_for,
+    worker_env,
+    worker_settings,
+)
 from workflows.export import ExportWorkflow
 
 # What a release ships: the copy of the repository that build B runs.
@@ -218,3 +228,20 @@ async def wait_for_workflow_task_failure(
                 return event.workflow_task_failed_event_attributes
         await asyncio.sleep(0.5)
     raise TimeoutError("no workflow task failed: build B replayed the export's history without complaint")
+
+
+async def test_a_restarting_pod_of_the_previous_build_does_not_take_the_deployment_back(
+    temporal_client: Client, tmp_path: Path
+) -> None:
+    deployment = f"notion-sync-{uuid.uuid4().hex[:8]}"
+    fields = {"notion_token": SecretStr("unused"), "task_queue": f"test-{uuid.uuid4().hex[:8]}"}
+    fields |= {"state_dir": tmp_path, "deployment_name": deployment}
+    old = Settings.model_construct(**{**Settings().model_dump(), **fields, "build_id": "a"})
+    new = Settings.model_construct(**{**Settings().model_dump(), **fields, "build_id": "b"})
+    async with running_worker(temporal_client, old):
+        assert await promote_build(temporal_client, old, within_s=30)
+        async with running_worker(temporal_client, new):
+            assert await promote_build(temporal_client, new, within_s=30)
+            # A first polled before b: it is the older release, and b stays current.
+            assert not await promote_build(temporal_client, old, within_s=30)
+            await wait_until_current(temporal_client, deployment, "b", timeout=1)
