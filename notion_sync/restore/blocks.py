@@ -308,8 +308,12 @@ def _plain(item: JSON) -> str:
 
 # Notion creates at most two levels of children below the blocks of one request.
 MAX_NESTING = 2
-# Blocks that cannot be created without their children (columns need content, tables rows).
+# Blocks that cannot be created without their children (columns need content, tables rows), and
+# how many levels below them a request must hold.
 _NEEDS_CHILDREN = {"column_list": 2, "column": 1, "table": 1}
+# The content a column is created with when its own first block is too deep for the request (a
+# table, a column list): trashed once the column's real content is appended after it.
+STAND_IN: JSON = {"type": "paragraph", "paragraph": {"rich_text": [], "color": "default"}}
 
 
 @dataclass
@@ -317,19 +321,23 @@ class Append:
     """One append request: at most 100 blocks nested at most two levels, and the children held
     back for later requests, keyed by the position of their parent in `blocks` ((i,), (i, j),
     (i, j, k)): appended under that block once its new id is known, after the first `sent[path]`
-    of its children (a table's first hundred rows, say, which Notion needs at its creation)."""
+    of its children (a table's first hundred rows, say, which Notion needs at its creation). A
+    path in `stand_ins` was created with `STAND_IN` as its only child, to be trashed after."""
 
     blocks: list[JSON]
     deferred: dict[tuple[int, ...], list[JSON]] = field(default_factory=dict)
     sent: dict[tuple[int, ...], int] = field(default_factory=dict)
+    stand_ins: set[tuple[int, ...]] = field(default_factory=set)
 
 
 def split_for_append(blocks: list[JSON]) -> list[Append]:
     """Create bodies (from `creatable_blocks`) cut into requests Notion accepts: 100 blocks each,
     children past the second level (or any children list over 100) held back whole, so every
     list keeps its order when it is appended under its created parent. A table, column list or
-    column goes with its first hundred children (Notion refuses one without), the rest after; a
-    column list too deep for its columns' content makes its parent's children a later append."""
+    column goes with its first hundred children (Notion refuses one without) up to the first one
+    too deep for the request, the rest after; a column whose first block is too deep (a column list
+    or table in a column) goes with a stand-in paragraph instead. A column list too deep for its
+    columns' content makes its parent's children a later append."""
     requests = []
     for start in range(0, len(blocks), MAX_CHILDREN):
         request = Append(blocks=[])
@@ -346,7 +354,15 @@ def _trimmed(block: JSON, path: tuple[int, ...], depth: int, request: Append) ->
         return block
     body = {k: v for k, v in block[kind].items() if k != "children"}
     if kind in _NEEDS_CHILDREN and depth < MAX_NESTING:
-        inline, rest = children[:MAX_CHILDREN], children[MAX_CHILDREN:]
+        fitting = 0
+        for child in children[:MAX_CHILDREN]:
+            if depth + 1 + _NEEDS_CHILDREN.get(child["type"], 0) > MAX_NESTING:
+                break
+            fitting += 1
+        inline, rest = children[:fitting], children[fitting:]
+        if not inline:
+            inline = [STAND_IN]
+            request.stand_ins.add(path)
         if rest:
             request.deferred[path] = rest
             request.sent[path] = len(inline)

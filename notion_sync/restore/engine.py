@@ -53,6 +53,11 @@ _T = TypeVar("_T")
 
 # An update (safe to repeat) whose outcome stays unknown this many times fails the step.
 _UNKNOWN_ATTEMPTS = 3
+# What every restored database loses: the API neither reads nor creates views.
+_VIEWS_LOST = (
+    "its views (layouts, filters, sorts, groups, shown properties, their order) are not recreated: "
+    "the API cannot create views, so the copy has Notion's default view of each data source"
+)
 # Lets a lost write settle before its parent is listed.
 SETTLE_S = 2.0
 
@@ -154,7 +159,7 @@ class Restorer:
         done = self.index.step(key)
         if done is not None:
             return done[0]
-        uploads = await self._uploads_of(old, saved, shell=True)
+        uploads = await self._uploads_of(old, saved, shell=True)  # nosec B604 # our own keyword argument; no shell is involved
         targets = self._targets(uploads)
         page = with_property_items(saved["page"], saved.get("property_items") or {})
         values = creatable_values(page, targets)
@@ -253,7 +258,9 @@ class Restorer:
             made = await self.writes.create_database(body)
             return [str(made["id"]), *[str(s["id"]) for s in made.get("data_sources") or []][:1]]
 
-        return (await self._step(key, parent, None, lookup, send))[0]
+        created = await self._step(key, parent, None, lookup, send)
+        self.index.add_losses([Loss(old, "views", _VIEWS_LOST)])
+        return created[0]
 
     async def _data_source(self, old: str) -> None:
         """A database's second (third...) data source; the first came with the database."""
@@ -351,7 +358,13 @@ class Restorer:
                     listed[holder] = [str(b["id"]) async for b in self.writes.gateway.children(holder)]
                 after = listed[holder][sent - 1]
             where = f"{step}/{'.'.join(map(str, path))}"
-            await self._append_deferred(where, holder, children, kept[sent:], after)
+            stand_in = path in request.stand_ins
+            held_back = kept[sent - 1 :] if stand_in else kept[sent:]
+            await self._append_deferred(where, holder, children, held_back, after)
+            if stand_in and after is not None and self.index.step(f"{where}:stand-in") is None:
+                # Its real content is in place: the paragraph it was created with goes.
+                await _again(partial(self.writes.trash_block, after))
+                self.index.finish_step(f"{where}:stand-in", [])
 
     async def _created_at(
         self, ids: list[str], olds: list[JSON], path: tuple[int, ...], listed: dict[str, list[str]]
