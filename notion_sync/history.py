@@ -42,6 +42,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from notion_sync.convert.html import compiled_template
 from notion_sync.models import ChangeCounts, ExportReport, ManifestFile, ManifestObject, ReportStatus
+from notion_sync.notion.signatures import without_signatures
 from notion_sync.settings import Settings
 from notion_sync.snapshot import (
     MANIFEST,
@@ -351,19 +352,9 @@ def _stable_json(path: Path | None) -> object:
     if path is None:
         return None
     try:
-        return _unsigned(json.loads(path.read_bytes()))
+        return without_signatures(json.loads(path.read_bytes()))
     except (OSError, ValueError):
         return None
-
-
-def _unsigned(value: object) -> object:
-    if isinstance(value, dict):
-        return {_unsigned(key): _unsigned(item) for key, item in value.items() if key != "expiry_time"}
-    if isinstance(value, list):
-        return [_unsigned(item) for item in value]
-    if isinstance(value, str) and value.startswith(("http://", "https://")):
-        return value.partition("?")[0]
-    return value
 
 
 def _data_sources(snapshot: Path) -> frozenset[str]:

@@ -19,6 +19,7 @@ from notion_sync.exporter.links import IndexLinks
 from notion_sync.exporter.site import SitePages
 from notion_sync.models import Counters, ExportOptions, PreviousSnapshot
 from notion_sync.notion.errors import ObjectProblem, ObjectUnavailable
+from notion_sync.notion.signatures import without_signatures
 from notion_sync.snapshot import saved_json
 from notion_sync.storage.index import IndexedObject
 
@@ -74,7 +75,8 @@ async def _export_object(
 ) -> None:
     assert obj.raw is not None and obj.path is not None
     if obj.kind == "page":
-        await _export_page(ctx, obj, options, _unchanged(ctx, obj, previous), counters, site)
+        before = Path(previous.path) if previous is not None else None
+        await _export_page(ctx, obj, options, _unchanged(ctx, obj, previous), counters, site, before)
     elif obj.kind == "database":
         await _export_database(ctx, obj, options, previous, counters)
     else:
@@ -89,6 +91,7 @@ async def _export_page(
     saved: _SavedPage | None,
     counters: Counters,
     site: SitePages | None,
+    previous: Path | None,
 ) -> None:
     """Exports a page: from Notion, or from the previous snapshot when it has not changed since."""
     assert obj.raw is not None and obj.path is not None
@@ -119,7 +122,7 @@ async def _export_page(
     if site is not None:
         site.write(obj.path, complete, blocks, comments, downloads.local)
     files = [
-        _write_json(ctx, saved_json("page", obj.id), raw),
+        _write_page_json(ctx, obj.id, raw, previous),
         ctx.destination.write(ctx.staging_id, obj.path, markdown.encode()),
         *downloads.written,
     ]
@@ -381,6 +384,23 @@ async def _complete_properties(ctx: StepContext, page: JSON) -> dict[str, list[J
         if prop.get("has_more") or len(values) >= _PROPERTY_CAP:
             items[prop["id"]] = await ctx.gateway.property_items(page["id"], prop["id"])
     return items
+
+
+def _write_page_json(ctx: StepContext, page_id: str, raw: JSON, previous: Path | None) -> Any:
+    """A page's JSON; the previous snapshot's bytes when they differ from it only in file URLs'
+    signatures (re-read pages are signed anew: their content, and so their stored object, stays)."""
+    relpath = saved_json("page", page_id)
+    encoded = orjson.dumps(raw, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+    if previous is not None:
+        try:
+            before = (previous / relpath).read_bytes()
+            if before != encoded and without_signatures(orjson.loads(before)) == without_signatures(
+                orjson.loads(encoded)
+            ):
+                encoded = before
+        except (OSError, orjson.JSONDecodeError):
+            pass  # new to the snapshot, or unreadable there: written as read now
+    return ctx.destination.write(ctx.staging_id, relpath, encoded)
 
 
 def _write_json(ctx: StepContext, relpath: str, data: object) -> Any:

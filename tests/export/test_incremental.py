@@ -7,6 +7,7 @@ from pathlib import Path
 
 from temporalio.client import Client
 
+from notion_sync.verify import verify
 from tests.export.harness import EmulatorAndWorker, export_and_wait, snapshot_files
 
 
@@ -142,3 +143,44 @@ async def test_changes_listing_reads_only_edits_and_a_full_listing_later_drops_d
     assert swept.listing == "full" and trashed not in _manifest(synced)
     swept_files = snapshot_files((synced / "current").resolve())
     assert swept_files == snapshot_files((fresh_after / "current").resolve())
+
+
+async def test_a_page_read_again_unchanged_keeps_its_json_although_notion_signed_its_files_anew(
+    emulator_and_worker: EmulatorAndWorker, temporal_client: Client, tmp_path: Path
+) -> None:
+    """A page edited just before a run is read again by the next one (its edit lies in the hour a
+    sync looks back); Notion signs its file URLs anew on that read. The snapshot keeps the page's
+    JSON as it was (one stored object, not a new one a day), since nothing but signatures changed."""
+    synced = tmp_path / "synced"
+    async with emulator_and_worker(pages=60, seed=63, settings=TREES) as (emulator, settings):
+        await export_and_wait(temporal_client, settings, synced)
+        with_files = [
+            object_id
+            for object_id, entry in sorted(_manifest(synced).items())
+            if entry["type"] == "page"
+            and entry["status"] == "exported"
+            and b"expiry_time" in (synced / "current" / "json" / "pages" / f"{object_id}.json").read_bytes()
+        ]
+        assert with_files, "the generated workspace has pages with Notion-hosted files"
+        page = with_files[0]
+        emulator.mutate({"op": "edit_page", "page_id": page})
+        await export_and_wait(temporal_client, settings, synced)
+        first = (synced / "current").resolve()
+        emulator.reset()
+        await export_and_wait(temporal_client, settings, synced)
+        second = (synced / "current").resolve()
+        fetched = emulator.stats()["fetches_by_id"]["block_children"]
+        fresh = tmp_path / "fresh"
+        await export_and_wait(temporal_client, settings, fresh)
+
+    relpath = Path("json") / "pages" / f"{page}.json"
+    assert page in fetched  # read again from Notion by the second sync...
+    fresh_json = (fresh / "current" / relpath).read_bytes()
+    assert fresh_json != (first / relpath).read_bytes()  # ...where every read signs anew
+    assert (second / relpath).read_bytes() == (first / relpath).read_bytes()
+    assert _manifest(synced)[page] == json.loads(
+        next(line for line in (first / "manifest.jsonl").read_text().splitlines() if page in line)
+    )
+    # The kept JSON still renders to the Markdown this run wrote from what it read.
+    deep = verify(second, deep=True)
+    assert deep.ok, deep.summary()
