@@ -112,7 +112,7 @@ def _launch(
     args += extra_args
     log_path = state_dir / _LOG
     with log_path.open("ab") as log:
-        process = subprocess.Popen(
+        process = subprocess.Popen(  # nosec B603 # an argv list of our own binaries, no shell
             args,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -139,7 +139,7 @@ def _launch(
 def _healthy(address: str) -> bool:
     check = [temporal_binary(), "operator", "cluster", "health", "--address", address]
     try:
-        done = subprocess.run(check, capture_output=True, timeout=10, check=False)
+        done = subprocess.run(check, capture_output=True, timeout=10, check=False)  # nosec B603 # an argv list of our own binaries, no shell
     except subprocess.TimeoutExpired:
         return False
     return done.returncode == 0 and b"SERVING" in done.stdout
@@ -376,7 +376,7 @@ def _spawn_supervisor(state_dir: Path, port: int, ui_port: int | None, grace: fl
     log_path = state_dir / _LOG
     deadline = time.monotonic() + START_TIMEOUT_S
     with log_path.open("ab") as log:
-        launcher = subprocess.Popen(
+        launcher = subprocess.Popen(  # nosec B603 # an argv list of our own binaries, no shell
             args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log, start_new_session=True
         )
     assert launcher.stdout is not None

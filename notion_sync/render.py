@@ -164,7 +164,7 @@ class Catalogue:
 
     def tops(self) -> Iterator[_Entry]:
         """The objects no other object holds in its folder (the top level, or a parent not exported)."""
-        query = _ENTRY + " AS o WHERE NOT EXISTS (SELECT 1 FROM objects WHERE folder = o.dir)" + _BY_TITLE
+        query = _ENTRY + " AS o WHERE NOT EXISTS (SELECT 1 FROM objects WHERE folder = o.dir)" + _BY_TITLE  # nosec B608 # constant SQL text and ? placeholders; every value is bound
         yield from self._entries(query, ())
 
     def _entries(self, query: str, args: tuple[str, ...]) -> Iterator[_Entry]:

@@ -75,7 +75,7 @@ class EmulatorProcess:
 
     def start(self) -> None:
         cmd = [sys.executable, "-m", "notion_sync.emulator", *self._argv]
-        self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, preexec_fn=die_with_parent)
+        self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, preexec_fn=die_with_parent)  # nosec B603 # an argv list of our own binaries, no shell
         assert self._proc.stdout is not None
         try:
             banner = read_lines(self._proc.stdout, 1, self._startup_timeout)

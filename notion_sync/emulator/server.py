@@ -44,7 +44,7 @@ from notion_sync.emulator.replay import ReplayBackend
 from notion_sync.emulator.stats import Stats
 from notion_sync.emulator.write_routes import register_write_routes
 
-DEFAULT_TOKEN = "secret_emulator_token"
+DEFAULT_TOKEN = "secret_emulator_token"  # nosec B105 # the emulator's fixed fake token, not a credential
 QUERY_ROW_CAP = 10_000
 RATE_LIMITED = "You have been rate limited. Please try again in a few minutes."
 MISSING_VERSION = (

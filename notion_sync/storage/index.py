@@ -141,7 +141,8 @@ class ExportIndex:
                 return self._db.executemany(_ADD, rows).rowcount
             ids = list({entry[0] for entry in entries})
             known = self._db.execute(
-                f"SELECT COUNT(*) FROM objects WHERE id IN ({','.join('?' * len(ids))})", ids
+                f"SELECT COUNT(*) FROM objects WHERE id IN ({','.join('?' * len(ids))})",  # nosec B608 # constant SQL text and ? placeholders; every value is bound
+                ids,
             ).fetchone()[0]
             self._db.executemany(_REFRESH, rows)
             return len(ids) - int(known)
@@ -151,7 +152,7 @@ class ExportIndex:
         return row is not None
 
     def get(self, object_id: str) -> IndexedObject | None:
-        row = self._db.execute(f"SELECT {_COLUMNS} FROM objects WHERE id = ?", (object_id,)).fetchone()
+        row = self._db.execute(f"SELECT {_COLUMNS} FROM objects WHERE id = ?", (object_id,)).fetchone()  # nosec B608 # constant SQL text and ? placeholders; every value is bound
         return _to_object(row) if row else None
 
     def stubs(self, limit: int) -> list[tuple[str, str, str | None]]:
@@ -165,7 +166,7 @@ class ExportIndex:
 
     def batch(self, seq_from: int, seq_to: int) -> list[IndexedObject]:
         rows = self._db.execute(
-            f"SELECT {_COLUMNS} FROM objects WHERE seq >= ? AND seq <= ? AND status = 'pending' "
+            f"SELECT {_COLUMNS} FROM objects WHERE seq >= ? AND seq <= ? AND status = 'pending' "  # nosec B608 # constant SQL text and ? placeholders; every value is bound
             "AND path IS NOT NULL ORDER BY seq",
             (seq_from, seq_to),
         ).fetchall()
@@ -175,7 +176,7 @@ class ExportIndex:
         """How many placed objects of `[seq_from, seq_to]` were exported, skipped or failed, by whichever
         attempt settled them. Only export settles a placed object: discovery skips before layout."""
         rows = self._db.execute(
-            "SELECT status, COUNT(*) FROM objects WHERE seq >= ? AND seq <= ? AND path IS NOT NULL "
+            "SELECT status, COUNT(*) FROM objects WHERE seq >= ? AND seq <= ? AND path IS NOT NULL "  # nosec B608 # constant SQL text and ? placeholders; every value is bound
             f"AND status != 'pending' AND kind NOT IN ({','.join('?' * len(_PSEUDO_OBJECTS))}) "
             "GROUP BY status",
             (seq_from, seq_to, *_PSEUDO_OBJECTS),
@@ -184,13 +185,13 @@ class ExportIndex:
 
     def by_kind(self, kind: str, seq_from: int, limit: int) -> list[IndexedObject]:
         rows = self._db.execute(
-            f"SELECT {_COLUMNS} FROM objects WHERE kind = ? AND seq >= ? ORDER BY seq LIMIT ?",
+            f"SELECT {_COLUMNS} FROM objects WHERE kind = ? AND seq >= ? ORDER BY seq LIMIT ?",  # nosec B608 # constant SQL text and ? placeholders; every value is bound
             (kind, seq_from, limit),
         ).fetchall()
         return [_to_object(r) for r in rows]
 
     def children(self, parent_id: str, kind: str | None = None) -> Iterator[IndexedObject]:
-        query = f"SELECT {_COLUMNS} FROM objects WHERE parent_id = ?"
+        query = f"SELECT {_COLUMNS} FROM objects WHERE parent_id = ?"  # nosec B608 # constant SQL text and ? placeholders; every value is bound
         args: tuple[str, ...] = (parent_id,)
         if kind:
             query += " AND kind = ?"
@@ -341,7 +342,8 @@ class ExportIndex:
             return {}
         marks = ",".join("?" * len(paths))
         rows = self._db.execute(
-            f"SELECT path, sha256, size FROM downloads WHERE path IN ({marks})", paths
+            f"SELECT path, sha256, size FROM downloads WHERE path IN ({marks})",  # nosec B608 # constant SQL text and ? placeholders; every value is bound
+            paths,
         ).fetchall()
         return {r[0]: ManifestFile(path=r[0], sha256=r[1], size=r[2]) for r in rows}
 
@@ -364,7 +366,7 @@ class ExportIndex:
             return {}
         marks = ",".join("?" * len(ids))
         rows = self._db.execute(
-            f"SELECT id, path FROM objects WHERE id IN ({marks}) AND path IS NOT NULL "
+            f"SELECT id, path FROM objects WHERE id IN ({marks}) AND path IS NOT NULL "  # nosec B608 # constant SQL text and ? placeholders; every value is bound
             "AND status IN ('pending', 'exported')",
             ids,
         ).fetchall()
@@ -374,7 +376,7 @@ class ExportIndex:
         if not ids:
             return {}
         marks = ",".join("?" * len(ids))
-        rows = self._db.execute(f"SELECT id, title FROM objects WHERE id IN ({marks})", ids).fetchall()
+        rows = self._db.execute(f"SELECT id, title FROM objects WHERE id IN ({marks})", ids).fetchall()  # nosec B608 # constant SQL text and ? placeholders; every value is bound
         return {r[0]: r[1] for r in rows}
 
     def at_folder(self, directory: str) -> tuple[str, str] | None:
