@@ -58,6 +58,7 @@ from notion_sync.storage.s3 import (
     TransferCancelled,
     sync_mirror_after_discard,
 )
+from notion_sync.storage.s3_manifests import delta_previous
 
 # Answers of S3 that another attempt will not change.
 _S3_FATAL = {"NoSuchBucket", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403", "404"}
@@ -190,6 +191,7 @@ class StagingActivities:
             )
         try:
             remote.publish(final, request.snapshot, staging_id, activity.heartbeat, activity.is_cancelled)
+            _delta_previous(remote, final)
             if not retention.is_empty():
                 remote.prune(retention, activity.heartbeat, grace_seconds=0, run_id=staging_id)
         except TransferCancelled:
@@ -282,6 +284,16 @@ def _intern(destination: LocalDestination, snapshot: Path, staged: bool) -> None
             snapshot,
             interned.unlinked + interned.damaged,
         )
+
+
+def _delta_previous(remote: S3Destination, published: Path) -> None:
+    """The snapshot current before this one keeps its S3 manifest as a delta (`s3_manifests`); a
+    failure costs only bytes (that manifest stays whole), never the publish."""
+    try:
+        if _heartbeating(lambda: delta_previous(remote, published.parent, published.name)):
+            activity.logger.info("%s: the previous snapshot's manifest is now a delta", remote.location.url)
+    except (ManifestUnreadable, OSError, ClientError, BotoCoreError, S3UploadFailedError) as error:
+        activity.logger.warning("%s: the previous manifest stays whole: %s", remote.location.url, error)
 
 
 def _tidy_store(destination: LocalDestination, browsable: int, collect: bool) -> None:

@@ -60,6 +60,7 @@ from notion_sync.snapshot import (
     snapshot_time,
 )
 from notion_sync.storage.s3 import S3Destination, S3UrlError, SnapshotUnusable, is_s3, parse_s3_url
+from notion_sync.storage.s3_manifests import fetch_manifest
 from notion_sync.verify import safe_relpath
 
 PageKind = Literal["page", "row"]
@@ -399,7 +400,6 @@ class _S3Snapshots:
 
     def folder(self, name: str) -> Path:
         """The snapshot's folder with its manifest, downloaded streaming to a file."""
-        from botocore.exceptions import ClientError
 
         if "/" in name or name in (".", ".."):
             raise HistoryError(f"{name!r} is not a snapshot name")
@@ -407,14 +407,12 @@ class _S3Snapshots:
         if (folder / MANIFEST).is_file():
             return folder
         folder.mkdir(exist_ok=True)
-        key = self.remote.location.snapshot_prefix(name) + MANIFEST
         try:
-            answer = self.remote.client.get_object(Bucket=self.remote.location.bucket, Key=key)
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
-                raise HistoryError(f"snapshot {name} in {self.url} has no {MANIFEST}") from None
-            raise
-        _stream_to(answer["Body"], folder / MANIFEST)
+            found = fetch_manifest(self.remote, name, folder / MANIFEST)
+        except ManifestUnreadable as error:
+            raise HistoryError(f"snapshot {name} in {self.url}: {str(error).splitlines()[0]}") from None
+        if not found:
+            raise HistoryError(f"snapshot {name} in {self.url} has no {MANIFEST}")
         return folder
 
     def fetch(self, folder: Path, file: ManifestFile) -> None:

@@ -49,6 +49,8 @@ from notion_sync.snapshot import (
 )
 from notion_sync.storage.destination import remote_destination
 from notion_sync.storage.s3 import S3Destination, S3UrlError, SnapshotUnusable
+from notion_sync.storage.s3_manifests import fetch_manifest
+from notion_sync.storage.s3_manifests import has_manifest as s3_has_manifest
 from notion_sync.verify import safe_relpath
 
 # The HTML site rendered at publish: part of a snapshot, not listed in its manifest.
@@ -279,16 +281,15 @@ def _restore_s3(remote: S3Destination, out: Path, snapshot: str, page: str | Non
                 yield file.path, file  # one listed twice is fetched once (`download` skips it)
 
     try:
-        remote.download(snapshot, [(MANIFEST, None)], out)
-        if page is not None:
-            os.replace(out / MANIFEST, manifest)
+        if not fetch_manifest(remote, snapshot, manifest):
+            raise SnapshotUnusable(f"{prefix}{MANIFEST} is missing")
         remote.download(snapshot, listed_files(), out)
         if page is None:
             site = (str(o["Key"])[len(prefix) :] for o in remote.objects(prefix + SITE))
             remote.download(
                 snapshot, [(REPORT, None), (PROBLEMS, None), *((path, None) for path in site)], out
             )
-    except SnapshotUnusable as error:
+    except (SnapshotUnusable, ManifestUnreadable) as error:
         raise RestoreError(f"snapshot {snapshot} in {remote.location.url} is damaged: {error}") from None
     finally:
         if page is not None:
@@ -308,7 +309,7 @@ def _s3_snapshot(remote: S3Destination, snapshot: str | None) -> str:
             raise RestoreError(f"{url}/current.json names no usable snapshot ({snapshot!r})")
     elif not _SNAPSHOT_NAME.match(snapshot):
         raise RestoreError(f"{snapshot!r} is not a snapshot name")
-    if next(remote.objects(remote.location.snapshot_prefix(snapshot) + MANIFEST), None) is None:
+    if not s3_has_manifest(remote, snapshot):
         known = ", ".join(remote.snapshots()) or "none"
         raise RestoreError(f"no snapshot {snapshot} in {url} (it has: {known})")
     return snapshot

@@ -368,39 +368,49 @@ def _checked(name: str, header: ManifestDeltaHeader, lines: Iterator[bytes]) -> 
 
 def write_manifest_delta(snapshot: Path, base: Path) -> bool:
     """Keeps `snapshot`'s whole manifest as a delta against the newer sibling `base`'s manifest
-    (whole or itself a delta): the delta is written, read back through its base and checked against
-    the whole manifest's digest, and only then does the whole manifest go. False (nothing changed) if
-    `snapshot` has no whole manifest or `base` is not a newer sibling.
+    (whole or itself a delta): the delta is written and checked (`build_manifest_delta`), and only
+    then does the whole manifest go. False (nothing changed) if no delta can be built.
 
     Raises ManifestUnreadable if either manifest cannot be read."""
+    tmp = snapshot / f".{MANIFEST_DELTA}.tmp"
+    if not build_manifest_delta(snapshot, base, tmp):
+        return False
+    os.replace(tmp, snapshot / MANIFEST_DELTA)
+    (snapshot / MANIFEST).unlink()
+    return True
+
+
+def build_manifest_delta(snapshot: Path, base: Path, out: Path) -> bool:
+    """Writes to `out` the delta of `snapshot`'s whole manifest against the newer sibling `base`'s,
+    then reads it back through its base and checks it against the whole manifest's digest. False
+    (nothing written) if `snapshot` has no whole manifest, `base` is not a newer sibling, or the
+    base's chain is already as long as a chain may be.
+
+    Raises ManifestUnreadable if either manifest cannot be read, or the delta does not rebuild it."""
     whole = snapshot / MANIFEST
     if not whole.is_file() or base.parent != snapshot.parent or base.name <= snapshot.name:
         return False
     if _chain_depth(base) >= _MAX_CHAIN - 1:
         return False
     expected = file_digest(whole)
-    delta_file = snapshot / MANIFEST_DELTA
-    tmp = snapshot / f".{MANIFEST_DELTA}.tmp"
     header = ManifestDeltaHeader(base=base.name, manifest_sha256=expected[0], manifest_size=expected[1])
-    with ExitStack() as stack, tmp.open("wb") as out:
-        out.write(header.model_dump_json().encode() + b"\n")
+    with ExitStack() as stack, out.open("wb") as delta:
+        delta.write(header.model_dump_json().encode() + b"\n")
         ours = _plain_lines(whole, _open(whole, stack))
         theirs = stack.enter_context(manifest_lines(base))
         next(theirs, None)
         for line in _differences(str(whole), ours, theirs):
-            out.write(line)
-        out.flush()
-        os.fsync(out.fileno())
+            delta.write(line)
+        delta.flush()
+        os.fsync(delta.fileno())
     with ExitStack() as stack:
         digest, size = hashlib.sha256(), 0
-        for line in _chain_lines_from(tmp, snapshot, stack):
+        for line in _chain_lines_from(out, snapshot, stack):
             digest.update(line)
             size += len(line)
     if (digest.hexdigest(), size) != expected:
-        tmp.unlink(missing_ok=True)
+        out.unlink(missing_ok=True)
         raise ManifestUnreadable(f"{whole}: its delta against {base.name} does not rebuild it")
-    os.replace(tmp, delta_file)
-    whole.unlink()
     return True
 
 
@@ -491,14 +501,14 @@ def stored_manifest(snapshot: Path) -> Iterator[Iterator[ManifestObject]]:
         return
     delta_file = snapshot / MANIFEST_DELTA
     with ExitStack() as stack:
-        delta = _open(delta_file, stack)
-        _delta_header(delta_file, delta)
-        lines = _plain_lines(delta_file, delta)
-        next(lines, None)  # the manifest's header
-        yield _stored_objects(str(delta_file), lines)
+        yield stored_delta_objects(str(delta_file), _open(delta_file, stack))
 
 
-def _stored_objects(name: str, lines: Iterator[bytes]) -> Iterator[ManifestObject]:
+def stored_delta_objects(name: str, delta: IO[bytes]) -> Iterator[ManifestObject]:
+    """The objects a manifest delta (an open stream) lists, its removals left out."""
+    _delta_header(Path(name), delta)
+    lines = _plain_lines(Path(name), delta)
+    next(lines, None)  # the manifest's header
     for line in lines:
         if not _line_key(name, line)[1]:
             try:

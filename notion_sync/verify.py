@@ -66,6 +66,7 @@ from notion_sync.snapshot import (
     stream_digest,
 )
 from notion_sync.storage.s3 import S3Destination, S3UrlError, is_s3, parse_s3_url
+from notion_sync.storage.s3_manifests import fetch_manifest
 
 ALLOWED_FOLDERS = ("html/",)
 ARCHIVE_SUFFIXES = (".zip", ".tar.gz")
@@ -155,7 +156,7 @@ def safe_relpath(path: str) -> bool:
 
 
 def is_allowed_extra(relpath: str) -> bool:
-    return relpath in META_FILES or relpath.startswith(ALLOWED_FOLDERS)
+    return relpath in META_FILES or relpath == MANIFEST_DELTA or relpath.startswith(ALLOWED_FOLDERS)
 
 
 def verify(
@@ -353,15 +354,18 @@ def _verify_s3_snapshot(
     # Listed once, relpath -> size: since the object store only the snapshot's own files and its
     # html/ site (a snapshot published before the store lists one entry per file until adopted).
     sizes = {obj["Key"][len(prefix) :]: int(obj["Size"]) for obj in remote.objects(prefix)}
-    if MANIFEST not in sizes:
+    if MANIFEST not in sizes and MANIFEST_DELTA not in sizes:
         raise NotAnExport(f"{location.url} has no snapshot {snapshot!r} (no {prefix}{MANIFEST})")
     report = VerifyReport(target=f"s3://{location.bucket}/{prefix}", kind="s3", from_store=0)
     with tempfile.TemporaryDirectory(prefix="notion-sync-verify-") as scratch:
         inputs = _RenderInputs(Path(scratch) / "snapshot")
         manifest = inputs.root / MANIFEST
         manifest.parent.mkdir()
-        with _object(remote, prefix + MANIFEST) as body:
-            _digest_and_copy(body, manifest)
+        try:
+            fetch_manifest(remote, snapshot, manifest)
+        except ManifestUnreadable as error:
+            report.errors.append(f"{MANIFEST} is unreadable: {str(error).splitlines()[0]}")
+            return report
         with contextlib.closing(_ListedPaths(Path(scratch) / "listed.sqlite")) as listed:
             readable = _check_objects(
                 remote, snapshot, manifest, sizes, listed, report, inputs if deep else None, workers

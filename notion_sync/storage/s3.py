@@ -30,6 +30,7 @@ import contextlib
 import functools
 import itertools
 import json
+import logging
 import shutil
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -50,6 +51,7 @@ from notion_sync.snapshot import (
     REPORT,
     SNAPSHOTS,
     STORE_MARKER,
+    ManifestUnreadable,
     file_digest,
     named_for,
     object_path,
@@ -62,6 +64,8 @@ from notion_sync.storage.s3_url import S3UrlError as S3UrlError
 from notion_sync.storage.s3_url import is_s3 as is_s3
 from notion_sync.storage.s3_url import mirror_path as mirror_path
 from notion_sync.storage.s3_url import parse_s3_url as parse_s3_url
+
+log = logging.getLogger(__name__)
 
 MIN_PART = 5 << 20
 RUN_METADATA = "notion-sync-run"  # on every object: the staging id of the run that uploaded it
@@ -543,6 +547,8 @@ class S3Destination:
         guarded = newest_guarded(reversed(names), lambda name: parse_report(self.read(name, REPORT)))
         plan = plan_retention(names, policy, current if isinstance(current, str) else None, guarded)
         for name in plan.removed:
+            if not self._released(name, names):
+                continue
             prefix = self.location.snapshot_prefix(name)
             self.abort_uploads(prefix)
             self.delete_prefix(prefix, heartbeat)
@@ -611,10 +617,23 @@ class S3Destination:
             if first is None:
                 continue
             head = self.client.head_object(Bucket=self.location.bucket, Key=first["Key"])
-            if head.get("Metadata", {}).get(RUN_METADATA) == run_id:
+            if head.get("Metadata", {}).get(RUN_METADATA) == run_id and self._released(
+                name, self.snapshots()
+            ):
                 self.delete_prefix(prefix)
                 removed.append(name)
         return removed
+
+    def _released(self, name: str, snapshots: list[str]) -> bool:
+        """Whether snapshot `name` may go: no other snapshot's manifest delta is based on it any more."""
+        from notion_sync.storage.s3_manifests import release_base
+
+        try:
+            release_base(self, name, snapshots)
+        except ManifestUnreadable as error:
+            log.warning("%s: snapshot %s kept, a manifest depends on it: %s", self.location.url, name, error)
+            return False
+        return True
 
 
 class S3DeleteFailed(Exception):

@@ -59,6 +59,7 @@ from notion_sync.snapshot import (
 )
 from notion_sync.storage.digests import DigestSet, path_digest
 from notion_sync.storage.s3 import S3DeleteFailed
+from notion_sync.storage.s3_manifests import base_of, stored_objects
 
 if TYPE_CHECKING:
     from notion_sync.storage.local import LocalDestination
@@ -431,18 +432,24 @@ def collect_garbage(
         if not remote.has_store_marker():
             report.adopted = remote.adopt(heartbeat)
     with DigestSet() as referenced:
-        for name in remote.snapshots():
-            with _manifest_copy(remote, name) as manifest:
-                if manifest is None:
-                    continue  # being published, or a dead run's leftovers: the grace period protects
-                try:
-                    with read_manifest(manifest) as (_header, entries):
-                        referenced.add_many(f.sha256 for entry in entries for f in entry.files)
-                except (ManifestUnreadable, ValueError) as error:
-                    raise CollectionRefused(
-                        f"nothing deleted: the manifest of snapshot {name} cannot be read ({error}), "
-                        "so what it references is unknown"
-                    ) from None
+        names = remote.snapshots()
+        for name in names:
+            # A delta lists what differs from its base; the base, a kept snapshot, lists the rest.
+            base = base_of(remote, name)
+            if base is not None and base not in names:
+                raise CollectionRefused(
+                    f"nothing deleted: snapshot {name}'s manifest is based on {base}, which is gone"
+                )
+            try:
+                with stored_objects(remote, name) as entries:
+                    if entries is None:
+                        continue  # being published, or a dead run's leftovers: the grace period protects
+                    referenced.add_many(f.sha256 for entry in entries for f in entry.files)
+            except (ManifestUnreadable, ValueError) as error:
+                raise CollectionRefused(
+                    f"nothing deleted: the manifest of snapshot {name} cannot be read ({error}), "
+                    "so what it references is unknown"
+                ) from None
             heartbeat()
         doomed = _unreferenced(remote, referenced, grace_seconds, report, heartbeat)
         if dry_run:
