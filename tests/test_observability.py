@@ -7,6 +7,7 @@ import asyncio
 import io
 import json
 import logging
+import resource
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pydantic import SecretStr
+from temporalio.client import Client
 from temporalio.runtime import Runtime
 
 from notion_sync import observability
@@ -24,9 +26,12 @@ from notion_sync.control import connect, start_export
 from notion_sync.devserver import DevServer, free_port
 from notion_sync.emulator.process import EmulatorProcess
 from notion_sync.models import ExportInput, ExportOptions, ExportReport
+from notion_sync.observability import WorkerGauges
+from notion_sync.observability.collector import memory_limit_bytes, resident_memory_bytes
+from notion_sync.schedules import SCHEDULE_PREFIX, build_spec, create_schedule, delete_schedule, schedule_id
 from notion_sync.settings import Settings
 from notion_sync.workers import run_worker
-from tests.export.harness import worker_settings
+from tests.export.harness import EmulatorAndWorker, export_and_wait, worker_settings
 
 
 @pytest.fixture
@@ -247,3 +252,81 @@ def test_token_from_mounted_secret_file(tmp_path: Path, monkeypatch: pytest.Monk
     assert Settings().token() == "ntn_from_file"
     # The environment wins when both are set.
     assert Settings(NOTION_TOKEN=SecretStr("ntn_env")).token() == "ntn_env"
+
+
+def _scrape(runtime_port: int) -> str:
+    return httpx.get(f"http://127.0.0.1:{runtime_port}/metrics", timeout=5).text
+
+
+def test_export_tracker_counts_running_exports_by_phase() -> None:
+    port = free_port()
+    runtime = observability.metrics_runtime(Settings.model_construct(metrics_port=port))
+    assert runtime is not None
+    tracker = observability.ExportTracker(runtime.metric_meter)
+    tracker.enter("run-1", "acme", "discovering")
+    tracker.enter("run-2", "acme", "discovering")
+    tracker.move("run-2", "exporting")
+    tracker.move("not-an-export", "exporting")  # a run never entered (another workflow type): ignored
+    assert tracker.running() == {("acme", "discovering"): 1, ("acme", "exporting"): 1}
+    assert _total(_scrape(port), "notion_sync_exports_running", workspace="acme", phase="exporting") == 1
+    tracker.leave("run-1")
+    tracker.leave("run-2")
+    scrape = _scrape(port)
+    # Emptied phases read 0, not their last count.
+    assert _label_values(scrape, "notion_sync_exports_running", "phase") == {"discovering", "exporting"}
+    assert _total(scrape, "notion_sync_exports_running") == 0
+    tracker.succeeded("/data/acme", 2000.0)
+    tracker.succeeded("/data/acme", 1000.0)  # older (visibility lagging behind): ignored
+    assert (
+        _total(_scrape(port), "notion_sync_last_success_timestamp_seconds", destination="/data/acme") == 2000
+    )
+
+
+def test_memory_limit_from_cgroup_files(tmp_path: Path) -> None:
+    unlimited_rlimit = resource.getrlimit(resource.RLIMIT_AS)[0] == resource.RLIM_INFINITY
+    limit = tmp_path / "memory.max"
+    limit.write_text("1073741824\n")
+    assert memory_limit_bytes((limit,)) == 1073741824 or not unlimited_rlimit
+    limit.write_text("max\n")
+    v1 = tmp_path / "memory.limit_in_bytes"
+    v1.write_text(f"{2**63 - 4096}\n")  # cgroup v1's "no limit"
+    for files in ((limit,), (v1,), (tmp_path / "missing",)):
+        assert (memory_limit_bytes(files) is None) == unlimited_rlimit, files
+    assert (resident_memory_bytes() or 0) > 1_000_000
+
+
+async def test_worker_gauges_read_schedules_and_last_success_from_temporal(
+    temporal_client: Client, emulator_and_worker: EmulatorAndWorker, destination: Path
+) -> None:
+    async with emulator_and_worker(pages=4, seed=2) as (_emulator, settings):
+        report = await export_and_wait(temporal_client, settings, destination)
+    spec, text = build_spec("2h", None)
+    await create_schedule(temporal_client, settings, destination, spec, text)
+    port = free_port()
+    try:
+        runtime = observability.metrics_runtime(Settings.model_construct(metrics_port=port))
+        assert runtime is not None
+        # A fresh tracker, as after a worker restart: the last success comes from Temporal's visibility.
+        tracker = observability.ExportTracker(runtime.metric_meter)
+        budgets = {"default": 3.0, "unlimited": 0.0}
+        gauges = WorkerGauges(runtime.metric_meter, budgets, tracker, temporal_client, SCHEDULE_PREFIX)
+        for _ in range(50):
+            await gauges.collect()
+            scrape = await asyncio.to_thread(_scrape, port)
+            if _samples(scrape, "notion_sync_last_success_timestamp_seconds"):
+                break
+            await asyncio.sleep(0.2)
+    finally:
+        await delete_schedule(temporal_client, destination)
+    where = {"destination": str(destination)}
+    assert _total(scrape, "notion_sync_schedule_interval_seconds", **where) == 7200
+    assert _label_values(scrape, "notion_sync_schedule_missed_runs_total", "schedule") >= {
+        schedule_id(destination)
+    }
+    assert _total(scrape, "notion_sync_schedule_missed_runs_total", schedule=schedule_id(destination)) == 0
+    assert report.finished_at is not None
+    success = _total(scrape, "notion_sync_last_success_timestamp_seconds", **where)
+    assert abs(success - report.finished_at.timestamp()) < 5
+    assert _total(scrape, "notion_sync_request_budget_requests_per_second", workspace="default") == 3
+    assert _label_values(scrape, "notion_sync_request_budget_requests_per_second", "workspace") == {"default"}
+    assert _total(scrape, "notion_sync_worker_resident_memory_bytes") > 1_000_000
