@@ -16,14 +16,12 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 from notion_sync import attributes
 
 with workflow.unsafe.imports_passed_through():
     from activities.discovery import DiscoveryActivities
-    from activities.errors import NON_RETRYABLE
     from activities.export import ExportActivities
     from activities.staging import StagingActivities
     from notion_sync.models import (
@@ -53,14 +51,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from notion_sync.snapshot import snapshot_name
     from notion_sync.workspaces import activity_queue
+    from workflows.retry_policies import DISK_RETRY, NOTION_RETRY
 
-NOTION_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(seconds=60),
-    maximum_attempts=20,
-    non_retryable_error_types=NON_RETRYABLE,
-)
-DISK_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=10)
 TABLES_PER_ACTIVITY = 50
 # Runs started before workspaces ran their activities on the workflow's own queue, without identity,
 # shrink guard or outcome attributes; they replay as they ran.

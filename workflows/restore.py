@@ -17,11 +17,9 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.errors import NON_RETRYABLE
     from activities.restore import RestoreActivities
     from notion_sync.models import (
         ReportStatus,
@@ -34,16 +32,10 @@ with workflow.unsafe.imports_passed_through():
         RestoreStepResult,
     )
     from notion_sync.workspaces import activity_queue
+    from workflows.retry_policies import disk_retry, notion_retry
 
-NOTION_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(seconds=60),
-    maximum_attempts=20,
-    non_retryable_error_types=[*NON_RETRYABLE, "RestoreRefused"],
-)
-DISK_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1), maximum_attempts=10, non_retryable_error_types=["RestoreRefused"]
-)
+NOTION_RETRY = notion_retry("RestoreRefused")
+DISK_RETRY = disk_retry("RestoreRefused")
 # The passes over the plan, in order: (phase, activity, the phase after it).
 _PASSES: tuple[tuple[str, Any, str], ...] = (
     ("creating", RestoreActivities.create_shells, "filling"),
