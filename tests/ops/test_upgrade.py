@@ -54,7 +54,7 @@ PATCHED_CHANGE = (
     "            await workflow.sleep(timedelta(milliseconds=200))\n"
 )
 UNPATCHED_CHANGE = "        await workflow.sleep(timedelta(milliseconds=200))\n"
-PAGES = 100
+PAGES = 60
 FAST_MS = 10
 SLOW_MS = 2000
 OPTIONS = ExportOptions(batch_size=10, max_parallel_batches=2, worker_lost_after_seconds=10)
@@ -146,19 +146,26 @@ async def start_mid_export_upgrade(
     SIGTERM and exits, with batches in flight. Returns the export and the stack holding B's process."""
     deployment = f"notion-sync-{uuid.uuid4().hex[:8]}"
     stack = contextlib.ExitStack()
-    old = stack.enter_context(build_worker_process(settings, address, REPO, deployment, "a", logs / "a.log"))
-    await wait_until_current(client, deployment, "a")
-    handle = await start_export(client, settings, ExportInput(destination=str(destination), options=OPTIONS))
-    progress = await wait_for(handle, lambda p: p.exported >= 20)
-    assert progress.exported < PAGES / 2, "the export was nearly over before the upgrade: slow it down"
-    # Notion slows down while the pods change (a busy machine takes seconds to start a worker), so that
-    # the export is still exporting, with batches in flight on A, when A stops.
-    emulator.configure(latency_ms=SLOW_MS)
-    stack.enter_context(build_worker_process(settings, address, new_build, deployment, "b", logs / "b.log"))
-    await wait_until_current(client, deployment, "b")
-    await stop_like_kubernetes(old)
-    emulator.configure(latency_ms=FAST_MS)
-    return handle, stack
+    try:
+        a_log = logs / "a.log"
+        old = stack.enter_context(build_worker_process(settings, address, REPO, deployment, "a", a_log))
+        await wait_until_current(client, deployment, "a")
+        request = ExportInput(destination=str(destination), options=OPTIONS)
+        handle = await start_export(client, settings, request)
+        progress = await wait_for(handle, lambda p: p.exported >= 10)
+        assert progress.exported < PAGES / 2, "the export was nearly over before the upgrade: slow it down"
+        # Notion slows down while the pods change (a busy machine takes seconds to start a worker), so
+        # that the export is still exporting, with batches in flight on A, when A stops.
+        emulator.configure(latency_ms=SLOW_MS)
+        b_log = logs / "b.log"
+        stack.enter_context(build_worker_process(settings, address, new_build, deployment, "b", b_log))
+        await wait_until_current(client, deployment, "b")
+        await stop_like_kubernetes(old)
+        emulator.configure(latency_ms=FAST_MS)
+        return handle, stack
+    except BaseException:
+        stack.close()  # no worker process left behind
+        raise
 
 
 async def test_export_started_on_the_old_build_finishes_on_the_new_one(
