@@ -313,7 +313,7 @@ MAX_NESTING = 2
 _NEEDS_CHILDREN = {"column_list": 2, "column": 1, "table": 1}
 # The content a column is created with when its own first block is too deep for the request (a
 # table, a column list): trashed once the column's real content is appended after it.
-STAND_IN: JSON = {"type": "paragraph", "paragraph": {"rich_text": [], "color": "default"}}
+FILLER: JSON = {"type": "paragraph", "paragraph": {"rich_text": [], "color": "default"}}
 
 
 @dataclass
@@ -322,12 +322,12 @@ class Append:
     back for later requests, keyed by the position of their parent in `blocks` ((i,), (i, j),
     (i, j, k)): appended under that block once its new id is known, after the first `sent[path]`
     of its children (a table's first hundred rows, say, which Notion needs at its creation). A
-    path in `stand_ins` was created with `STAND_IN` as its only child, to be trashed after."""
+    path in `fillers` was created with `FILLER` as its only child, trashed after."""
 
     blocks: list[JSON]
     deferred: dict[tuple[int, ...], list[JSON]] = field(default_factory=dict)
     sent: dict[tuple[int, ...], int] = field(default_factory=dict)
-    stand_ins: set[tuple[int, ...]] = field(default_factory=set)
+    fillers: set[tuple[int, ...]] = field(default_factory=set)
 
 
 def split_for_append(blocks: list[JSON]) -> list[Append]:
@@ -336,7 +336,7 @@ def split_for_append(blocks: list[JSON]) -> list[Append]:
     list keeps its order when it is appended under its created parent. A table, column list or
     column goes with its first hundred children (Notion refuses one without) up to the first one
     too deep for the request, the rest after; a column whose first block is too deep (a column list
-    or table in a column) goes with a stand-in paragraph instead. A column list too deep for its
+    or table in a column) goes with a filler paragraph instead. A column list too deep for its
     columns' content makes its parent's children a later append."""
     requests = []
     for start in range(0, len(blocks), MAX_CHILDREN):
@@ -361,8 +361,8 @@ def _trimmed(block: JSON, path: tuple[int, ...], depth: int, request: Append) ->
             fitting += 1
         inline, rest = children[:fitting], children[fitting:]
         if not inline:
-            inline = [STAND_IN]
-            request.stand_ins.add(path)
+            inline = [FILLER]
+            request.fillers.add(path)
         if rest:
             request.deferred[path] = rest
             request.sent[path] = len(inline)

@@ -17,6 +17,7 @@ for what the lost request made (`restore.recover`) and adopts it: nothing is cre
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -358,13 +359,15 @@ class Restorer:
                     listed[holder] = [str(b["id"]) async for b in self.writes.gateway.children(holder)]
                 after = listed[holder][sent - 1]
             where = f"{step}/{'.'.join(map(str, path))}"
-            stand_in = path in request.stand_ins
-            held_back = kept[sent - 1 :] if stand_in else kept[sent:]
+            filler = path in request.fillers
+            held_back = kept[sent - 1 :] if filler else kept[sent:]
             await self._append_deferred(where, holder, children, held_back, after)
-            if stand_in and after is not None and self.index.step(f"{where}:stand-in") is None:
-                # Its real content is in place: the paragraph it was created with goes.
-                await _again(partial(self.writes.trash_block, after))
-                self.index.finish_step(f"{where}:stand-in", [])
+            if filler and after is not None and self.index.step(f"{where}:filler") is None:
+                # Its real content is in place: the paragraph it was created with goes (a retry
+                # after a lost answer may find it in the trash already).
+                with contextlib.suppress(WriteRejected):
+                    await _again(partial(self.writes.trash_block, after))
+                self.index.finish_step(f"{where}:filler", [])
 
     async def _created_at(
         self, ids: list[str], olds: list[JSON], path: tuple[int, ...], listed: dict[str, list[str]]

@@ -13,7 +13,7 @@ from notion_sync.models import RestoreCounts, RestoreReport, RestoreStep
 from notion_sync.notion.gateway import JSON, NotionGateway
 from notion_sync.notion.writes import NotionWrites
 from notion_sync.restore import run
-from notion_sync.restore.blocks import STAND_IN, Targets, creatable_blocks, split_for_append
+from notion_sync.restore.blocks import FILLER, Targets, creatable_blocks, split_for_append
 from notion_sync.restore.engine import Restorer
 from notion_sync.restore.index import RestoreIndex
 from notion_sync.restore.source import SnapshotSource
@@ -61,11 +61,11 @@ async def _tree(gateway: NotionGateway, parent: str) -> list[JSON]:
     return tree
 
 
-def test_a_column_starting_with_a_column_list_goes_with_a_stand_in() -> None:
+def test_a_column_starting_with_a_column_list_goes_with_a_filler() -> None:
     (request,) = split_for_append(creatable_blocks(_nested_page(), Targets()).blocks)
     outer = request.blocks[1]["column_list"]["children"]
-    # The first column starts with a column list (too deep): a stand-in, its content appended after.
-    assert outer[0]["column"]["children"] == [STAND_IN] and request.stand_ins == {(1, 0)}
+    # The first column starts with a column list (too deep): a filler, its content appended after.
+    assert outer[0]["column"]["children"] == [FILLER] and request.fillers == {(1, 0)}
     assert [b["type"] for b in request.deferred[(1, 0)]] == ["column_list", "paragraph"]
     # The second keeps the paragraph before its table; the table follows it.
     assert [b["type"] for b in outer[1]["column"]["children"]] == ["paragraph"]
@@ -97,7 +97,7 @@ async def test_columns_and_tables_nested_in_columns_are_restored_whole(tmp_path:
             restored = await _tree(gateway, new)
         created = emulator.workspace_summary()["created"]
     assert losses == [] and _shape(restored) == _shape(blocks)
-    # Exactly the page's 16 blocks, and the one stand-in paragraph, trashed once the content was there.
+    # Exactly the page's 16 blocks, and the one filler paragraph, trashed once the content was there.
     assert created["blocks_by_type"] == {
         "column": 4,
         "column_list": 2,
