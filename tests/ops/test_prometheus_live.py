@@ -1,6 +1,7 @@
 """A real Prometheus scraping a live worker (`run_worker`, in process, on the session's Temporal server)
-with the alert rules loaded: one export succeeds, one fails (its workspace's token is refused: 401),
-and Prometheus shows ExportFailed and NotionTokenRevoked firing and the export's counts as published."""
+with the alert rules loaded: one export succeeds, one fails (its workspace's token is refused: 401), one
+is cancelled, and Prometheus shows ExportFailed and NotionTokenRevoked firing (for the failed one only)
+and the successful export's counts as its report.json has them."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import TypeVar
 
 import pytest
 from pydantic import SecretStr
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
 from notion_sync import observability
 from notion_sync.control import connect, start_export
@@ -26,6 +27,7 @@ from notion_sync.workspaces import WorkspaceCredential
 from tests.export.harness import worker_settings
 from tests.ops.prometheus import PrometheusProcess
 from tests.ops.test_alert_rules import RULES
+from workflows.export import ExportWorkflow
 
 WITHIN_S = 30.0
 T = TypeVar("T")
@@ -70,15 +72,27 @@ async def test_prometheus_scrapes_a_worker_and_export_failed_fires(
                 report = await _export(client, settings, good, "acme")
                 with pytest.raises(WorkflowFailureError):
                     await _export(client, settings, tmp_path / "refused", "revoked")
+                # Slow answers, so the cancellation lands while the export runs.
+                emulator.configure(latency_ms=3000)
+                cancelled = await _start(client, settings, tmp_path / "cancelled", "acme")
+                await cancelled.cancel()
+                with pytest.raises(WorkflowFailureError):
+                    await cancelled.result()
                 await asyncio.to_thread(_check_prometheus, prometheus, good, report)
         finally:
             worker.cancel()
             await asyncio.gather(worker, return_exceptions=True)
 
 
-async def _export(client: Client, settings: Settings, destination: Path, workspace: str) -> ExportReport:
+async def _start(
+    client: Client, settings: Settings, destination: Path, workspace: str
+) -> WorkflowHandle[ExportWorkflow, ExportReport]:
     request = ExportInput(destination=str(destination), workspace=workspace, options=ExportOptions())
-    return await (await start_export(client, settings, request)).result()
+    return await start_export(client, settings, request)
+
+
+async def _export(client: Client, settings: Settings, destination: Path, workspace: str) -> ExportReport:
+    return await (await _start(client, settings, destination, workspace)).result()
 
 
 def _check_prometheus(prometheus: PrometheusProcess, destination: Path, report: ExportReport) -> None:
@@ -89,7 +103,7 @@ def _check_prometheus(prometheus: PrometheusProcess, destination: Path, report: 
     assert alerts["ExportFailed"]["workspace"] == "revoked"
     assert alerts["ExportFailed"]["outcome"] == "failed"
     assert alerts["NotionTokenRevoked"]["workspace"] == "revoked"
-    # The successful export is no failure.
+    # Neither the successful export nor the cancelled one is a failure.
     assert not [a for a in prometheus.alerts() if a["labels"].get("workspace") == "acme"]
 
     # What Prometheus stored equals what the published report.json says.
@@ -97,18 +111,18 @@ def _check_prometheus(prometheus: PrometheusProcess, destination: Path, report: 
     assert published is not None and published.counters == report.counters
     counters = published.counters
 
-    def value(expression: str) -> float | None:
-        return _eventually(lambda: prometheus.value(expression), lambda v: v is not None, expression)
-
+    finished = 'sum by (outcome) (notion_sync_exports_finished_total{workspace="%s",outcome="%s"})'
+    # The cancelled export ended last: once a scrape holds its end, it holds everything before it.
+    _eventually(lambda: prometheus.value(finished % ("acme", "cancelled")), lambda v: v == 1, "cancelled")
+    value = prometheus.value
     assert value('sum(notion_sync_pages_exported_total{workspace="acme"})') == counters.exported > 0
     kinds = 'kind=~"page|database|data_source"'
     assert value(f'sum(notion_sync_objects_exported_total{{workspace="acme",{kinds}}})') == counters.exported
     files = value('sum(notion_sync_objects_exported_total{workspace="acme",kind="file"})')
     assert files == counters.files_downloaded > 0
-    finished = 'sum by (outcome) (notion_sync_exports_finished_total{workspace="%s",outcome="%s"})'
     assert value(finished % ("acme", "completed")) == 1
     assert value(finished % ("revoked", "failed")) == 1
-    assert value('sum(notion_sync_exports_started_total{workspace=~"acme|revoked"})') == 2
+    assert value('sum(notion_sync_exports_started_total{workspace=~"acme|revoked"})') == 3
     last_success = value(f'max(notion_sync_last_success_timestamp_seconds{{destination="{destination}"}})')
     assert published.finished_at is not None and last_success is not None
     assert abs(last_success - published.finished_at.timestamp()) < 5
