@@ -43,7 +43,7 @@ from notion_sync.devserver import free_port, start_dev_server
 from notion_sync.emulator.process import EmulatorProcess
 from notion_sync.models import ExportInput, ExportOptions
 from notion_sync.settings import Settings
-from notion_sync.snapshot import read_manifest
+from notion_sync.snapshot import MANIFEST, MANIFEST_DELTA, read_manifest
 from notion_sync.workers import build_worker
 from tests.s3.seaweedfs import running_seaweedfs
 
@@ -87,15 +87,18 @@ def folder_bytes(root: Path) -> tuple[int, int]:
     return logical, blocks
 
 
-def bucket_bytes(bucket: str) -> tuple[int, int]:
-    """(object bytes, objects) under the destination's prefix."""
-    size = count = 0
+def bucket_bytes(bucket: str) -> tuple[int, int, int]:
+    """(object bytes, objects, bytes of the snapshots' manifests, whole or deltas) under the
+    destination's prefix."""
+    size = count = manifests = 0
     paginator = boto3.session.Session().client("s3").get_paginator("list_objects_v2")
     for page in paginator.paginate(Bucket=bucket, Prefix=S3_PREFIX + "/"):
         for item in page.get("Contents", []):
             size += int(item["Size"])
             count += 1
-    return size, count
+            if str(item["Key"]).endswith((MANIFEST, MANIFEST_DELTA)):
+                manifests += int(item["Size"])
+    return size, count, manifests
 
 
 def snapshot_entries(snapshot: Path) -> set[tuple[str, str]]:
@@ -161,7 +164,10 @@ async def measure(
         f"store benchmark: {args.pages} generated pages, {args.edit_percent}% edited a day, "
         f"{args.days} days, every snapshot kept, emulator without latency or rate limit"
     )
-    print("day  folder: sync s  distinct MB  disk MB |  s3: sync s  PUTs  changed files  objects  stored MB")
+    print(
+        "day  folder: sync s  distinct MB  disk MB |  s3: sync s  PUTs  changed files  objects  stored MB"
+        "  manifests MB  stored/full"
+    )
     previous: set[tuple[str, str]] = set()
     full_bytes = 0
     for day in range(args.days + 1):
@@ -183,14 +189,15 @@ async def measure(
         if day == 0:
             full_bytes = snapshot_size(current)
         distinct, disk = folder_bytes(folder)
-        stored, objects = bucket_bytes(bucket)
+        stored, objects, manifests = bucket_bytes(bucket)
         print(
             f"{day:>3}  {folder_s:>13.1f}  {distinct / 2**20:>11.1f}  {disk / 2**20:>7.1f} | "
-            f"{s3_s:>10.1f}  {puts:>4}  {changed:>13}  {objects:>7}  {stored / 2**20:>9.1f}",
+            f"{s3_s:>10.1f}  {puts:>4}  {changed:>13}  {objects:>7}  {stored / 2**20:>9.1f}"
+            f"  {manifests / 2**20:>12.1f}  {stored / full_bytes:>11.3f}",
             flush=True,
         )
     distinct, disk = folder_bytes(folder)
-    stored, _objects = bucket_bytes(bucket)
+    stored, _objects, _manifests = bucket_bytes(bucket)
     print(f"one full snapshot: {full_bytes / 2**20:.1f} MB of files")
     print(
         f"after {args.days} days: folder {distinct / full_bytes:.2f}x in distinct bytes, "

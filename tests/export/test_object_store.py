@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from notion_sync.cli import app
 from notion_sync.snapshot import (
     INTERNAL,
-    MANIFEST,
+    MANIFEST_DELTA,
     PACKED,
     PROBLEMS,
     REPORT,
@@ -161,7 +161,7 @@ async def test_a_sync_packs_the_snapshot_before_it_to_its_manifest(
     # The older snapshot is its manifest, report and problems (and the site's unlisted index); the
     # current one a tree whose files are the store's objects.
     assert is_packed(old) and not is_packed(new)
-    assert {p.name for p in old.iterdir()} <= {MANIFEST, REPORT, PROBLEMS, PACKED, "html"}
+    assert {p.name for p in old.iterdir()} <= {MANIFEST_DELTA, REPORT, PROBLEMS, PACKED, "html"}
     store = ObjectStore(destination)
     with read_manifest(old) as (_header, entries):
         for entry in entries:

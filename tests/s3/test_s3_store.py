@@ -16,7 +16,7 @@ from temporalio.client import Client
 from notion_sync.control import start_export
 from notion_sync.models import ExportInput, ExportReport, ManifestFile, RetentionPolicy
 from notion_sync.settings import Settings
-from notion_sync.snapshot import snapshot_file
+from notion_sync.snapshot import snapshot_file, write_whole_manifest
 from notion_sync.storage.digests import DigestSet
 from notion_sync.storage.s3 import (
     RUN_METADATA,
@@ -205,6 +205,7 @@ def _upload_old_layout(s3: Any, bucket: str, prefix: str, snapshots: list[Path])
     under `snapshots/<name>/`, tagged with its sha256 and the run, manifest last, then current.json.
     A packed folder snapshot's listed files are read from the folder's store."""
     for snapshot in snapshots:
+        write_whole_manifest(snapshot)  # a packed one keeps a delta; the old layout had it whole
         base = f"{prefix}/snapshots/{snapshot.name}/"
         in_tree = {
             p.relative_to(snapshot).as_posix(): p
