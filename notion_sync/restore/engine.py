@@ -352,22 +352,35 @@ class Restorer:
                 continue
             holder, holder_old = found
             kept = [c for c in holder_old.get("children") or [] if c.get("type") not in SEPARATE]
+            where = f"{step}/{'.'.join(map(str, path))}"
+            if path in request.fillers:
+                await self._after_filler(where, holder, children, kept, listed)
+                continue
             sent = request.sent.get(path, 0)
             after: str | None = None
             if sent:
                 if holder not in listed:
                     listed[holder] = [str(b["id"]) async for b in self.writes.gateway.children(holder)]
                 after = listed[holder][sent - 1]
-            where = f"{step}/{'.'.join(map(str, path))}"
-            filler = path in request.fillers
-            held_back = kept[sent - 1 :] if filler else kept[sent:]
-            await self._append_deferred(where, holder, children, held_back, after)
-            if filler and after is not None and self.index.step(f"{where}:filler") is None:
-                # Its real content is in place: the paragraph it was created with goes (a retry
-                # after a lost answer may find it in the trash already).
-                with contextlib.suppress(WriteRejected):
-                    await _again(partial(self.writes.trash_block, after))
-                self.index.finish_step(f"{where}:filler", [])
+            await self._append_deferred(where, holder, children, kept[sent:], after)
+
+    async def _after_filler(
+        self, where: str, holder: str, bodies: list[JSON], olds: list[JSON], listed: dict[str, list[str]]
+    ) -> None:
+        """A column created with the filler paragraph: its content appended after the filler, then
+        the filler trashed. The filler's id is recorded first: once trashed, it is no longer listed."""
+        filler = self.index.step(f"{where}:filler")
+        if filler is None:
+            if holder not in listed:
+                listed[holder] = [str(b["id"]) async for b in self.writes.gateway.children(holder)]
+            filler = listed[holder][:1]
+            self.index.finish_step(f"{where}:filler", filler)
+        await self._append_deferred(where, holder, bodies, olds, filler[0])
+        if self.index.step(f"{where}:filler trashed") is None:
+            # A retry after a lost answer may find it in the trash already.
+            with contextlib.suppress(WriteRejected):
+                await _again(partial(self.writes.trash_block, filler[0]))
+            self.index.finish_step(f"{where}:filler trashed", [])
 
     async def _created_at(
         self, ids: list[str], olds: list[JSON], path: tuple[int, ...], listed: dict[str, list[str]]
