@@ -188,6 +188,16 @@ async def wait_for_progress(
     raise TimeoutError(f"no progress past {before} within {timeout:.0f} s")
 
 
+async def retried_activities(client: Client, workflow_id: str) -> int:
+    """Activities of the export's latest run that took more than one attempt (a timeout or a
+    failure came first): the fault did reach the workflow."""
+    retried = 0
+    async for event in client.get_workflow_handle(workflow_id).fetch_history_events():
+        if event.HasField("activity_task_started_event_attributes"):
+            retried += event.activity_task_started_event_attributes.attempt > 1
+    return retried
+
+
 async def export_undisturbed(
     client: Client, settings: Settings, destination: Path, **options: Any
 ) -> ExportReport:
