@@ -269,11 +269,17 @@ def test_export_tracker_counts_running_exports_by_phase() -> None:
     tracker.move("not-an-export", "exporting")  # a run never entered (another workflow type): ignored
     assert tracker.running() == {("acme", "discovering"): 1, ("acme", "exporting"): 1}
     assert _total(_scrape(port), "notion_sync_exports_running", workspace="acme", phase="exporting") == 1
+    tracker.pause("run-2", True)
+    assert tracker.running() == {("acme", "discovering"): 1, ("acme", "paused"): 1}
+    tracker.move("run-2", "tables")  # a phase change while paused stays hidden until it resumes
+    tracker.pause("run-2", False)
+    assert tracker.running() == {("acme", "discovering"): 1, ("acme", "tables"): 1}
     tracker.leave("run-1")
     tracker.leave("run-2")
     scrape = _scrape(port)
     # Emptied phases read 0, not their last count.
-    assert _label_values(scrape, "notion_sync_exports_running", "phase") == {"discovering", "exporting"}
+    phases = {"discovering", "exporting", "paused", "tables"}
+    assert _label_values(scrape, "notion_sync_exports_running", "phase") == phases
     assert _total(scrape, "notion_sync_exports_running") == 0
     tracker.succeeded("/data/acme", 2000.0)
     tracker.succeeded("/data/acme", 1000.0)  # older (visibility lagging behind): ignored

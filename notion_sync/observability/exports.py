@@ -13,6 +13,7 @@ import asyncio
 import threading
 from collections import Counter
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from temporalio import workflow
@@ -21,6 +22,7 @@ from temporalio.exceptions import ApplicationError, FailureError
 from temporalio.runtime import Runtime
 from temporalio.worker import (
     ExecuteWorkflowInput,
+    HandleSignalInput,
     StartActivityInput,
     WorkflowInboundInterceptor,
     WorkflowOutboundInterceptor,
@@ -30,6 +32,10 @@ from notion_sync import attributes
 from notion_sync.models import ExportInput, Phase
 
 EXPORT_WORKFLOW = "ExportWorkflow"
+# The `phase` label of a paused export, whatever phase it was paused in.
+PAUSED = "paused"
+# The export's signals that pause and resume it (`ExportWorkflow.pause` / `resume`).
+PAUSE_SIGNALS: Mapping[str, bool] = {"pause": True, "resume": False}
 
 # The phase of the export each activity belongs to, named as the workflow names its phases.
 ACTIVITY_PHASES: Mapping[str, Phase] = {
@@ -58,13 +64,25 @@ FAILURE_OUTCOMES: Mapping[str, str] = {
 }
 
 
+@dataclass
+class _Run:
+    workspace: str
+    phase: str
+    paused: bool = False
+
+    @property
+    def labels(self) -> tuple[str, str]:
+        # A paused export shows as phase "paused": it makes no progress on purpose (no "stuck" alert).
+        return (self.workspace, PAUSED if self.paused else self.phase)
+
+
 class ExportTracker:
     """The exports held by this worker's workflow cache, by workspace and phase, and the last success
     of each destination, as gauges. Workflow threads call it concurrently, hence the lock."""
 
     def __init__(self, meter: MetricMeter) -> None:
         self._lock = threading.Lock()
-        self._running: dict[str, tuple[str, str]] = {}  # run id -> (workspace, phase)
+        self._running: dict[str, _Run] = {}  # by run id
         self._last_success: dict[str, float] = {}  # destination -> unix time
         # Every (workspace, phase) ever shown, so a phase that empties drops to 0 instead of staying.
         self._shown: set[tuple[str, str]] = set()
@@ -79,15 +97,22 @@ class ExportTracker:
 
     def enter(self, run_id: str, workspace: str, phase: str) -> None:
         with self._lock:
-            self._running[run_id] = (workspace, phase)
+            self._running[run_id] = _Run(workspace, phase)
             self._publish()
 
     def move(self, run_id: str, phase: str) -> None:
         """A running export enters another phase (ignored for runs never entered: not exports)."""
         with self._lock:
-            entry = self._running.get(run_id)
-            if entry is not None and entry[1] != phase:
-                self._running[run_id] = (entry[0], phase)
+            run = self._running.get(run_id)
+            if run is not None and run.phase != phase:
+                run.phase = phase
+                self._publish()
+
+    def pause(self, run_id: str, paused: bool) -> None:
+        with self._lock:
+            run = self._running.get(run_id)
+            if run is not None and run.paused != paused:
+                run.paused = paused
                 self._publish()
 
     def leave(self, run_id: str) -> None:
@@ -98,7 +123,7 @@ class ExportTracker:
     def running(self) -> dict[tuple[str, str], int]:
         """Running exports by (workspace, phase)."""
         with self._lock:
-            return dict(Counter(self._running.values()))
+            return dict(Counter(run.labels for run in self._running.values()))
 
     def succeeded(self, destination: str, timestamp: float) -> None:
         """A publish to `destination` at `timestamp`; an older one (from visibility, seen late) is ignored."""
@@ -109,7 +134,7 @@ class ExportTracker:
             self._success_gauge.set(timestamp, {"destination": destination})
 
     def _publish(self) -> None:
-        counts = Counter(self._running.values())
+        counts = Counter(run.labels for run in self._running.values())
         self._shown |= set(counts)
         for workspace, phase in self._shown:
             labels = {"workspace": workspace, "phase": phase}
@@ -140,6 +165,8 @@ def workflow_metrics_class(tracker: ExportTracker) -> type[WorkflowInboundInterc
 
 class _ExportWorkflowMetrics(WorkflowInboundInterceptor):
     _tracker: ExportTracker
+    # A signal sent with the start is handled before the run is entered: remembered for it.
+    _paused = False
 
     def init(self, outbound: WorkflowOutboundInterceptor) -> None:
         super().init(_PhaseFromActivities(outbound, self._tracker))
@@ -161,6 +188,7 @@ class _ExportWorkflowMetrics(WorkflowInboundInterceptor):
             _finished(meter, workspace, outcome, 0)
         phase = request.state.phase if request.state is not None else Phase.STARTING
         self._tracker.enter(info.run_id, workspace, phase.value)
+        self._tracker.pause(info.run_id, self._paused)
         try:
             result = await super().execute_workflow(input)
         except asyncio.CancelledError:
@@ -180,6 +208,13 @@ class _ExportWorkflowMetrics(WorkflowInboundInterceptor):
             destination = info.typed_search_attributes.get(attributes.DESTINATION) or request.destination
             self._tracker.succeeded(destination, workflow.now().timestamp())
         return result
+
+    async def handle_signal(self, input: HandleSignalInput) -> None:
+        paused = PAUSE_SIGNALS.get(input.signal)
+        if paused is not None:
+            self._paused = paused
+            self._tracker.pause(workflow.info().run_id, paused)
+        await super().handle_signal(input)
 
 
 def _finished(meter: MetricMeter, workspace: str, outcome: str, count: int = 1) -> None:

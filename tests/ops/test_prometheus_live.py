@@ -44,6 +44,10 @@ def _eventually(read: Callable[[], T], done: Callable[[T], bool], what: str) -> 
         time.sleep(0.25)
 
 
+def _settles(prometheus: PrometheusProcess, expression: str, expected: float) -> None:
+    _eventually(lambda: prometheus.value(expression), lambda value: value == expected, expression)
+
+
 async def test_prometheus_scrapes_a_worker_and_export_failed_fires(
     temporal_server: DevServer, tmp_path: Path
 ) -> None:
@@ -75,6 +79,10 @@ async def test_prometheus_scrapes_a_worker_and_export_failed_fires(
                 # Slow answers, so the cancellation lands while the export runs.
                 emulator.configure(latency_ms=3000)
                 cancelled = await _start(client, settings, tmp_path / "cancelled", "acme")
+                # Paused first: it shows as phase "paused" (which the "stuck" alert leaves out).
+                await cancelled.signal(ExportWorkflow.pause)
+                paused = 'sum(notion_sync_exports_running{workspace="acme",phase="paused"})'
+                await asyncio.to_thread(_settles, prometheus, paused, 1)
                 await cancelled.cancel()
                 with pytest.raises(WorkflowFailureError):
                     await cancelled.result()
@@ -113,7 +121,7 @@ def _check_prometheus(prometheus: PrometheusProcess, destination: Path, report: 
 
     finished = 'sum by (outcome) (notion_sync_exports_finished_total{workspace="%s",outcome="%s"})'
     # The cancelled export ended last: once a scrape holds its end, it holds everything before it.
-    _eventually(lambda: prometheus.value(finished % ("acme", "cancelled")), lambda v: v == 1, "cancelled")
+    _settles(prometheus, finished % ("acme", "cancelled"), 1)
     value = prometheus.value
     assert value('sum(notion_sync_pages_exported_total{workspace="acme"})') == counters.exported > 0
     kinds = 'kind=~"page|database|data_source"'
