@@ -9,6 +9,7 @@ import json
 import logging
 import resource
 import secrets
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,20 +19,35 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pydantic import SecretStr
-from temporalio.client import Client
+from temporalio import activity
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import ApplicationError
 from temporalio.runtime import Runtime
+from temporalio.worker import Worker
 
 from notion_sync import observability
 from notion_sync.control import connect, start_export
 from notion_sync.devserver import DevServer, free_port
 from notion_sync.emulator.process import EmulatorProcess
-from notion_sync.models import ExportInput, ExportOptions, ExportReport
+from notion_sync.models import (
+    ExportInput,
+    ExportOptions,
+    ExportReport,
+    PrepareInput,
+    PreviousSnapshot,
+    ShrinkCheck,
+    ShrinkInput,
+)
 from notion_sync.observability import WorkerGauges
 from notion_sync.observability.collector import memory_limit_bytes, resident_memory_bytes
 from notion_sync.schedules import SCHEDULE_PREFIX, build_spec, create_schedule, delete_schedule, schedule_id
 from notion_sync.settings import Settings
 from notion_sync.workers import run_worker
+from notion_sync.workspaces import activity_queue
 from tests.export.harness import EmulatorAndWorker, export_and_wait, worker_settings
+from tests.workflows.test_export_orchestration import WORKSPACE, StubActivities
+from workflows.export import ExportWorkflow
 
 
 @pytest.fixture
@@ -336,3 +352,66 @@ async def test_worker_gauges_read_schedules_and_last_success_from_temporal(
     assert _total(scrape, "notion_sync_request_budget_requests_per_second", workspace="default") == 3
     assert _label_values(scrape, "notion_sync_request_budget_requests_per_second", "workspace") == {"default"}
     assert _total(scrape, "notion_sync_worker_resident_memory_bytes") > 1_000_000
+
+
+class _ShrinkingStubs(StubActivities):
+    """An export whose shrink guard trips: it ends refused, nothing published."""
+
+    @activity.defn(name="check_shrink")
+    async def check_shrink(self, request: ShrinkInput) -> ShrinkCheck:
+        return ShrinkCheck(lost=9, base=20, limit=1, tripped=True)
+
+
+class _ForeignStubs(StubActivities):
+    """An export into a destination that holds another workspace's snapshots: refused at once."""
+
+    @activity.defn(name="prepare_staging")
+    async def prepare_staging(self, request: PrepareInput) -> PreviousSnapshot | None:
+        raise ApplicationError(
+            "another workspace's destination", type="WorkspaceMismatch", non_retryable=True
+        )
+
+
+@pytest.mark.parametrize(
+    ("stubs", "outcome", "trips"),
+    [(_ShrinkingStubs(), "shrink_refused", 1), (_ForeignStubs(), "workspace_refused", 0)],
+)
+async def test_refused_exports_are_counted_by_outcome(
+    temporal_server: DevServer, stubs: StubActivities, outcome: str, trips: int
+) -> None:
+    port = free_port()
+    runtime = observability.metrics_runtime(Settings.model_construct(metrics_port=port))
+    assert runtime is not None
+    client = await Client.connect(
+        temporal_server.address, data_converter=pydantic_data_converter, runtime=runtime
+    )
+    tracker = observability.ExportTracker(runtime.metric_meter)
+    task_queue = f"outcomes-{uuid.uuid4().hex[:8]}"
+    async with (
+        Worker(
+            client,
+            task_queue=task_queue,
+            workflows=[ExportWorkflow],
+            interceptors=[observability.MetricsInterceptor(exports=tracker)],
+        ),
+        Worker(
+            client,
+            task_queue=activity_queue(task_queue, WORKSPACE),
+            activities=stubs.activities(),
+            interceptors=[observability.MetricsInterceptor(workspace=WORKSPACE)],
+        ),
+    ):
+        handle = await client.start_workflow(
+            ExportWorkflow.run,
+            ExportInput(destination="/stub/destination", workspace=WORKSPACE),
+            id=task_queue,
+            task_queue=task_queue,
+        )
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+        scrape = await asyncio.to_thread(_scrape, port)
+    finished = "notion_sync_exports_finished_total"
+    assert _total(scrape, finished, workspace=WORKSPACE, outcome=outcome) == 1
+    assert _total(scrape, finished) == 1  # no other outcome counted for it
+    assert _total(scrape, "notion_sync_shrink_guard_trips_total", workspace=WORKSPACE) == trips
+    assert tracker.running() == {}
