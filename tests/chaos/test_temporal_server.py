@@ -9,6 +9,7 @@ import contextlib
 import errno
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import time
@@ -16,8 +17,9 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError, RPCStatusCode
 
 from notion_sync.control import query_progress, start_export
 from notion_sync.devserver import DevServer, free_port, start_dev_server
@@ -32,7 +34,8 @@ from tests.chaos.harness import (
     record_recovery,
     wait_for_progress,
 )
-from tests.export.harness import wait_for, worker_process, worker_settings
+from tests.export.harness import running_worker, wait_for, worker_process, worker_settings
+from workflows.export import ExportWorkflow
 
 OPTIONS = ExportOptions(batch_size=5, max_parallel_batches=2, worker_lost_after_seconds=5)
 PAGES = 80
@@ -83,11 +86,24 @@ async def own_server(state: Path) -> AsyncIterator[tuple[OwnServer, Client]]:
 
 async def _started(
     client: Client, settings: Settings, destination: Path
-) -> tuple[str, ExportProgress, asyncio.Future[ExportReport]]:
-    """Starts the export and waits until it is well under way: its id, progress and result."""
+) -> tuple[WorkflowHandle[ExportWorkflow, ExportReport], ExportProgress]:
+    """Starts the export and waits until it is well under way."""
     handle = await start_export(client, settings, ExportInput(destination=str(destination), options=OPTIONS))
     await wait_for(handle, lambda p: p.exported >= 10)
-    return handle.id, await query_progress(handle), asyncio.ensure_future(handle.result())
+    return handle, await query_progress(handle)
+
+
+async def _result(handle: WorkflowHandle[ExportWorkflow, ExportReport], timeout: float = 300) -> ExportReport:
+    """The export's report, asked again while the server is still unavailable: the client's own
+    retries give up sooner than a server that lost its disk comes back."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return await asyncio.wait_for(handle.result(), timeout=deadline - time.monotonic())
+        except RPCError as error:
+            if error.status != RPCStatusCode.UNAVAILABLE or time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(1)
 
 
 @pytest.mark.chaos
@@ -99,15 +115,15 @@ async def test_temporal_killed_and_restarted_mid_export_finishes_identical(tmp_p
             await export_undisturbed(client, settings, reference, **OPTIONS.model_dump())
             disturbed = tmp_path / "disturbed"
             with worker_process(settings, server.address):
-                workflow_id, before, result = await _started(client, settings, disturbed)
+                handle, before = await _started(client, settings, disturbed)
                 server.kill()
                 killed = time.monotonic()
                 await asyncio.sleep(DOWN_S)
                 server.start()
-                recovery = await wait_for_progress(client, workflow_id, before, killed)
-                report = await asyncio.wait_for(result, timeout=300)
+                recovery = await wait_for_progress(client, handle.id, before, killed)
+                record_recovery("temporal-killed", recovery)
+                report = await _result(handle)
 
-    record_recovery("temporal-killed", recovery)
     assert report.status == "completed" and report.counters.failed == 0, report
     assert_same_snapshot(disturbed, reference)
 
@@ -186,25 +202,61 @@ async def test_temporal_database_disk_full_mid_export(how: str, tmp_path: Path) 
                 disturbed = tmp_path / "disturbed"
                 full = DiskFull(how, server)
                 with worker_process(settings, server.address):
-                    workflow_id, before, result = await _started(client, settings, disturbed)
+                    handle, before = await _started(client, settings, disturbed)
                     full.inject()
                     await asyncio.sleep(FULL_DISK_S)
                     exited = server.process.poll() is not None
-                    stuck = await progress_now(client, workflow_id)
+                    stuck = await progress_now(client, handle.id)
                     full.lift()
                     if exited:
                         server.start()
                     lifted = time.monotonic()
-                    recovery = await wait_for_progress(client, workflow_id, before, lifted)
-                    report = await asyncio.wait_for(result, timeout=300)
+                    recovery = await wait_for_progress(client, handle.id, before, lifted)
+                    record_recovery(f"temporal-disk-full-{how}", recovery)
+                    report = await _result(handle)
 
     print(f"disk full ({how}): server exited={exited}, progress while full={stuck}, before={before}")
     in_flight = OPTIONS.batch_size * OPTIONS.max_parallel_batches
     bit = exited or stuck is None or stuck.exported <= before.exported + in_flight
     assert bit, f"the full disk did not stop the export: {before} -> {stuck}"
-    record_recovery(f"temporal-disk-full-{how}", recovery)
     if report.status == "completed":
         assert report.counters.failed == 0, report
         assert_same_snapshot(disturbed, reference)
     else:
         assert_failed_cleanly(disturbed, None)
+
+
+async def test_the_harness_tells_a_clean_failure_and_a_different_snapshot(
+    temporal_client: Client, tmp_path: Path
+) -> None:
+    """The two endings the scenarios accept, checked against runs that do and do not end so: a
+    cancelled sync fails cleanly, until staging is left behind; a copy of a snapshot is the same,
+    until one file differs."""
+    destination = tmp_path / "backup"
+    with EmulatorProcess(pages=30, seed=45, latency_ms=30) as emulator:
+        settings = worker_settings(emulator, tmp_path / "state")
+        await export_undisturbed(temporal_client, settings, destination, batch_size=5)
+        previous = (destination / "current").resolve()
+        async with running_worker(temporal_client, settings):
+            handle = await start_export(
+                temporal_client, settings, ExportInput(destination=str(destination), options=OPTIONS)
+            )
+            await wait_for(handle, lambda p: p.exported >= 3)
+            await handle.cancel()
+            with pytest.raises(WorkflowFailureError):
+                await handle.result()
+
+    assert_failed_cleanly(destination, previous)
+    (destination / ".notion-sync" / "staging" / "left-over").mkdir(parents=True)
+    with pytest.raises(AssertionError, match="staging left behind"):
+        assert_failed_cleanly(destination, previous)
+
+    copy = tmp_path / "copy"
+    shutil.copytree(previous, copy)
+    assert_same_snapshot(copy, previous)
+    page = next((copy / "json" / "pages").iterdir())
+    changed = page.read_bytes().replace(b'"archived": false', b'"archived": true', 1)
+    page.unlink()
+    page.write_bytes(changed)
+    with pytest.raises(AssertionError, match="1 files differ"):
+        assert_same_snapshot(copy, previous)
