@@ -126,6 +126,9 @@ class WorkerGauges:
         self._resident = meter.create_gauge(
             "notion_sync_worker_resident_memory_bytes", "Resident memory of the worker process", "By"
         )
+        self._cpu = meter.create_gauge_float(
+            "notion_sync_worker_cpu_seconds", "CPU time the worker process has used (user + system)", "s"
+        )
         self._limit = meter.create_gauge(
             "notion_sync_worker_memory_limit_bytes", "Memory limit of the worker (absent: unlimited)", "By"
         )
@@ -154,6 +157,9 @@ class WorkerGauges:
                 log.warning("schedule metrics not refreshed: %s", error.message)
 
     def collect_process(self) -> None:
+        # Cumulative, as a gauge (the runtime's counters take whole numbers): the dashboard rates it.
+        used = os.times()
+        self._cpu.set(used.user + used.system)
         resident = resident_memory_bytes()
         if resident is not None:
             self._resident.set(resident)

@@ -28,8 +28,8 @@ COMPOSE = REPO / "docker-compose.temporal.yml"
 
 # Series Prometheus itself attaches to every scrape target (documented in its "Jobs and instances").
 PROMETHEUS_SERIES = {"up", "scrape_duration_seconds", "scrape_samples_scraped"}
-# The worker exports no CPU series (the Temporal runtime's exporter has no process collector): the CPU
-# panel reads the kubelet's cAdvisor series (cAdvisor docs/storage/prometheus.md) for the chart's pods.
+# The CPU panel reads the worker's own `notion_sync_worker_cpu_seconds`, or on Kubernetes the kubelet's
+# cAdvisor series (cAdvisor docs/storage/prometheus.md) for the chart's pods.
 CONTAINER_SERIES = {"container_cpu_usage_seconds_total"}
 HISTOGRAM_SERIES = ("_bucket", "_sum", "_count")
 # PromQL words that are neither functions nor metrics; the first group is followed by a label list.
