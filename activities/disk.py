@@ -4,6 +4,7 @@ user can act on, instead of minutes of silent retries."""
 from __future__ import annotations
 
 import errno
+import resource
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,6 +32,15 @@ def destination_errors(destination: LocalDestination, staging_id: str) -> Iterat
     except OSError as error:
         if error.errno == errno.ENOSPC:
             message = no_space_message(destination, staging_id)
+            raise ApplicationError(message, type="DestinationFull", non_retryable=True) from None
+        if error.errno == errno.EFBIG:
+            # A file size limit (ulimit -f, RLIMIT_FSIZE) or the file system's largest file.
+            limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+            cap = "none" if limit == resource.RLIM_INFINITY else f"{limit >> 20} MB"
+            message = (
+                f"a file grew past the file size limit at {destination.root} (this worker's limit: {cap}, "
+                "ulimit -f); staging is removed and the last snapshot stays current"
+            )
             raise ApplicationError(message, type="DestinationFull", non_retryable=True) from None
         if error.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
             message = f"{destination.root} is not writable: {error.strerror}"
