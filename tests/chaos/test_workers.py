@@ -44,7 +44,8 @@ BIG_PAGES = 5_000
 # long enough for a batch of BIG_OPTIONS.batch_size pages or the publish to finish once it is retried.
 KILL_EVERY_S = 8.0
 MAX_KILLS = 12
-BIG_OPTIONS = ExportOptions(batch_size=50, max_parallel_batches=4, worker_lost_after_seconds=5)
+# No HTML twin: the JSON and Markdown of 5,000 pages show loss or duplication as well, at half the CPU.
+BIG_OPTIONS = ExportOptions(batch_size=50, max_parallel_batches=4, worker_lost_after_seconds=5, html=False)
 SMALL_OPTIONS = ExportOptions(batch_size=5, max_parallel_batches=2, worker_lost_after_seconds=5)
 # The limited worker may grow this much past its size after a first export.
 HEADROOM_MB = 20
@@ -113,6 +114,7 @@ async def big_reference(
     return folder / "out"
 
 
+@pytest.mark.timeout(900)
 async def test_worker_killed_every_few_seconds_through_5000_pages_ends_identical(
     big_emulator: EmulatorProcess,
     big_reference: Path,
@@ -259,6 +261,7 @@ async def memory_cage() -> AsyncIterator[MemoryCage]:
         cage.remove()
 
 
+@pytest.mark.timeout(600)
 async def test_worker_over_its_memory_limit_dies_and_another_finishes_identical(
     temporal_client: Client, temporal_server: object, tmp_path: Path
 ) -> None:
