@@ -263,6 +263,7 @@ class Soak:
         if report.status != "completed" or report.counters.failed or report.snapshot is None:
             raise RuntimeError(f"the undisturbed reference export did not complete cleanly: {report}")
         self.reference = manifest_fingerprint(Path(report.snapshot))
+        print(f"work folder {self.work} (worker log: workers.log)", flush=True)
         print(
             f"reference export: {self.reference[1]} objects, {report.counters.exported} exported", flush=True
         )
@@ -414,14 +415,16 @@ class Soak:
 
     def summary(self) -> dict[str, Any]:
         args = self.args
-        lost = [a for k in self.kills for a in k.lost]
+        # An activity that finished between the describe and the kill was not lost.
+        lost = [a for k in self.kills for a in k.lost if a.recovery_s is None or a.recovery_s > 0]
         recoveries = [a.recovery_s for a in lost if a.recovery_s is not None]
-        restarts = [a.restart_s for a in lost if a.restart_s is not None]
+        restarts = [a.restart_s for a in lost if a.restart_s is not None and a.restart_s > 0]
         t = self.tally
 
         def figures(values: list[float]) -> dict[str, float | None]:
             return {
                 "count": len(values),
+                "min_s": min(values) if values else None,
                 "p50_s": percentile(values, 0.5),
                 "p99_s": percentile(values, 0.99),
                 "max_s": max(values) if values else None,
