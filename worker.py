@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
+
+from pydantic import ValidationError
 
 from notion_sync.observability import configure_logging
-from notion_sync.settings import Settings
+from notion_sync.settings import Settings, settings_problem
 from notion_sync.workers import run_worker
 
 
@@ -24,5 +27,9 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    configure_logging()
-    asyncio.run(main())
+    try:
+        configure_logging()
+        asyncio.run(main())
+    except ValidationError as error:  # the settings, from the environment
+        print(f"error: settings: {settings_problem(error)}", file=sys.stderr)
+        sys.exit(2)

@@ -6,7 +6,7 @@ import hashlib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 NOTION_API_URL = "https://api.notion.com"
@@ -85,7 +85,12 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _token_from_file(self) -> Settings:
         if self.notion_token is None and self.notion_token_file is not None:
-            self.notion_token = SecretStr(self.notion_token_file.read_text().strip())
+            try:
+                self.notion_token = SecretStr(self.notion_token_file.read_text().strip())
+            except OSError as error:
+                raise ValueError(
+                    f"NOTION_TOKEN_FILE {self.notion_token_file} cannot be read: {error.strerror}"
+                ) from None
         return self
 
     def token(self) -> str:
@@ -97,3 +102,14 @@ class Settings(BaseSettings):
         """One budget file per token: every worker on this host using the token shares it."""
         digest = hashlib.sha256(self.token().encode()).hexdigest()[:16]
         return self.state_dir / "budgets" / f"{digest}.bucket"
+
+
+def settings_problem(error: ValidationError) -> str:
+    """What is wrong with the settings, one line per problem, naming the variable where there is
+    one, for an `error:` line instead of a traceback (the values themselves are never echoed)."""
+    lines = []
+    for problem in error.errors():
+        where = ".".join(str(part) for part in problem.get("loc", ()))
+        message = str(problem.get("msg", "")).removeprefix("Value error, ")
+        lines.append(f"{where}: {message}" if where else message)
+    return "; ".join(lines)

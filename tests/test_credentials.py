@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -83,3 +86,31 @@ def test_an_unnamed_token_is_named_after_its_identity() -> None:
     )
     assert implicit_name(identity) == "acme-corp-paris-16d84278"
     assert implicit_name(WorkspaceIdentity(bot_id="b")) == "notion-b"
+
+
+@pytest.mark.parametrize(
+    ("variables", "expected"),
+    [
+        (
+            {"NOTION_SYNC_BUILD_ID": "b2"},
+            "worker versioning needs both NOTION_SYNC_DEPLOYMENT_NAME and NOTION_SYNC_BUILD_ID",
+        ),
+        ({"NOTION_TOKEN_FILE": "/nonexistent/token"}, "NOTION_TOKEN_FILE /nonexistent/token cannot be read"),
+    ],
+)
+@pytest.mark.parametrize("command", [["-m", "notion_sync", "worker"], ["worker.py"]])
+def test_bad_settings_end_in_an_error_line_not_a_traceback(
+    variables: dict[str, str], expected: str, command: list[str]
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NOTION_", "TEMPORAL_"))} | variables
+    done = subprocess.run(
+        [sys.executable, *command],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert done.returncode == 2, done.stderr
+    assert f"error: settings: {expected}" in done.stderr and "Traceback" not in done.stderr

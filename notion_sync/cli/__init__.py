@@ -6,6 +6,7 @@ import os
 import sys
 
 import typer
+from pydantic import ValidationError
 
 from notion_sync.cli import export
 from notion_sync.cli.archive import archive_command
@@ -17,6 +18,7 @@ from notion_sync.cli.retention import gc_command, prune_command
 from notion_sync.cli.schedules import schedule_app
 from notion_sync.cli.verify import verify_command
 from notion_sync.emulator.cli import emulator
+from notion_sync.settings import settings_problem
 
 app = typer.Typer(
     help="Durable exports and backups of Notion workspaces, on Temporal.",
@@ -52,6 +54,9 @@ def main() -> None:
     code = 0
     try:
         app()
+    except ValidationError as error:  # the settings, from the environment
+        print(f"error: settings: {settings_problem(error)}", file=sys.stderr)
+        code = 2
     except SystemExit as exit_:
         if isinstance(exit_.code, str):
             print(exit_.code, file=sys.stderr)
