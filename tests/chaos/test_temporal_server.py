@@ -41,7 +41,6 @@ OPTIONS = ExportOptions(batch_size=5, max_parallel_batches=2, worker_lost_after_
 PAGES = 80
 DOWN_S = 5.0
 FULL_DISK_S = 15.0
-DB = "temporal.db"  # the name devserver gives the SQLite file in its state folder
 TMPFS_MB = 64
 _FILL_CHUNK = 1024 * 1024
 
@@ -161,8 +160,10 @@ def fill(folder: Path) -> Path:
 
 class DiskFull:
     """Makes the server's writes fail, then lets them succeed again: a full tmpfs (`tmpfs`) or, where
-    no file system can be mounted, a file-size limit (RLIMIT_FSIZE) on the running server (`rlimit`):
-    no file of its may grow past its size at that moment. Either is lifted without a restart."""
+    no file system can be mounted, a file-size limit (RLIMIT_FSIZE) on the running server (`rlimit`).
+    The limit is 0: a limit at the files' current sizes did not always bite, as SQLite rewrites its
+    WAL in place, so with the limit every write fails (EFBIG), a harsher disk than a full one. Either
+    is lifted without a restart."""
 
     def __init__(self, how: str, server: OwnServer) -> None:
         self.how = how
@@ -173,10 +174,8 @@ class DiskFull:
         if self.how == "tmpfs":
             self.filler = fill(self.server.state)
             return
-        files = self.server.state.glob(f"{DB}*")
-        largest = max(path.stat().st_size for path in files)
         _, hard = resource.prlimit(self.server.process.pid, resource.RLIMIT_FSIZE)
-        resource.prlimit(self.server.process.pid, resource.RLIMIT_FSIZE, (largest, hard))
+        resource.prlimit(self.server.process.pid, resource.RLIMIT_FSIZE, (0, hard))
 
     def lift(self) -> None:
         if self.filler is not None:
