@@ -224,6 +224,9 @@ class NotionGateway:
         malformed = 0
         rate_limited = 0
         answers_before = self._answers
+        # Once Notion is seen answering others, an object whose attempts ran out gets one more: they
+        # may all have fallen in an outage that just ended (its other requests answered only after).
+        confirming = 0
         while True:
             waiting_since = time.monotonic()
             await self._budget.acquire(self._budget_waits)
@@ -288,10 +291,13 @@ class NotionGateway:
                 raise await self._give_up(
                     object_id, cause, attempts, per_object, answers_before, ObjectMalformed
                 )
-            if slow >= self.limits.object_attempts:
-                raise await self._give_up(
-                    object_id, cause, attempts, per_object, answers_before, ObjectUnreachable
-                )
+            if slow >= self.limits.object_attempts + confirming:
+                if not confirming and per_object and await self._answering(answers_before):
+                    confirming = 1
+                else:
+                    raise await self._give_up(
+                        object_id, cause, attempts, per_object, answers_before, ObjectUnreachable
+                    )
             if transient >= _MAX_TRANSIENT_ATTEMPTS:
                 # A 5xx storm is usually Notion's, and passes: the step is retried by Temporal (with
                 # backoff) first; from its third attempt one object that still fails fails alone.
@@ -321,6 +327,10 @@ class NotionGateway:
                 object_id, f"{cause} ({attempts} attempts) while Notion answered other requests"
             )
         return NotionUnavailable(f"{cause} ({attempts} attempts, reading {object_id})")
+
+    async def _answering(self, answers_before: int) -> bool:
+        """Whether Notion answered other requests since `answers_before`, or answers a probe now."""
+        return self._answers > answers_before or await self._answers_probe()
 
     async def _answers_probe(self) -> bool:
         """One cheap request (the token's own user): does Notion answer at all right now?"""

@@ -74,11 +74,6 @@ CLIENT_TIMEOUT_S = 2.0
 # Attempts at a request that gets no answer (NOTION_SYNC_OBJECT_ATTEMPTS) that outlast the stall.
 RIDES_OUT_STALL = 6
 DEFAULT_ATTEMPTS = 3
-MISBLAMED = (
-    "known defect: with the default 3 attempts, a request whose attempts straddle the end of a "
-    "total stall is failed alone ('while Notion answered other requests': the answers came after "
-    "the stall), so the snapshot lists it as failed"
-)
 
 
 @pytest.mark.chaos
@@ -87,7 +82,7 @@ MISBLAMED = (
     [
         ("slow", RIDES_OUT_STALL),
         ("reset", DEFAULT_ATTEMPTS),
-        pytest.param("slow", DEFAULT_ATTEMPTS, marks=pytest.mark.xfail(reason=MISBLAMED, strict=False)),
+        ("slow", DEFAULT_ATTEMPTS),
     ],
 )
 async def test_notion_stalls_or_resets_mid_export_finishes_identical(

@@ -163,7 +163,7 @@ async def test_a_page_that_never_answers_fails_alone_in_bounded_time(
         hits = hostile_hits(emulator, "hang", victim)
     assert report.status == "completed"
     assert elapsed < 60
-    assert hits == settings.object_attempts
+    assert hits == settings.object_attempts + 1  # and one more once other pages answered
     entry = manifest(destination)[victim]
     assert entry["status"] == "failed" and "no answer within 1 s" in entry["reason"]
     assert everyone - {victim} <= exported_pages(destination)

@@ -218,8 +218,23 @@ async def test_timeouts_fail_one_object_when_notion_answers_others(backoff: list
         s.notion.script(ME_PATH, answer({"object": "user", "id": "bot"}))
         with pytest.raises(ObjectUnreachable) as raised:
             await s.gateway.page(PAGE_ID)
-        assert s.notion.hits(PAGE_PATH) == 2 and s.notion.hits(ME_PATH) == 1
-    assert f"no answer within {TIMEOUT_S:g} s" in raised.value.reason
+        # Its attempts, then one more once Notion was seen answering (the probe), then it is blamed.
+        assert s.notion.hits(PAGE_PATH) == 3 and s.notion.hits(ME_PATH) == 1
+    assert f"no answer within {TIMEOUT_S:g} s (3 attempts)" in raised.value.reason
+
+
+async def test_an_object_whose_attempts_all_fell_in_an_outage_is_tried_again_not_blamed(
+    backoff: list[int],
+) -> None:
+    """Every attempt timed out while Notion answered nothing; it answers again just as they run out
+    (the probe): the object gets one more attempt, which the recovered Notion answers."""
+    async with scene(Limits(object_attempts=2)) as s:
+        page_answer = answer({"object": "page", "id": PAGE_ID})
+        s.notion.script(PAGE_PATH, silence(TIMEOUT_S * 2), silence(TIMEOUT_S * 2), page_answer)
+        s.notion.script(ME_PATH, answer({"object": "user", "id": "bot"}))
+        page = await s.gateway.page(PAGE_ID)
+        assert s.notion.hits(PAGE_PATH) == 3
+    assert page["id"] == PAGE_ID
 
 
 async def test_timeouts_on_a_listing_of_the_workspace_fail_the_step(backoff: list[int]) -> None:
