@@ -264,10 +264,15 @@ async def _watch(session: Session, handle: WorkflowHandle[ExportWorkflow, Export
                         bar.update(task, holdup=await activity_status(handle) or "")
                 polls += 1
                 await asyncio.wait([result], timeout=0.5)
-            if not isinstance(result.exception(), RPCError) or session.server is None or lost >= 5:
+            if not isinstance(result.exception(), RPCError) or lost >= 5:
                 break
             lost += 1
-            if await asyncio.to_thread(session.server.ensure_running):
+            if session.server is None:
+                # A Temporal cluster that stopped answering (a restart, a full disk) still runs the
+                # export: wait for it to answer again instead of reporting a failure that is not one.
+                console.print("Temporal is not answering: waiting for it (the export goes on there).")
+                await asyncio.sleep(min(2.0**lost, 30.0))
+            elif await asyncio.to_thread(session.server.ensure_running):
                 console.print(
                     "The embedded Temporal server had stopped: started it again, the export goes on."
                 )
