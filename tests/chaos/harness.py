@@ -1,5 +1,6 @@
 """Shared by the chaos scenarios: the undisturbed reference export, the two acceptable endings of a
-disturbed one (same bytes, or a clean failure) and the recovery times they record.
+disturbed one (same bytes, or a clean failure), the recovery times they record and a small disk to
+fill.
 
 Recovery time, as `record_recovery` stores it: seconds from the moment the fault is removed (for a
 kill, the moment it is injected) until the export makes progress again, i.e. until the workflow's
@@ -10,6 +11,7 @@ the fault, or another phase, or the run has closed. `wait_for_progress` measures
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import difflib
 import json
 import os
@@ -17,10 +19,12 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
@@ -206,3 +210,28 @@ async def export_undisturbed(
         report = await export_and_wait(client, settings, destination, **options)
     assert report.status == "completed", report
     return report
+
+
+@contextlib.contextmanager
+def small_disk(folder: Path, megabytes: int) -> Iterator[Path]:
+    """A tmpfs of `megabytes` at `folder`; the test is skipped where mounting is not allowed (not
+    root): each scenario's rlimit variant covers that case."""
+    folder.mkdir(parents=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={megabytes}m", "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.strip()}); the rlimit variant runs")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "--lazy", str(folder)], check=False)
+
+
+def disk_for(how: str, folder: Path, megabytes: int) -> contextlib.AbstractContextManager[Path]:
+    """The folder a disk-full scenario fills: a `small_disk` for "tmpfs"; for "rlimit" (whose fault
+    is a file-size limit) a plain folder."""
+    return small_disk(folder, megabytes) if how == "tmpfs" else contextlib.nullcontext(folder)

@@ -5,12 +5,10 @@ destination and the space, staging and the export index are removed, and the pre
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import resource
 import shutil
-import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,7 +18,7 @@ from notion_sync.control import start_export
 from notion_sync.emulator.process import EmulatorProcess
 from notion_sync.models import ExportInput, ExportOptions
 from notion_sync.snapshot import current_snapshot
-from tests.chaos.harness import assert_failed_cleanly, assert_same_snapshot, record_recovery
+from tests.chaos.harness import assert_failed_cleanly, assert_same_snapshot, disk_for, record_recovery
 from tests.chaos.test_workers import reaped, spawn_worker, wait_for_poller
 from tests.export.harness import export_and_wait, running_worker, worker_settings
 
@@ -34,25 +32,6 @@ FREE_MB = 2
 FILE_LIMIT_MB = 4
 OPTIONS = ExportOptions(batch_size=5, max_parallel_batches=2, full_refresh=True)
 CLEAR_FAILURE_S = 60
-
-
-@contextlib.contextmanager
-def small_disk(folder: Path) -> Iterator[Path]:
-    """A tmpfs of TMPFS_MB at `folder`; the test is skipped where mounting is not allowed (not root):
-    the rlimit variant covers that case."""
-    folder.mkdir(parents=True)
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={TMPFS_MB}m", "tmpfs", str(folder)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.strip()}); the rlimit variant runs")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", "--lazy", str(folder)], check=False)
 
 
 def leave_free(folder: Path, megabytes: int) -> Path:
@@ -77,7 +56,7 @@ async def test_destination_disk_full_mid_export_fails_cleanly_and_keeps_current(
     how: str, temporal_client: Client, temporal_server: object, tmp_path: Path
 ) -> None:
     address = temporal_server.address  # type: ignore[attr-defined]
-    disk = small_disk(tmp_path / "disk") if how == "tmpfs" else contextlib.nullcontext(tmp_path / "disk")
+    disk = disk_for(how, tmp_path / "disk", TMPFS_MB)
     with disk as folder, EmulatorProcess(pages=40, seed=173, latency_ms=5) as emulator:
         destination = folder / "backup"
         settings = worker_settings(emulator, tmp_path / "state")

@@ -13,7 +13,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -29,6 +29,7 @@ from notion_sync.settings import Settings
 from tests.chaos.harness import (
     assert_failed_cleanly,
     assert_same_snapshot,
+    disk_for,
     export_undisturbed,
     progress_now,
     record_recovery,
@@ -127,24 +128,6 @@ async def test_temporal_killed_and_restarted_mid_export_finishes_identical(tmp_p
     assert_same_snapshot(disturbed, reference)
 
 
-@contextlib.contextmanager
-def small_disk(folder: Path) -> Iterator[Path]:
-    """A tmpfs of TMPFS_MB at `folder`; the test is skipped where mounting is not allowed."""
-    folder.mkdir(parents=True)
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={TMPFS_MB}m", "tmpfs", str(folder)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.strip()}); the rlimit variant runs")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", "--lazy", str(folder)], check=False)
-
-
 def fill(folder: Path) -> Path:
     """Writes a file into `folder` until its file system is full; returns it (delete it to free)."""
     filler = folder / "filler"
@@ -191,7 +174,7 @@ async def test_temporal_database_disk_full_mid_export(how: str, tmp_path: Path) 
     """The server's SQLite file cannot grow for a while. Whatever the server does meanwhile (fail its
     requests, or exit: then it is started again on the same file once the disk has room), the
     export ends complete and identical, or failed cleanly; `current` never names a broken snapshot."""
-    disk = small_disk(tmp_path / "disk") if how == "tmpfs" else contextlib.nullcontext(tmp_path / "disk")
+    disk = disk_for(how, tmp_path / "disk", TMPFS_MB)
     with disk as state:
         async with own_server(state / "temporal") as (server, client):
             with EmulatorProcess(pages=PAGES, seed=44, latency_ms=20) as emulator:
