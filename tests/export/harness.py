@@ -85,13 +85,19 @@ def worker_env(settings: Settings, temporal_address: str) -> dict[str, str]:
 
 @contextlib.contextmanager
 def worker_process(
-    settings: Settings, temporal_address: str, output: IO[bytes] | None = None, module: str | None = None
+    settings: Settings,
+    temporal_address: str,
+    output: IO[bytes] | None = None,
+    module: str | None = None,
+    root: Path = REPO,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """A worker in its own process (`python worker.py`, or `python -m MODULE`), killed on exit."""
+    """A worker in its own process (`python worker.py` of the code under `root`, or `python -m
+    MODULE`), with `extra_env` on top of the settings' environment, killed on exit."""
     process = subprocess.Popen(
-        [sys.executable, "-m", module] if module else [sys.executable, str(REPO / "worker.py")],
-        env=worker_env(settings, temporal_address),
-        cwd=REPO,
+        [sys.executable, "-m", module] if module else [sys.executable, str(root / "worker.py")],
+        env=worker_env(settings, temporal_address) | (extra_env or {}),
+        cwd=root,
         stdout=output,
         stderr=subprocess.STDOUT if output is not None else None,
     )

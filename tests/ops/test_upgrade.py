@@ -16,7 +16,6 @@ import json
 import shutil
 import signal
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,7 +38,7 @@ from tests.export.harness import (
     running_worker,
     snapshot_files,
     wait_for,
-    worker_env,
+    worker_process,
     worker_settings,
 )
 from workflows.export import ExportWorkflow
@@ -80,18 +79,12 @@ def build_worker_process(
     settings: Settings, address: str, root: Path, deployment: str, build_id: str, log: Path
 ) -> Iterator[subprocess.Popen[bytes]]:
     """`python worker.py` of the code under `root`, as build `build_id` of `deployment`."""
-    env = worker_env(settings, address)
-    env.update(NOTION_SYNC_DEPLOYMENT_NAME=deployment, NOTION_SYNC_BUILD_ID=build_id)
-    with log.open("ab") as output:
-        process = subprocess.Popen(
-            [sys.executable, str(root / "worker.py")], env=env, cwd=root, stdout=output, stderr=output
-        )
-    try:
+    build = {"NOTION_SYNC_DEPLOYMENT_NAME": deployment, "NOTION_SYNC_BUILD_ID": build_id}
+    with (
+        log.open("ab") as output,
+        worker_process(settings, address, output, root=root, extra_env=build) as process,
+    ):
         yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
 
 
 async def wait_until_current(client: Client, deployment: str, build_id: str, timeout: float = 30) -> None:
