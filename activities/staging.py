@@ -183,7 +183,7 @@ class StagingActivities:
             removed = False
             if not retention.is_empty():
                 # Retention after the switch, so a retry finds the new snapshot current and keeps it.
-                removed = bool(_heartbeating(lambda: prune_snapshots(destination.root, retention)).removed)
+                removed = _heartbeating(lambda: _prune(destination, retention))
             browsable = self._settings.browsable_snapshots
             _heartbeating(lambda: _tidy_store(destination, browsable, collect=removed))
             return PublishResult(
@@ -209,7 +209,7 @@ class StagingActivities:
             raise ApplicationError(f"S3 publish failed: {error}", type="S3UploadFailed") from None
         # The mirror needs only the snapshot S3 serves now, for the next sync to reuse (removing the
         # one before, a folder per page, can outlast the heartbeat timeout).
-        _heartbeating(lambda: prune_snapshots(destination.root, RetentionPolicy(keep_last=1)))
+        _heartbeating(lambda: _prune(destination, RetentionPolicy(keep_last=1)))
         return PublishResult(
             snapshot_path=f"s3://{remote.location.bucket}/{remote.location.snapshot_prefix(request.snapshot)}",
             local_path=str(final),
@@ -284,6 +284,16 @@ def _intern(destination: LocalDestination, snapshot: Path, staged: bool) -> None
             snapshot,
             interned.unlinked + interned.damaged,
         )
+
+
+def _prune(destination: LocalDestination, retention: RetentionPolicy) -> bool:
+    """Retention under the store's lock (waited for as interning does); whether it removed any.
+    A store held past the wait (a long `gc` by hand) skips retention this time, not the publish."""
+    with _store_lock(ObjectStore(destination.root)) as held:
+        if not held:
+            activity.logger.warning("%s: store busy, retention left to the next run", destination.root)
+            return False
+        return bool(prune_snapshots(destination.root, retention).removed)
 
 
 def _delta_previous(remote: S3Destination, published: Path) -> None:

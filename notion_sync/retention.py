@@ -99,7 +99,8 @@ def plan_retention(
 def prune_snapshots(dest: str | Path, policy: RetentionPolicy) -> RetentionPlan:
     """Removes the snapshots of the folder destination `dest` that `policy` does not keep. The store
     objects only they linked stay until the store's garbage collection (`storage/objects.py`), which
-    callers run next."""
+    callers run next. Callers hold the store's lock (`ObjectStore.lock`/`try_lock`): packing, under
+    it, writes manifest deltas based on snapshots this removes."""
     root = Path(dest).expanduser().resolve()
     snapshots = {p.name: p for p in (root / SNAPSHOTS).glob("*") if p.is_dir() and not p.is_symlink()}
     current = current_snapshot(root)

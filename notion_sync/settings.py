@@ -88,9 +88,8 @@ class Settings(BaseSettings):
             try:
                 self.notion_token = SecretStr(self.notion_token_file.read_text().strip())
             except OSError as error:
-                raise ValueError(
-                    f"NOTION_TOKEN_FILE {self.notion_token_file} cannot be read: {error.strerror}"
-                ) from None
+                # Not the path itself: a token pasted there by mistake must not reach a terminal.
+                raise ValueError(f"NOTION_TOKEN_FILE cannot be read: {error.strerror}") from None
         return self
 
     def token(self) -> str:

@@ -255,8 +255,10 @@ def current_snapshot(root: Path) -> Path | None:
 # when it is written and each time it is read whole. Before a snapshot is deleted, each delta based on
 # it is made whole again (`release_base`).
 
-# Deltas based on deltas: a snapshot whose base's chain is this long keeps its manifest whole (each
-# level costs every line of a read a step), and a longer chain is damage, not a history.
+# Deltas based on deltas: each level costs every line of a read one step. A snapshot stays whole
+# when the snapshots just before it are this many deltas in a row, so no chain grows past it (every
+# older snapshot's chain ends at the next whole one); a chain longer than `_MAX_CHAIN` is damage.
+KEEP_WHOLE_EVERY = 50
 _MAX_CHAIN = 100
 
 
@@ -390,8 +392,8 @@ def build_manifest_delta(snapshot: Path, base: Path, out: Path) -> bool:
     whole = snapshot / MANIFEST
     if not whole.is_file() or base.parent != snapshot.parent or base.name <= snapshot.name:
         return False
-    if _chain_depth(base) >= _MAX_CHAIN - 1:
-        return False
+    if deltas_before(snapshot) >= KEEP_WHOLE_EVERY - 1:
+        return False  # it ends the chain of the deltas before it
     expected = file_digest(whole)
     header = ManifestDeltaHeader(base=base.name, manifest_sha256=expected[0], manifest_size=expected[1])
     with ExitStack() as stack, out.open("wb") as delta:
@@ -445,12 +447,17 @@ def _differences(name: str, ours: Iterator[bytes], theirs: Iterator[bytes]) -> I
             mine, other = next(ours, None), next(theirs, None)
 
 
-def _chain_depth(snapshot: Path) -> int:
-    """How many deltas lie between a snapshot's manifest and a whole one."""
-    depth = 0
-    while depth < _MAX_CHAIN and (base := delta_base(snapshot)) is not None:
-        snapshot, depth = snapshot.parent / base, depth + 1
-    return depth
+def deltas_before(snapshot: Path) -> int:
+    """How many of the snapshots just before `snapshot` (older siblings, newest first) keep a delta,
+    up to the first whole one: the chain that reads through `snapshot`."""
+    older = sorted((p.name for p in snapshot.parent.iterdir() if p.name < snapshot.name), reverse=True)
+    count = 0
+    for name in older:
+        folder = snapshot.parent / name
+        if (folder / MANIFEST).is_file() or not (folder / MANIFEST_DELTA).is_file():
+            break
+        count += 1
+    return count
 
 
 def delta_base(snapshot: Path) -> str | None:

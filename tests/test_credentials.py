@@ -95,7 +95,7 @@ def test_an_unnamed_token_is_named_after_its_identity() -> None:
             {"NOTION_SYNC_BUILD_ID": "b2"},
             "worker versioning needs both NOTION_SYNC_DEPLOYMENT_NAME and NOTION_SYNC_BUILD_ID",
         ),
-        ({"NOTION_TOKEN_FILE": "/nonexistent/token"}, "NOTION_TOKEN_FILE /nonexistent/token cannot be read"),
+        ({"NOTION_TOKEN_FILE": "/nonexistent/token"}, "NOTION_TOKEN_FILE cannot be read"),
     ],
 )
 @pytest.mark.parametrize("command", [["-m", "notion_sync", "worker"], ["worker.py"]])

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 import shutil
 from pathlib import Path
 
 import pytest
 
+from notion_sync import snapshot as snapshot_module
 from notion_sync.models import ManifestFile, ManifestHeader, ManifestObject
+from notion_sync.notion.signatures import without_signatures
 from notion_sync.snapshot import (
     MANIFEST,
     MANIFEST_DELTA,
@@ -115,3 +118,32 @@ def test_a_delta_is_only_written_against_a_newer_sibling(three: tuple[Path, Path
     (b / MANIFEST).unlink()
     with pytest.raises(ManifestUnreadable, match="not a newer sibling"), read_manifest(b) as (_h, entries):
         list(entries)
+
+
+def test_a_long_run_of_deltas_is_cut_by_a_whole_manifest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each day's snapshot becomes a delta against the next; every `KEEP_WHOLE_EVERY`th stays whole,
+    so no chain grows with the history (a year of daily snapshots stays readable)."""
+    monkeypatch.setattr(snapshot_module, "KEEP_WHOLE_EVERY", 3)
+    days = [
+        _snapshot(tmp_path, f"2026-01-{day:02}T00-00-00Z-0000", {"p1": day, "p2": 1}) for day in range(1, 9)
+    ]
+    expected = {folder: _objects(folder) for folder in days}
+    for older, newer in itertools.pairwise(days):  # as each publish packs the one before
+        write_manifest_delta(older, newer)
+    whole = [folder.name[8:10] for folder in days if (folder / MANIFEST).is_file()]
+    assert whole == ["03", "06", "08"]  # two deltas, then a whole one; the newest is whole
+    for folder in days:
+        assert _objects(folder) == expected[folder]
+
+
+def test_only_signed_file_urls_are_masked_a_links_query_is_content() -> None:
+    signed = {"type": "file", "file": {"url": "https://files.example/a.png?sig=1", "expiry_time": "t1"}}
+    resigned = {"type": "file", "file": {"url": "https://files.example/a.png?sig=2", "expiry_time": "t2"}}
+    page = {"cover": signed, "files": {"https://files.example/a.png?sig=1": "files/a.png"}}
+    again = {"cover": resigned, "files": {"https://files.example/a.png?sig=2": "files/a.png"}}
+    assert without_signatures(page) == without_signatures(again)
+    link = {"bookmark": {"url": "https://www.youtube.com/watch?v=OLD"}}
+    edited = {"bookmark": {"url": "https://www.youtube.com/watch?v=NEW"}}
+    assert without_signatures(link) != without_signatures(edited)

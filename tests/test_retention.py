@@ -20,6 +20,7 @@ from notion_sync.models import (
 )
 from notion_sync.retention import plan_retention
 from notion_sync.snapshot import REPORT, SNAPSHOTS, snapshot_name
+from notion_sync.storage.objects import ObjectStore
 
 
 def _name(day: date, hour: int) -> str:
@@ -153,6 +154,13 @@ def test_prune_keeps_the_newest_of_the_last_days_on_a_folder(tmp_path: Path) -> 
     assert f"kept (--keep-daily 2): {names[6]}, {names[3]}" in result.output
     assert f"kept (current): {names[6]}" in result.output
     assert f"kept (newest that passed the shrink guard): {names[5]}" in result.output
+
+    # While the store is held (a `gc` packing, which writes deltas based on what prune removes):
+    # refused, nothing removed.
+    with ObjectStore(root).try_lock():
+        busy = CliRunner().invoke(app, ["prune", str(root), "--keep-daily", "1", "--keep", "2"])
+    assert busy.exit_code == 1 and "error:" in busy.output
+    assert sorted(p.name for p in (root / SNAPSHOTS).iterdir()) == kept
 
     again = CliRunner().invoke(app, ["prune", str(root), "--keep-daily", "1", "--keep", "2"])
     assert again.exit_code == 0, again.output

@@ -54,8 +54,10 @@ def main() -> None:
     code = 0
     try:
         app()
-    except ValidationError as error:  # the settings, from the environment
-        print(f"error: settings: {settings_problem(error)}", file=sys.stderr)
+    except ValidationError as error:
+        if error.title != "Settings":
+            raise
+        print(f"error: settings: {settings_problem(error)}", file=sys.stderr)  # from the environment
         code = 2
     except SystemExit as exit_:
         if isinstance(exit_.code, str):

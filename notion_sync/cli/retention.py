@@ -75,7 +75,12 @@ def prune_command(
         )
         raise typer.Exit(1)
     if remote is None:
-        plan = prune_snapshots(dest, policy)
+        try:
+            with ObjectStore(dest).try_lock():
+                plan = prune_snapshots(dest, policy)
+        except StoreBusy as error:
+            typer.echo(f"error: {error}", err=True)
+            raise typer.Exit(1) from None
         removed = [str(Path(dest) / SNAPSHOTS / name) for name in plan.removed]
     else:
         try:

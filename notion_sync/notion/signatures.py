@@ -8,16 +8,33 @@ from __future__ import annotations
 
 
 def without_signatures(value: object) -> object:
-    """A JSON value with every URL's query string (in keys too: the saved `files` map is keyed by
-    URL) and every `expiry_time` dropped."""
+    """A JSON value without what signing changes: every `expiry_time`, and the query string of each
+    signed file URL (a `url` beside an `expiry_time`, wherever else it appears: the saved `files` map
+    is keyed by it). Every other URL stays whole: a link's query is content."""
+    signed: set[str] = set()
+    _collect_signed(value, signed)
+    return _masked(value, signed)
+
+
+def _collect_signed(value: object, signed: set[str]) -> None:
+    if isinstance(value, dict):
+        url = value.get("url")
+        if "expiry_time" in value and isinstance(url, str):
+            signed.add(url)
+        for item in value.values():
+            _collect_signed(item, signed)
+    elif isinstance(value, list):
+        for item in value:
+            _collect_signed(item, signed)
+
+
+def _masked(value: object, signed: set[str]) -> object:
     if isinstance(value, dict):
         return {
-            without_signatures(key): without_signatures(item)
-            for key, item in value.items()
-            if key != "expiry_time"
+            _masked(key, signed): _masked(item, signed) for key, item in value.items() if key != "expiry_time"
         }
     if isinstance(value, list):
-        return [without_signatures(item) for item in value]
-    if isinstance(value, str) and value.startswith(("http://", "https://")):
+        return [_masked(item, signed) for item in value]
+    if isinstance(value, str) and value in signed:
         return value.partition("?")[0]
     return value

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from notion_sync.snapshot import (
+    KEEP_WHOLE_EVERY,
     MANIFEST,
     MANIFEST_DELTA,
     SNAPSHOTS,
@@ -162,6 +163,10 @@ def delta_previous(remote: S3Destination, mirror_snapshots: Path, published: str
     if not older or not (mirror_snapshots / published / MANIFEST).is_file():
         return False
     previous = mirror_snapshots / older[-1]
+    if (remote.current() or {}).get("snapshot") != published:
+        return False  # another run published since: the one it replaced is its business
+    if _deltas_before(remote, previous.name) >= KEEP_WHOLE_EVERY - 1:
+        return False  # it ends the chain of the deltas before it
     prefix = remote.location.snapshot_prefix(previous.name)
     head = remote.head(prefix + MANIFEST)
     if head is None or head.get("Metadata", {}).get("sha256") != file_digest(previous / MANIFEST)[0]:
@@ -175,6 +180,26 @@ def delta_previous(remote: S3Destination, mirror_snapshots: Path, published: str
         built.unlink(missing_ok=True)
     remote.client.delete_object(Bucket=remote.location.bucket, Key=prefix + MANIFEST)
     return True
+
+
+def _deltas_before(remote: S3Destination, name: str) -> int:
+    """How many of the snapshots just before `name` in S3 keep a delta, up to the first whole one
+    (one listing of the snapshots' own keys: a few per snapshot)."""
+    root = remote.location.key(SNAPSHOTS) + "/"
+    whole: set[str] = set()
+    delta: set[str] = set()
+    for item in remote.objects(root):
+        snapshot, _, file = str(item["Key"])[len(root) :].partition("/")
+        if file == MANIFEST:
+            whole.add(snapshot)
+        elif file == MANIFEST_DELTA:
+            delta.add(snapshot)
+    count = 0
+    for older in sorted((n for n in whole | delta if n < name), reverse=True):
+        if older in whole or older not in delta:
+            break
+        count += 1
+    return count
 
 
 def release_base(remote: S3Destination, name: str, snapshots: list[str]) -> None:

@@ -433,17 +433,20 @@ def collect_garbage(
             report.adopted = remote.adopt(heartbeat)
     with DigestSet() as referenced:
         names = remote.snapshots()
+        bases: dict[str, str] = {}
+        without_manifest: set[str] = set()
         for name in names:
             # A delta lists what differs from its base; the base, a kept snapshot, lists the rest.
             base = base_of(remote, name)
-            if base is not None and base not in names:
-                raise CollectionRefused(
-                    f"nothing deleted: snapshot {name}'s manifest is based on {base}, which is gone"
-                )
+            if base is not None:
+                bases[base] = name
             try:
                 with stored_objects(remote, name) as entries:
                     if entries is None:
-                        continue  # being published, or a dead run's leftovers: the grace period protects
+                        # Being published, or a dead run's leftovers (the grace period protects their
+                        # objects); unless a delta read here is based on it (checked below).
+                        without_manifest.add(name)
+                        continue
                     referenced.add_many(f.sha256 for entry in entries for f in entry.files)
             except (ManifestUnreadable, ValueError) as error:
                 raise CollectionRefused(
@@ -451,6 +454,13 @@ def collect_garbage(
                     "so what it references is unknown"
                 ) from None
             heartbeat()
+        # A base gone (or whole again and removed by a prune meanwhile): what the delta inherited
+        # from it was not read, so nothing may be deleted.
+        for base, name in bases.items():
+            if base not in names or base in without_manifest:
+                raise CollectionRefused(
+                    f"nothing deleted: snapshot {name}'s manifest is based on {base}, which has none now"
+                )
         doomed = _unreferenced(remote, referenced, grace_seconds, report, heartbeat)
         if dry_run:
             collections.deque(doomed, maxlen=0)  # counted, not deleted

@@ -17,6 +17,7 @@ from notion_sync.retention import RetentionPlan
 from notion_sync.snapshot import MANIFEST, MANIFEST_DELTA
 from notion_sync.storage import s3 as s3_destination
 from notion_sync.storage.s3_manifests import fetch_manifest
+from notion_sync.storage.s3_store import CollectionRefused
 from notion_sync.verify import verify
 from tests.export.harness import EmulatorAndWorker
 from tests.s3.conftest import S3Server
@@ -68,6 +69,13 @@ async def test_older_s3_snapshots_keep_a_delta_every_reader_rebuilds(
         assert (
             fetch_manifest(remote, name, tmp_path / name) and (tmp_path / name).read_bytes() == wholes[name]
         )
+    # A delta's base without a manifest (a prune removing it while this GC reads): nothing deleted.
+    middle = prefixes[names[1]] + MANIFEST_DELTA
+    kept = s3.get_object(Bucket=bucket, Key=middle)["Body"].read()
+    s3.delete_object(Bucket=bucket, Key=middle)
+    with pytest.raises(CollectionRefused, match="based on"):
+        remote.collect_garbage(grace_seconds=0)
+    s3.put_object(Bucket=bucket, Key=middle, Body=kept)
     remote.collect_garbage(grace_seconds=0)
     for name in names:
         result = verify(destination, snapshot=name)
