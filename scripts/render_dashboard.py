@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import html
 import json
 import math
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 DASHBOARD = REPO / "deploy" / "grafana" / "dashboards" / "notion-sync.json"
@@ -307,42 +306,6 @@ def render(prometheus_url: str, start: float, end: float, step: float, rate: str
     print(f"wrote {out}")
 
 
-class DemoPrometheus:
-    """Debian's Prometheus on a free loopback port, scraping one target every second."""
-
-    def __init__(self, target: str, folder: Path, port: int) -> None:
-        self.url = f"http://127.0.0.1:{port}"
-        config = folder / "prometheus.yml"
-        scrape = {"job_name": "notion-sync-worker", "static_configs": [{"targets": [target]}]}
-        config.write_text(yaml.safe_dump({"global": {"scrape_interval": "1s"}, "scrape_configs": [scrape]}))
-        binary = shutil.which("prometheus")
-        if binary is None:
-            raise DashboardError("the demo needs Prometheus: apt-get install -y prometheus")
-        argv = [
-            binary,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={folder / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ]
-        self._process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # nosec B603 # fixed argv
-        deadline = time.monotonic() + 30
-        while not self._ready():
-            if time.monotonic() > deadline or self._process.poll() is not None:
-                self.stop()
-                raise DashboardError("Prometheus did not become ready within 30 s")
-            time.sleep(0.2)
-
-    def _ready(self) -> bool:
-        try:
-            return httpx.get(self.url + "/-/ready", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def stop(self) -> None:
-        self._process.terminate()
-        self._process.wait(10)
-
-
 async def demo(out: Path, exports: int) -> None:
     """A worker on its own dev server exporting an emulated workspace that rate-limits and fails a
     little, a second workspace whose token is refused, and Prometheus scraping it all; then the render."""
@@ -356,7 +319,10 @@ async def demo(out: Path, exports: int) -> None:
     from notion_sync.models import ExportInput, ExportOptions
     from notion_sync.settings import Settings
     from notion_sync.workers import run_worker
-    from notion_sync.workspaces import WorkspaceCredential
+    from tests.ops.prometheus import PrometheusProcess, accepted_and_revoked
+
+    if shutil.which("prometheus") is None:
+        raise DashboardError("the demo needs Prometheus: apt-get install -y prometheus")
 
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
@@ -382,40 +348,38 @@ async def demo(out: Path, exports: int) -> None:
                         "metrics_port": free_port(),
                     }
                 )
-                credentials = {
-                    "acme": WorkspaceCredential(
-                        name="acme", token=SecretStr(emulator.token), base_url=emulator.base_url
-                    ),
-                    "revoked": WorkspaceCredential(
-                        name="revoked", token=SecretStr("ntn_revoked_token_0000"), base_url=emulator.base_url
-                    ),
-                }
                 client = await connect(
                     settings, server.address, runtime=observability.metrics_runtime(settings)
                 )
-                worker = asyncio.create_task(run_worker(settings, client, credentials))
-                prometheus = DemoPrometheus(f"127.0.0.1:{settings.metrics_port}", folder, free_port())
+                worker = asyncio.create_task(run_worker(settings, client, accepted_and_revoked(emulator)))
+                target = f"127.0.0.1:{settings.metrics_port}"
                 try:
-                    start = time.time()
-                    for number in range(exports):
-                        workspace = "revoked" if number == exports // 2 else "acme"
-                        request = ExportInput(
-                            destination=str(folder / f"backup-{number % 2}"),
-                            workspace=workspace,
-                            options=ExportOptions(),
-                        )
-                        handle = await start_export(client, settings, request)
+                    with contextlib.ExitStack() as stack:
                         try:
-                            await handle.result()
-                        except Exception as error:  # the refused token's export fails on purpose
-                            print(f"export {number} ({workspace}) failed: {type(error).__name__}")
-                        await asyncio.sleep(3)
-                    await asyncio.sleep(20)  # the gauges' next refresh and a few more scrapes
-                    end = time.time()
-                    # Playwright's sync API runs outside the event loop.
-                    await asyncio.to_thread(render, prometheus.url, start - 5, end, 2.0, "10s", out)
+                            prometheus = stack.enter_context(
+                                PrometheusProcess([target], [], folder / "prometheus")
+                            )
+                        except RuntimeError as error:  # it exited or never became ready; its log says why
+                            raise DashboardError(str(error)) from error
+                        start = time.time()
+                        for number in range(exports):
+                            workspace = "revoked" if number == exports // 2 else "acme"
+                            request = ExportInput(
+                                destination=str(folder / f"backup-{number % 2}"),
+                                workspace=workspace,
+                                options=ExportOptions(),
+                            )
+                            handle = await start_export(client, settings, request)
+                            try:
+                                await handle.result()
+                            except Exception as error:  # the refused token's export fails on purpose
+                                print(f"export {number} ({workspace}) failed: {type(error).__name__}")
+                            await asyncio.sleep(3)
+                        await asyncio.sleep(20)  # the gauges' next refresh and a few more scrapes
+                        end = time.time()
+                        # Playwright's sync API runs outside the event loop.
+                        await asyncio.to_thread(render, prometheus.url, start - 5, end, 2.0, "10s", out)
                 finally:
-                    prometheus.stop()
                     worker.cancel()
                     await asyncio.gather(worker, return_exceptions=True)
         finally:

@@ -1,5 +1,7 @@
 """A real Prometheus (Debian's `prometheus` package) for tests: scraping given targets every second,
-evaluating the rule files every second, on 127.0.0.1 with its storage in a temporary folder.
+evaluating the rule files every second, on 127.0.0.1 with its storage in a temporary folder; and the
+two workspaces whose exports give it something to alert on. scripts/render_dashboard.py's demo uses
+both.
 
 Tests that need the binaries fail with a clear message when they are missing (`.ci/run` installs
 them), unless NOTION_SYNC_SKIP_PROMETHEUS=1 says to skip them.
@@ -19,11 +21,27 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from pydantic import SecretStr
 
 from notion_sync.devserver import free_port
+from notion_sync.emulator.process import EmulatorProcess
+from notion_sync.workspaces import WorkspaceCredential
 
 SKIP_VARIABLE = "NOTION_SYNC_SKIP_PROMETHEUS"
 READY_WITHIN_S = 30.0
+# A token Notion (the emulator) does not know: what a revoked one looks like.
+REVOKED_TOKEN = "ntn_revoked_token_0000"
+
+
+def accepted_and_revoked(emulator: EmulatorProcess) -> dict[str, WorkspaceCredential]:
+    """Workspace "acme", whose token the emulator accepts, and "revoked", whose token it refuses (401):
+    an export of each makes both the success and the failure metrics."""
+    return {
+        "acme": WorkspaceCredential(name="acme", token=SecretStr(emulator.token), base_url=emulator.base_url),
+        "revoked": WorkspaceCredential(
+            name="revoked", token=SecretStr(REVOKED_TOKEN), base_url=emulator.base_url
+        ),
+    }
 
 
 def prometheus_binary(name: str) -> str:

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from pydantic import SecretStr
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
 from notion_sync import observability
@@ -23,9 +22,8 @@ from notion_sync.models import ExportInput, ExportOptions, ExportReport
 from notion_sync.settings import Settings
 from notion_sync.snapshot import CURRENT, read_report
 from notion_sync.workers import run_worker
-from notion_sync.workspaces import WorkspaceCredential
 from tests.export.harness import worker_settings
-from tests.ops.prometheus import PrometheusProcess
+from tests.ops.prometheus import PrometheusProcess, accepted_and_revoked
 from tests.ops.test_alert_rules import RULES
 from workflows.export import ExportWorkflow
 
@@ -55,19 +53,10 @@ async def test_prometheus_scrapes_a_worker_and_export_failed_fires(
         settings = worker_settings(
             emulator, tmp_path / "state", metrics_port=free_port(), requests_per_second=50.0, burst=10
         )
-        credentials = {
-            "acme": WorkspaceCredential(
-                name="acme", token=SecretStr(emulator.token), base_url=emulator.base_url
-            ),
-            # A token Notion (the emulator) does not know: what a revoked one looks like.
-            "revoked": WorkspaceCredential(
-                name="revoked", token=SecretStr("ntn_revoked_token_0000"), base_url=emulator.base_url
-            ),
-        }
         client = await connect(
             settings, temporal_server.address, runtime=observability.metrics_runtime(settings)
         )
-        worker = asyncio.create_task(run_worker(settings, client, credentials))
+        worker = asyncio.create_task(run_worker(settings, client, accepted_and_revoked(emulator)))
         target = f"127.0.0.1:{settings.metrics_port}"
         try:
             with PrometheusProcess([target], [RULES], tmp_path / "prometheus") as prometheus:
