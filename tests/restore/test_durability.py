@@ -7,6 +7,8 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,22 @@ def _counts(emulator: EmulatorProcess) -> dict[str, Any]:
     return {key: created[key] for key in COUNTED}
 
 
+async def _creating(target: EmulatorProcess, worker: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    """Waits until the target workspace holds more than it did when `worker` started."""
+
+    def made() -> int:
+        created = target.workspace_summary()["created"]
+        return int(created["pages"]) + int(created["blocks"])
+
+    before = made()
+    deadline = time.monotonic() + timeout
+    while made() == before and worker.poll() is None:
+        assert time.monotonic() < deadline, "the worker created nothing"
+        await asyncio.sleep(0.1)
+
+
+@pytest.mark.chaos  # about five minutes: in the chaos pass (`.ci/run`), beside the other kill scenarios
+@pytest.mark.timeout(900)
 async def test_worker_killed_repeatedly_mid_restore_creates_everything_once(
     temporal_client: Client, temporal_server: object, emulator_and_worker: EmulatorAndWorker, tmp_path: Path
 ) -> None:
@@ -71,8 +89,11 @@ async def test_worker_killed_repeatedly_mid_restore_creates_everything_once(
             RestoreWorkflow.run, request, id=f"restore-{uuid.uuid4().hex[:8]}", task_queue=settings.task_queue
         )
         kills = 0
-        for delay in (2.5, 4.0, 3.0, 3.5)[:KILLS]:
+        for delay in (0.5, 1.5, 1.0, 2.0)[:KILLS]:
             with worker_process(settings, address) as worker:
+                # Killed only once this worker is creating (a slow start would otherwise be killed
+                # before it took any work), a moment into it: mid-range, between sends and records.
+                await _creating(target, worker)
                 await asyncio.sleep(delay)
                 if worker.poll() is None:
                     os.kill(worker.pid, signal.SIGKILL)
