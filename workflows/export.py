@@ -57,6 +57,8 @@ TABLES_PER_ACTIVITY = 50
 # Runs started before workspaces ran their activities on the workflow's own queue, without identity,
 # shrink guard or outcome attributes; they replay as they ran.
 WORKSPACE_QUEUES = "workspace-queues"
+# Runs that check for a cancel a paused activity's late completion hid (`_raise_if_cancelled`).
+CANCEL_AFTER_PAUSE = "cancel-after-pause"
 
 
 class _Refused(Exception):
@@ -330,7 +332,7 @@ class ExportWorkflow:
                 self._start_batch(staging)
             if not self._in_flight:
                 if self._paused:
-                    await workflow.wait_condition(lambda: not self._paused)
+                    await self._resumed()
                     continue
                 await self._continue_as_new_if_due()
                 continue
@@ -394,10 +396,22 @@ class ExportWorkflow:
             state.tables_cursor = result.next_seq
             await self._continue_as_new_if_due()
 
+    async def _resumed(self) -> None:
+        """Waits while paused; a cancel ends the wait (see `_raise_if_cancelled`)."""
+        await workflow.wait_condition(lambda: not self._paused or workflow.cancellation_reason() is not None)
+        self._raise_if_cancelled()
+
+    def _raise_if_cancelled(self) -> None:
+        """A cancel that arrived while awaiting an activity a pause had already cancelled is lost if that
+        activity then finishes anyway (asyncio resumes the workflow with its result): the workflow would
+        wait paused for ever. So it checks for the server's cancel request itself."""
+        if workflow.cancellation_reason() is not None and workflow.patched(CANCEL_AFTER_PAUSE):
+            raise asyncio.CancelledError()
+
     async def _notion(self, activity: Any, arg: Any) -> Any:
         """Runs one Notion activity to completion, holding it back (and redoing it) across pauses."""
         while True:
-            await workflow.wait_condition(lambda: not self._paused)
+            await self._resumed()
             handle = workflow.start_activity_method(
                 activity,
                 arg,
@@ -416,6 +430,7 @@ class ExportWorkflow:
                 raise
             finally:
                 self._in_flight.pop(handle, None)
+            self._raise_if_cancelled()
             if isinstance(result, DiscoverResult):
                 self._state.counters.discovered += result.discovered
                 self._state.counters.api_requests += result.api_requests

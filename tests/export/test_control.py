@@ -13,7 +13,12 @@ from temporalio.client import Client, WorkflowFailureError
 from notion_sync.control import ExportAlreadyRunning, export_workflow_id, start_export
 from notion_sync.devserver import DevServer, temporal_binary
 from notion_sync.models import ExportInput, ExportOptions, Phase
-from tests.export.harness import EmulatorAndWorker, export_and_wait, snapshot_files, wait_for
+from tests.export.harness import (
+    EmulatorAndWorker,
+    export_and_wait,
+    snapshot_files,
+    wait_for,
+)
 from workflows.export import ExportWorkflow
 
 SMALL_BATCHES = ExportOptions(batch_size=5, max_parallel_batches=2)
@@ -81,6 +86,24 @@ async def test_cancel_compensates_and_keeps_the_previous_export(
     assert not state.exists() or not any(state.iterdir())
     reports = sorted((destination / ".notion-sync" / "reports").glob("*-cancelled.json"))
     assert reports, "a cancelled run leaves a report saying so"
+
+
+async def test_a_cancel_sent_while_paused_mid_activity_ends_the_export(
+    emulator_and_worker: EmulatorAndWorker, temporal_client: Client, destination: Path
+) -> None:
+    """Pause asks the running activity to stop; a cancel of the export follows while that activity
+    goes on (it has not looked for cancellation yet) and then completes. The export is cancelled all
+    the same, not left paused for ever."""
+    async with emulator_and_worker(pages=20, seed=5) as (emulator, settings):
+        emulator.configure(latency_ms=4000)  # the first activity, one request, takes 4 s
+        handle = await start_export(temporal_client, settings, ExportInput(destination=str(destination)))
+        await asyncio.sleep(1)
+        await handle.signal(ExportWorkflow.pause)
+        await asyncio.sleep(1)  # the pause is handled (the activity asked to stop) before the cancel
+        await handle.cancel()
+        with pytest.raises(WorkflowFailureError):
+            await asyncio.wait_for(handle.result(), timeout=60)
+    assert not (destination / "current").exists()
 
 
 async def test_second_start_for_the_same_destination_is_refused(
