@@ -224,14 +224,15 @@ class NotionGateway:
         malformed = 0
         rate_limited = 0
         answers_before = self._answers
-        # Once Notion is seen answering others, an object whose attempts ran out gets one more: they
-        # may all have fallen in an outage that just ended (its other requests answered only after).
+        # Once Notion is seen answering others during its last attempt (or a probe), an object whose
+        # attempts ran out gets one more: they may all have fallen in an outage that ended meanwhile.
         confirming = 0
         while True:
             waiting_since = time.monotonic()
             await self._budget.acquire(self._budget_waits)
             seen.budget_waited(time.monotonic() - waiting_since)
             self.beat()
+            attempt_answers = self._answers
             self.requests += 1
             try:
                 result = await request()
@@ -292,11 +293,15 @@ class NotionGateway:
                     object_id, cause, attempts, per_object, answers_before, ObjectMalformed
                 )
             if slow >= self.limits.object_attempts + confirming:
-                if not confirming and per_object and await self._answering(answers_before):
+                # Answers counted from the last attempt's start: ones from before an outage began
+                # say nothing about this object.
+                # Asked once: a second probe could catch the end of an outage the first one saw.
+                answering = per_object and await self._answering(attempt_answers)
+                if answering and not confirming:
                     confirming = 1
                 else:
                     raise await self._give_up(
-                        object_id, cause, attempts, per_object, answers_before, ObjectUnreachable
+                        object_id, cause, attempts, answering, attempt_answers, ObjectUnreachable
                     )
             if transient >= _MAX_TRANSIENT_ATTEMPTS:
                 # A 5xx storm is usually Notion's, and passes: the step is retried by Temporal (with

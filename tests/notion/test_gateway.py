@@ -218,9 +218,21 @@ async def test_timeouts_fail_one_object_when_notion_answers_others(backoff: list
         s.notion.script(ME_PATH, answer({"object": "user", "id": "bot"}))
         with pytest.raises(ObjectUnreachable) as raised:
             await s.gateway.page(PAGE_ID)
-        # Its attempts, then one more once Notion was seen answering (the probe), then it is blamed.
-        assert s.notion.hits(PAGE_PATH) == 3 and s.notion.hits(ME_PATH) == 1
+        # Its attempts, then one more once Notion was seen answering (a probe), then it is blamed
+        # (a second probe: still answering while this object is not).
+        assert s.notion.hits(PAGE_PATH) == 3 and s.notion.hits(ME_PATH) == 2
     assert f"no answer within {TIMEOUT_S:g} s (3 attempts)" in raised.value.reason
+
+
+async def test_timeouts_while_notion_answers_nothing_fail_the_step_not_the_object(backoff: list[int]) -> None:
+    """Every attempt, and the probe, time out: an outage, which Temporal retries as a whole step; no
+    page is blamed for it, even if Notion answers again just after the probe."""
+    async with scene(Limits(object_attempts=2)) as s:
+        s.notion.script(PAGE_PATH, silence(TIMEOUT_S * 2))
+        s.notion.script(ME_PATH, silence(TIMEOUT_S * 2), answer({"object": "user", "id": "bot"}))
+        with pytest.raises(NotionUnavailable):
+            await s.gateway.page(PAGE_ID)
+        assert s.notion.hits(PAGE_PATH) == 2 and s.notion.hits(ME_PATH) == 1
 
 
 async def test_an_object_whose_attempts_all_fell_in_an_outage_is_tried_again_not_blamed(
