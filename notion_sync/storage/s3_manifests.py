@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from notion_sync.models import ManifestDeltaHeader, ManifestObject
 from notion_sync.snapshot import (
     KEEP_WHOLE_EVERY,
     MANIFEST,
@@ -28,11 +29,11 @@ from notion_sync.snapshot import (
     delta_base,
     file_digest,
     manifest_lines,
+    read_manifest,
     stored_delta_objects,
 )
 
 if TYPE_CHECKING:
-    from notion_sync.models import ManifestObject
     from notion_sync.storage.s3 import S3Destination
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,12 @@ def _get(remote: S3Destination, key: str) -> Any | None:
 
 
 def _stream_to(answer: Any, target: Path) -> None:
-    with contextlib.closing(answer["Body"]) as body, target.open("wb") as out:
+    with target.open("wb") as out:
+        _copy_body(answer, out)
+
+
+def _copy_body(answer: Any, out: IO[bytes]) -> None:
+    with contextlib.closing(answer["Body"]) as body:
         for chunk in body.iter_chunks(1 << 20):
             out.write(chunk)
 
@@ -110,17 +116,13 @@ def stored_objects(remote: S3Destination, name: str) -> Iterator[Iterator[Manife
     """The objects snapshot `name`'s manifest holds as stored (all of a whole one; a delta's own
     lines), streamed from a temporary copy; None if it has no manifest. With `base_of`, garbage
     collection reads each snapshot once, never a delta's whole chain."""
-    from notion_sync.snapshot import read_manifest
-
     prefix = remote.location.snapshot_prefix(name)
     for file in (MANIFEST, MANIFEST_DELTA):
         answer = _get(remote, prefix + file)
         if answer is None:
             continue
         with tempfile.TemporaryFile() as copy:
-            with contextlib.closing(answer["Body"]) as body:
-                for chunk in body.iter_chunks(1 << 20):
-                    copy.write(chunk)
+            _copy_body(answer, copy)
             copy.seek(0)
             if file == MANIFEST:
                 with read_manifest(copy) as (_header, entries):
@@ -136,11 +138,12 @@ def base_of(remote: S3Destination, name: str) -> str | None:
     answer = _get(remote, remote.location.snapshot_prefix(name) + MANIFEST_DELTA)
     if answer is None:
         return None
-    with tempfile.TemporaryDirectory(prefix="notion-sync-delta-") as scratch:
-        folder = Path(scratch)
-        with contextlib.closing(answer["Body"]) as body:
-            (folder / MANIFEST_DELTA).write_bytes(_first_line(body))
-        return delta_base(folder)
+    with contextlib.closing(answer["Body"]) as body:
+        head = _first_line(body)
+    try:
+        return ManifestDeltaHeader.model_validate_json(head).base
+    except ValueError:
+        return None  # as `snapshot.delta_base`: reading the delta itself then says what is wrong
 
 
 def _first_line(body: IO[bytes]) -> bytes:
